@@ -1,0 +1,293 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+
+namespace ChatUpstream;
+
+/// <summary>
+/// An emulator of the c010 chat route (POST and GET <c>/api/v/{agentId}/{sessionId}</c>) and a
+/// few pass-through paths, following <c>c010-contract.md</c>.
+/// </summary>
+public static class EmulatorApp
+{
+    public const string ScenarioHeader = "x-emulator-scenario";
+
+    public static WebApplication Create(string[] args, Action<EmulatorOptions>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        builder.Services.AddOptions<EmulatorOptions>().BindConfiguration("Emulator");
+        if (configure is not null)
+        {
+            builder.Services.PostConfigure(configure);
+        }
+
+        builder.Services.AddSingleton<EmulatorJournal>();
+        builder.Services.TryAddTimeProvider();
+        // The route checks the contract's limit itself, so that it can answer with its own error body.
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 16 * 1024 * 1024);
+
+        var app = builder.Build();
+        app.MapPost("/api/v/{agentId}/{sessionId}", PostChatAsync);
+        app.MapGet("/api/v/{agentId}/{sessionId}", GetResume);
+        app.MapPost("/api/v/{**rest}", InvalidPath);
+        app.MapGet("/", () => Results.Content("<!doctype html><html><head><title>c010</title></head><body><h1>c010 chat (emulator)</h1></body></html>", "text/html; charset=utf-8"));
+        app.MapMethods("/api/trpc/{**procedure}", ["GET", "POST"], Echo);
+        app.MapMethods("/__emulator/echo/{**path}", ["GET", "POST", "PUT", "DELETE", "PATCH"], Echo);
+        app.MapPost("/__emulator/release/{messageId}", (string messageId, EmulatorJournal journal) =>
+        {
+            if (journal.Find(messageId) is not { } record)
+            {
+                return Results.NotFound();
+            }
+
+            record.ReleaseGate();
+            return Results.NoContent();
+        });
+        return app;
+    }
+
+    private static void TryAddTimeProvider(this IServiceCollection services)
+    {
+        if (!services.Any(d => d.ServiceType == typeof(TimeProvider)))
+        {
+            services.AddSingleton(TimeProvider.System);
+        }
+    }
+
+    private static async Task PostChatAsync(HttpContext context, string agentId, string sessionId, EmulatorJournal journal, IOptions<EmulatorOptions> options, TimeProvider time)
+    {
+        var o = options.Value;
+        var request = context.Request;
+        var messageId = NewId();
+        var requestId = Guid.NewGuid().ToString();
+        var info = new RequestInfo(requestId, sessionId, ResourceId(request, sessionId), Timestamp(time));
+        var response = context.Response;
+        response.Headers["x-request-id"] = requestId;
+        response.Headers["x-session-id"] = sessionId;
+        response.Headers["x-agent-id"] = agentId;
+        response.Headers["x-message-id"] = messageId;
+
+        if (agentId != "c010")
+        {
+            await ErrorAsync(context, 400, ErrorShapes.Guard(info, "INVALID_REQUEST", "Invalid request", $"Unknown agent '{agentId}'.", 400, "INVALID_AGENT"));
+            return;
+        }
+
+        var (text, failure) = await ReadUserTextAsync(request, o.MaxRequestBodyBytes, context.RequestAborted);
+        if (failure is { } f)
+        {
+            await ErrorAsync(context, f.Status, ErrorShapes.Guard(info, f.Type, f.Title, f.Message, f.Status, f.Code));
+            return;
+        }
+
+        var defaults = new Scenario { PaceMs = o.DefaultPaceMs, Deltas = o.DefaultDeltas };
+        var scenarioText = request.Headers[ScenarioHeader].ToString() + "\n" + text;
+        var scenario = Scenario.Parse(scenarioText, defaults, out var scenarioError);
+        if (scenarioError is not null)
+        {
+            await ErrorAsync(context, 400, ErrorShapes.Guard(info, "INVALID_REQUEST", "Invalid request", scenarioError, 400, "INVALID_SCENARIO"));
+            return;
+        }
+
+        if (scenario.ErrorBody is { } kind)
+        {
+            var (status, body) = ErrorShapes.Create(kind, info);
+            await ErrorAsync(context, status, body);
+            return;
+        }
+
+        var frames = AnswerScript.Build(scenario, messageId, info);
+        var headers = request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
+        var record = new AnswerRecord(messageId, sessionId, headers, frames.Count);
+        journal.Add(record);
+
+        response.StatusCode = 200;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers.Connection = "keep-alive";
+        response.Headers.ContentEncoding = "none";
+        response.Headers["x-vercel-ai-ui-message-stream"] = "v1";
+        response.Headers["x-accel-buffering"] = "no";
+        response.Headers.SetCookie = $"c010_last_session={sessionId}; Path=/; HttpOnly; SameSite=Lax";
+        record.End(await StreamAsync(context, scenario, frames, record, info, journal.RecordBodies, o, time));
+    }
+
+    private static async Task<AnswerStatus> StreamAsync(HttpContext context, Scenario s, List<byte[]> frames, AnswerRecord record, RequestInfo info, bool recordBodies, EmulatorOptions o, TimeProvider time)
+    {
+        var aborted = context.RequestAborted;
+        var body = context.Response.Body;
+        try
+        {
+            await context.Response.StartAsync(aborted);
+            for (var i = 0; i < frames.Count; i++)
+            {
+                if (i > 0 && s.PaceMs > 0)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(s.PaceMs), time, aborted);
+                }
+
+                if (i == s.DropAfter)
+                {
+                    context.Abort();
+                    return AnswerStatus.Dropped;
+                }
+
+                if (i == s.StallAfter)
+                {
+                    record.MarkStalled();
+                    await Task.Delay(o.StallLimit, time, aborted);
+                    return AnswerStatus.StalledThenAbandoned;
+                }
+
+                if (i == s.EndAfter)
+                {
+                    return AnswerStatus.EndedEarly;
+                }
+
+                if (i == s.GateAfter)
+                {
+                    await record.WaitAtGateAsync(aborted);
+                }
+
+                if (i == s.StreamErrorAfter)
+                {
+                    await WriteAsync(body, AnswerScript.StreamError(record.MessageId, info, s.Crlf), s.ChunkBytes, record, recordBodies, aborted);
+                    await WriteAsync(body, AnswerScript.Done(s.Crlf), s.ChunkBytes, record, recordBodies, aborted);
+                    return AnswerStatus.EndedEarly;
+                }
+
+                await WriteAsync(body, frames[i], s.ChunkBytes, record, recordBodies, aborted);
+            }
+
+            return AnswerStatus.Completed;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            return s.StallAfter is not null && record.FramesSent >= s.StallAfter ? AnswerStatus.StalledThenAbandoned : AnswerStatus.ReaderGone;
+        }
+    }
+
+    private static async Task WriteAsync(Stream body, byte[] frame, int chunkBytes, AnswerRecord record, bool recordBodies, CancellationToken token)
+    {
+        record.FrameSent(frame, recordBodies);
+        if (chunkBytes <= 0)
+        {
+            await body.WriteAsync(frame, token);
+            await body.FlushAsync(token);
+        }
+        else
+        {
+            for (var offset = 0; offset < frame.Length; offset += chunkBytes)
+            {
+                await body.WriteAsync(frame.AsMemory(offset, Math.Min(chunkBytes, frame.Length - offset)), token);
+                await body.FlushAsync(token);
+            }
+        }
+
+        record.FrameCompleted();
+    }
+
+    /// <summary>Resume as the service does it with nothing to resume: 204 with only Cache-Control.</summary>
+    private static IResult GetResume(HttpContext context)
+    {
+        context.Response.Headers.CacheControl = "no-cache";
+        return Results.StatusCode(204);
+    }
+
+    private static async Task InvalidPath(HttpContext context, TimeProvider time)
+    {
+        var info = new RequestInfo(Guid.NewGuid().ToString(), string.Empty, string.Empty, Timestamp(time));
+        await ErrorAsync(context, 400, ErrorShapes.Guard(info, "INVALID_REQUEST", "Invalid request", "Invalid path: expected /api/v/{agentId}/{sessionId}.", 400, "INVALID_PATH"));
+    }
+
+    private static IResult Echo(HttpContext context, EmulatorJournal journal)
+    {
+        var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
+        journal.OtherRequests.Enqueue((context.Request.Method, context.Request.Path.Value ?? "/", headers));
+        return Results.Json(new { method = context.Request.Method, path = context.Request.Path.Value, query = context.Request.QueryString.Value, headers });
+    }
+
+    private static async Task ErrorAsync(HttpContext context, int status, string json)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(json, context.RequestAborted);
+    }
+
+    private sealed record BodyFailure(int Status, string Type, string Title, string Message, string Code);
+
+    private static async Task<(string? Text, BodyFailure? Failure)> ReadUserTextAsync(HttpRequest request, long limit, CancellationToken token)
+    {
+        if (request.ContentLength > limit)
+        {
+            return (null, TooLarge(limit));
+        }
+
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, token)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+            if (buffer.Length > limit)
+            {
+                return (null, TooLarge(limit));
+            }
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(buffer.ToArray());
+            if (!document.RootElement.TryGetProperty("messages", out var messages) || messages.ValueKind != JsonValueKind.Array || messages.GetArrayLength() == 0)
+            {
+                return (null, Invalid("The request must contain at least one message."));
+            }
+
+            var last = messages[messages.GetArrayLength() - 1];
+            if (!last.TryGetProperty("role", out var role) || role.GetString() != "user")
+            {
+                return (null, Invalid("The last message must be from the user."));
+            }
+
+            var text = new StringBuilder();
+            if (last.TryGetProperty("parts", out var parts) && parts.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var part in parts.EnumerateArray())
+                {
+                    if (part.TryGetProperty("type", out var type) && type.GetString() == "text" && part.TryGetProperty("text", out var t))
+                    {
+                        text.Append(t.GetString()).Append('\n');
+                    }
+                }
+            }
+
+            return (text.ToString(), null);
+        }
+        catch (JsonException)
+        {
+            return (null, Invalid("The request body is not valid JSON."));
+        }
+
+        static BodyFailure TooLarge(long limit) => new(413, "PAYLOAD_TOO_LARGE", "Payload too large", $"The request body exceeds {limit} bytes.", "PAYLOAD_TOO_LARGE");
+        static BodyFailure Invalid(string message) => new(400, "INVALID_REQUEST", "Invalid request", message, "INVALID_BODY");
+    }
+
+    private static string ResourceId(HttpRequest request, string sessionId)
+    {
+        var credential = request.Headers.Authorization.ToString() is { Length: > 7 } auth && auth.StartsWith("Bearer ", StringComparison.Ordinal)
+            ? auth[7..]
+            : request.Cookies["__session"];
+        return credential is null ? $"anon_{sessionId}" : "user_" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(credential)))[..16];
+    }
+
+    private static string NewId()
+    {
+        const string alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        return RandomNumberGenerator.GetString(alphabet, 16);
+    }
+
+    private static string Timestamp(TimeProvider time) =>
+        time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+}

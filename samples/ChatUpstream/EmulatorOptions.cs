@@ -1,0 +1,17 @@
+namespace ChatUpstream;
+
+/// <summary>Emulator settings (section <c>Emulator</c>).</summary>
+public sealed class EmulatorOptions
+{
+    /// <summary>Delay between parts when the scenario names no <c>pace</c>.</summary>
+    public int DefaultPaceMs { get; set; } = 20;
+
+    /// <summary>Text deltas per answer when the scenario names no <c>deltas</c>.</summary>
+    public int DefaultDeltas { get; set; } = 12;
+
+    /// <summary>The longest a <c>stall</c> scenario keeps its connection open.</summary>
+    public TimeSpan StallLimit { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The contract's request body limit.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 1_000_000;
+}

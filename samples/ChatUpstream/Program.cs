@@ -1,0 +1,4 @@
+using ChatUpstream;
+
+var app = EmulatorApp.Create(args);
+app.Run();

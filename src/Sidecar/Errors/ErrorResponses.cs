@@ -1,0 +1,19 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace Sidecar.Errors;
+
+/// <summary>Writes typed JSON error responses.</summary>
+internal static class ErrorResponses
+{
+    /// <summary>Replaces whatever the response holds (it must not have started) with <paramref name="body"/>.</summary>
+    public static Task WriteAsync(HttpContext context, ErrorBody body)
+    {
+        var response = context.Response;
+        response.Clear();
+        response.StatusCode = body.StatusCode;
+        response.ContentType = "application/json";
+        response.Headers.CacheControl = "no-store";
+        return JsonSerializer.SerializeAsync(response.Body, body, ErrorJsonContext.Default.ErrorBody, context.RequestAborted);
+    }
+}

@@ -1,0 +1,50 @@
+using System.Net;
+using Sidecar.Streams;
+using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+namespace Sidecar.Proxy;
+
+/// <summary>
+/// A response transform on every route that, for chat-route requests answered with an event
+/// stream, takes the body away from YARP and hands it to a <see cref="StreamPump"/>.
+/// </summary>
+/// <remarks>
+/// YARP disposes the upstream response (and the content it holds) when the body is suppressed, so
+/// the content is detached first. YARP has already copied the headers; Content-Length is removed
+/// because the sidecar may add bytes (heartbeats) and Kestrel re-chunks the body.
+/// </remarks>
+internal sealed class ChatStreamTransform(StreamPumps pumps) : ITransformProvider
+{
+    public void ValidateRoute(TransformRouteValidationContext context)
+    {
+    }
+
+    public void ValidateCluster(TransformClusterValidationContext context)
+    {
+    }
+
+    public void Apply(TransformBuilderContext context) => context.AddResponseTransform(TakeOverEventStreamAsync);
+
+    private async ValueTask TakeOverEventStreamAsync(ResponseTransformContext context)
+    {
+        if (context.ProxyResponse is not { StatusCode: HttpStatusCode.OK } upstream
+            || context.HttpContext.Features.Get<ChatExchange>() is not { } exchange
+            || !IsEventStream(upstream.Content.Headers.ContentType?.MediaType))
+        {
+            return;
+        }
+
+        var content = upstream.Content;
+        var body = await content.ReadAsStreamAsync(context.CancellationToken);
+        upstream.Content = new ByteArrayContent([]);
+        context.SuppressResponseBody = true;
+        context.HttpContext.Response.Headers.ContentLength = null;
+
+        var messageId = upstream.Headers.TryGetValues("x-message-id", out var values) ? values.FirstOrDefault() : null;
+        exchange.Pump = pumps.Start(exchange, body, content, messageId);
+    }
+
+    private static bool IsEventStream(string? mediaType) =>
+        string.Equals(mediaType, "text/event-stream", StringComparison.OrdinalIgnoreCase);
+}

@@ -1,0 +1,144 @@
+using System.Text.Json;
+
+namespace Sidecar.Sse;
+
+/// <summary>The part types of the UI message stream that the sidecar acts on.</summary>
+internal enum UiPartType
+{
+    /// <summary>The event carries no data (a comment or a blank line).</summary>
+    None,
+
+    /// <summary>The <c>[DONE]</c> marker.</summary>
+    Done,
+
+    /// <summary>Data that is not a JSON object with a string <c>type</c>.</summary>
+    Invalid,
+
+    /// <summary>A valid part of a type the sidecar only forwards.</summary>
+    Other,
+
+    Start,
+    Finish,
+    Error,
+    Abort,
+    TextDelta,
+    DataClear,
+    DataFinish,
+    DataPersistence,
+}
+
+/// <summary>The sniffed identity of one part: its type and, for <c>start</c>, the message id.</summary>
+internal readonly record struct UiPart(UiPartType Type, string? MessageId = null)
+{
+    public static readonly UiPart None = new(UiPartType.None);
+
+    /// <summary>
+    /// Reads the top-level <c>type</c> (and <c>messageId</c> of a <c>start</c> part) from a part's JSON,
+    /// checking that the whole part is well-formed JSON without materialising it.
+    /// </summary>
+    public static UiPart Sniff(ReadOnlySpan<byte> data)
+    {
+        if (data.SequenceEqual(SseBytes.Done))
+        {
+            return new UiPart(UiPartType.Done);
+        }
+
+        try
+        {
+            var reader = new Utf8JsonReader(data, new JsonReaderOptions { MaxDepth = 256 });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return new UiPart(UiPartType.Invalid);
+            }
+
+            UiPartType? type = null;
+            string? messageId = null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("type"u8))
+                {
+                    if (!reader.Read() || reader.TokenType != JsonTokenType.String)
+                    {
+                        return new UiPart(UiPartType.Invalid);
+                    }
+
+                    type = Classify(ref reader);
+                }
+                else if (reader.ValueTextEquals("messageId"u8))
+                {
+                    reader.Read();
+                    messageId = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                    reader.Skip();
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            // The whole part is checked: the client's parser rejects truncated JSON, so must we.
+            if (type is null || reader.TokenType != JsonTokenType.EndObject || reader.Read())
+            {
+                return new UiPart(UiPartType.Invalid);
+            }
+
+            return new UiPart(type.Value, type == UiPartType.Start ? messageId : null);
+        }
+        catch (JsonException)
+        {
+            return new UiPart(UiPartType.Invalid);
+        }
+    }
+
+    private static UiPartType Classify(ref Utf8JsonReader reader)
+    {
+        if (reader.ValueTextEquals("text-delta"u8))
+        {
+            return UiPartType.TextDelta;
+        }
+
+        if (reader.ValueTextEquals("start"u8))
+        {
+            return UiPartType.Start;
+        }
+
+        if (reader.ValueTextEquals("finish"u8))
+        {
+            return UiPartType.Finish;
+        }
+
+        if (reader.ValueTextEquals("error"u8))
+        {
+            return UiPartType.Error;
+        }
+
+        if (reader.ValueTextEquals("abort"u8))
+        {
+            return UiPartType.Abort;
+        }
+
+        if (reader.ValueTextEquals("data-clear"u8))
+        {
+            return UiPartType.DataClear;
+        }
+
+        if (reader.ValueTextEquals("data-finish"u8))
+        {
+            return UiPartType.DataFinish;
+        }
+
+        if (reader.ValueTextEquals("data-persistence"u8))
+        {
+            return UiPartType.DataPersistence;
+        }
+
+        return UiPartType.Other;
+    }
+
+    public override string ToString() => Type switch
+    {
+        UiPartType.Start => $"start({MessageId})",
+        _ => Type.ToString(),
+    };
+}
