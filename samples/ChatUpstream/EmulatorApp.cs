@@ -128,6 +128,11 @@ public static class EmulatorApp
                     await Task.Delay(TimeSpan.FromMilliseconds(s.PaceMs), time, aborted);
                 }
 
+                if (i == s.GateAfter)
+                {
+                    await record.WaitAtGateAsync(aborted);
+                }
+
                 if (i == s.DropAfter)
                 {
                     context.Abort();
@@ -144,11 +149,6 @@ public static class EmulatorApp
                 if (i == s.EndAfter)
                 {
                     return AnswerStatus.EndedEarly;
-                }
-
-                if (i == s.GateAfter)
-                {
-                    await record.WaitAtGateAsync(aborted);
                 }
 
                 if (i == s.StreamErrorAfter)

@@ -59,6 +59,11 @@ public sealed class SidecarServer : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(config);
         builder.Logging.ClearProviders();
+        if (Environment.GetEnvironmentVariable("SIDECAR_TEST_LOGS") == "1")
+        {
+            builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Debug);
+        }
+
         builder.Services.AddSidecar(builder.Configuration);
         if (time is not null)
         {

@@ -31,8 +31,7 @@ internal sealed class UpstreamErrorMiddleware(
             ForwarderError.RequestTimedOut => SidecarError.UpstreamTimeout,
             ForwarderError.Request or ForwarderError.NoAvailableDestinations or ForwarderError.ResponseHeaders
                 or ForwarderError.RequestBodyDestination => SidecarError.UpstreamUnavailable,
-            ForwarderError.RequestBodyClient when failure.Exception is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge }
-                => SidecarError.RequestTooLarge,
+            ForwarderError.RequestBodyClient when IsBodyTooLarge(failure.Exception) => SidecarError.RequestTooLarge,
             ForwarderError.RequestBodyClient => SidecarError.BadRequestBody,
             // The client went away: nobody to answer.
             _ => null,
@@ -49,4 +48,13 @@ internal sealed class UpstreamErrorMiddleware(
         Log.UpstreamFailedBeforeHeaders(logger, body.ErrorCode!, failure.Error.ToString(), failure.Exception?.GetType().Name, body.StatusCode);
         await ErrorResponses.WriteAsync(context, body);
     }
+
+    /// <summary>Kestrel's "request body too large", however deep YARP's copy wrapped it.</summary>
+    private static bool IsBodyTooLarge(Exception? exception) => exception switch
+    {
+        null => false,
+        BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => true,
+        AggregateException aggregate => aggregate.InnerExceptions.Any(IsBodyTooLarge),
+        _ => IsBodyTooLarge(exception.InnerException),
+    };
 }

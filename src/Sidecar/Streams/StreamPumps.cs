@@ -24,6 +24,9 @@ internal sealed class StreamPumps(
 
     public int ActiveCount => _active.Count;
 
+    /// <summary>The pumps running now.</summary>
+    public IEnumerable<StreamPump> Active => _active.Keys;
+
     /// <summary>Whether the host has begun shutting down.</summary>
     public bool IsStopping => _stopping;
 
