@@ -1,0 +1,100 @@
+using ChatUpstream;
+using Microsoft.Extensions.Time.Testing;
+using Sidecar.Streams;
+using Sidecar.Tests.Common;
+
+namespace Sidecar.Tests.Streams;
+
+/// <summary>Heartbeats, the idle timeout and the duration limit, driven by a fake clock.</summary>
+public class StreamTimingTests : IAsyncLifetime
+{
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 24, 12, 0, 0, TimeSpan.Zero));
+    private EmulatorServer _emulator = null!;
+    private SidecarServer _sidecar = null!;
+
+    public async Task InitializeAsync()
+    {
+        _emulator = await EmulatorServer.StartAsync();
+        _sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Streams:HeartbeatInterval"] = "00:00:15",
+            ["Sidecar:Streams:UpstreamIdleTimeout"] = "00:01:00",
+            ["Sidecar:Streams:MaxDuration"] = "00:05:00",
+        }, _time);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _sidecar.DisposeAsync();
+        await _emulator.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task QuietStream_GetsHeartbeatComments_AndOtherwiseTheUpstreamBytes()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario gate:1"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var reader = new TestEventReader(await response.Content.ReadAsStreamAsync());
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        Assert.StartsWith("data: {\"type\":\"start\"", await reader.NextAsync());
+        await record.GateReached.DefaultTimeout();
+
+        // The first tick finds the start event just written; the second finds a quiet stream.
+        _time.Advance(TimeSpan.FromSeconds(15));
+        _time.Advance(TimeSpan.FromSeconds(15));
+        Assert.Equal(": keep-alive", await reader.NextAsync());
+        _time.Advance(TimeSpan.FromSeconds(15));
+        Assert.Equal(": keep-alive", await reader.NextAsync());
+
+        record.ReleaseGate();
+        var body = Chat.Text(await reader.ReadToEndAsync());
+        Assert.Equal(Chat.Text(record.SentBytes()), body.Replace(": keep-alive\n\n", string.Empty, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task UpstreamSilentPastIdleTimeout_StreamIsCutOff_AndTheUpstreamReleased()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario stall:3"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var reader = new TestEventReader(await response.Content.ReadAsStreamAsync());
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.NotNull(await reader.NextAsync());
+        }
+
+        await record.Stalled.DefaultTimeout();
+        _time.Advance(TimeSpan.FromSeconds(59));
+        Assert.False(ended.IsCompleted);
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.Equal(StreamOutcome.UpstreamIdle, (await ended.DefaultTimeout()).Outcome);
+        Assert.Equal(AnswerStatus.StalledThenAbandoned, await record.Ended.DefaultTimeout());
+        await Assert.ThrowsAnyAsync<IOException>(() => reader.ReadToEndAsync());
+    }
+
+    [Fact]
+    public async Task StreamPastMaxDuration_IsCutOff()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario gate:2"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var reader = new TestEventReader(await response.Content.ReadAsStreamAsync());
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        await record.GateReached.DefaultTimeout();
+        Assert.NotNull(await reader.NextAsync());
+
+        // Heartbeats keep the client side busy, but the upstream stays quiet below the idle timeout.
+        for (var i = 0; i < 10; i++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(30));
+        }
+
+        Assert.Equal(StreamOutcome.MaxDurationExceeded, (await ended.DefaultTimeout()).Outcome);
+        Assert.Equal(AnswerStatus.ReaderGone, await record.Ended.DefaultTimeout());
+    }
+}
