@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Sidecar.Configuration;
@@ -32,6 +33,10 @@ internal static class ProxyServiceCollectionExtensions
         }
 
         proxy.AddTransforms<ChatStreamTransform>();
+
+        // YARP needs data protection only for session-affinity cookies, which a sidecar that sits in
+        // its upstream's pod has no use for: keep keys in memory rather than writing them to disk.
+        services.AddDataProtection().UseEphemeralDataProtectionProvider();
         return services;
     }
 

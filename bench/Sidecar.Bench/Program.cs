@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Sidecar.Bench;
+
+// Time to first event, direct to the emulator vs through the sidecar, measured side by side:
+// requests alternate between the two targets so that machine noise hits both alike.
+//   dotnet run -c Release --project bench/Sidecar.Bench -- ttfe [requests]
+var requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 400;
+if (args.Length == 0 || args[0] != "ttfe")
+{
+    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests]");
+    return 2;
+}
+
+var root = FindRoot();
+#if DEBUG
+const string configuration = "Debug";
+#else
+const string configuration = "Release";
+#endif
+var emulatorDll = Path.Combine(root, "samples/ChatUpstream/bin", configuration, "net10.0/ChatUpstream.dll");
+var sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
+var emulatorPort = ChildProcess.FreePort();
+var publicPort = ChildProcess.FreePort();
+var managementPort = ChildProcess.FreePort();
+
+using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
+using var sidecar = await ChildProcess.StartAsync(sidecarDll,
+[
+    $"--Sidecar:UpstreamUrl=http://127.0.0.1:{emulatorPort}", "--Sidecar:Listen:Address=127.0.0.1",
+    $"--Sidecar:Listen:PublicPort={publicPort}", $"--Sidecar:Listen:ManagementPort={managementPort}",
+], managementPort, "/readyz");
+
+using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { Timeout = TimeSpan.FromSeconds(30) };
+var targets = new[] { ("direct", new Uri($"http://127.0.0.1:{emulatorPort}")), ("sidecar", new Uri($"http://127.0.0.1:{publicPort}")) };
+var samples = targets.ToDictionary(t => t.Item1, _ => new List<double>());
+var body = """{"messages":[{"id":"u1","role":"user","parts":[{"type":"text","text":"hi /scenario deltas:20"}]}]}""";
+
+for (var i = -50; i < requests; i++)
+{
+    foreach (var (name, baseUri) in i % 2 == 0 ? targets : targets.Reverse())
+    {
+        var started = Stopwatch.GetTimestamp();
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUri, $"/api/v/c010/bench{i}")) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        await using var stream = await response.Content.ReadAsStreamAsync();
+        var buffer = new byte[16 * 1024];
+        var first = -1.0;
+        var seen = new StringBuilder();
+        int read;
+        while ((read = await stream.ReadAsync(buffer)) > 0)
+        {
+            if (first < 0)
+            {
+                seen.Append(Encoding.UTF8.GetString(buffer, 0, read));
+                if (seen.ToString().Contains("\n\n", StringComparison.Ordinal))
+                {
+                    first = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                }
+            }
+        }
+
+        if (i >= 0)
+        {
+            samples[name].Add(first);
+        }
+    }
+}
+
+Console.WriteLine($"time to first event, {requests} requests per target, alternating, sequential (ms)");
+Console.WriteLine("target     p50      p90      p99");
+foreach (var (name, values) in samples)
+{
+    values.Sort();
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-8} {P(values, 0.5),7:F3}  {P(values, 0.9),7:F3}  {P(values, 0.99),7:F3}"));
+}
+
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio sidecar/direct at p50: {P(samples["sidecar"], 0.5) / P(samples["direct"], 0.5):F2}x"));
+return 0;
+
+static double P(List<double> sorted, double q) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(q * sorted.Count) - 1)];
+
+static string FindRoot()
+{
+    var dir = new DirectoryInfo(AppContext.BaseDirectory);
+    while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Sidecar.sln")))
+    {
+        dir = dir.Parent;
+    }
+
+    return dir?.FullName ?? throw new InvalidOperationException("run from inside the repository");
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian machine with the .NET 10 SDK:
+# installs redis-server if it is missing, starts one on a free loopback port for the tests,
+# runs every test, stops Redis, and ends with one line: "N passed, N failed, N skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "Installing redis-server (Debian package)..."
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y -q redis-server >/dev/null 2>&1 \
+    || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q redis-server >/dev/null; } \
+    || { echo "could not install redis-server"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+redis_pid=""
+workdir=$(mktemp -d)
+cleanup() {
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+# A free port: try random high ports until one Redis can bind.
+for _ in $(seq 1 20); do
+  port=$((20000 + RANDOM % 20000))
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" \
+    --logfile "$workdir/redis.log" </dev/null &
+  redis_pid=$!
+  for _ in $(seq 1 50); do
+    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then break 2; fi
+    kill -0 "$redis_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; redis_pid=""
+done
+if [ -z "$redis_pid" ]; then echo "could not start redis-server"; echo "0 passed, 1 failed"; exit 1; fi
+export SIDECAR_TEST_REDIS="127.0.0.1:$port"
+echo "redis-server $(redis-server --version | grep -o 'v=[0-9.]*') on $SIDECAR_TEST_REDIS"
+
+log="$workdir/test.log"
+dotnet test Sidecar.sln -c Release </dev/null 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+summary=$(grep -E '^(Passed|Failed)!' "$log")
+count() { echo "$summary" | grep -oE "$1: +[0-9]+" | awk '{ n += $2 } END { print n + 0 }'; }
+passed=$(count Passed); failed=$(count Failed); skipped=$(count Skipped)
+passed=${passed:-0}; failed=${failed:-0}; skipped=${skipped:-0}
+if [ -z "$summary" ] || { [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; }; then
+  # The build or the test host failed before any test could report.
+  failed=$((failed + 1))
+  status=1
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+exit "$status"
