@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with the .NET 10 SDK:
-# installs redis-server if it is missing, starts one on a free loopback port for the tests,
+# installs redis-server if it is missing and the real AI SDK client (npm ci), starts Redis on a
+# free loopback port for the tests,
 # runs every test, stops Redis, and ends with one line: "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
   as_root apt-get install -y -q redis-server >/dev/null 2>&1 \
     || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q redis-server >/dev/null; } \
     || { echo "could not install redis-server"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+  echo "Installing nodejs and npm (Debian packages)..."
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null 2>&1 \
+    || { echo "could not install nodejs and npm"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+# The real AI SDK browser client, for the client conformance tests.
+if ! (cd src/Sidecar.Tests/ClientConformance/client && npm ci --no-audit --no-fund --loglevel=error </dev/null >/dev/null); then
+  echo "npm ci failed in src/Sidecar.Tests/ClientConformance/client"; echo "0 passed, 1 failed"; exit 1
 fi
 
 redis_pid=""
@@ -34,7 +46,18 @@ for _ in $(seq 1 20); do
     kill -0 "$redis_pid" 2>/dev/null || break
     sleep 0.1
   done
-  kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; redis_pid=""
+  kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; if ! command -v npm >/dev/null 2>&1; then
+  echo "Installing nodejs and npm (Debian packages)..."
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null 2>&1 \
+    || { echo "could not install nodejs and npm"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+# The real AI SDK browser client, for the client conformance tests.
+if ! (cd src/Sidecar.Tests/ClientConformance/client && npm ci --no-audit --no-fund --loglevel=error </dev/null >/dev/null); then
+  echo "npm ci failed in src/Sidecar.Tests/ClientConformance/client"; echo "0 passed, 1 failed"; exit 1
+fi
+
+redis_pid=""
 done
 if [ -z "$redis_pid" ]; then echo "could not start redis-server"; echo "0 passed, 1 failed"; exit 1; fi
 export SIDECAR_TEST_REDIS="127.0.0.1:$port"

@@ -1,0 +1,97 @@
+using System.Diagnostics.Metrics;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Sidecar.Tests.Common;
+
+namespace Sidecar.Tests.ClientConformance;
+
+/// <summary>
+/// The real AI SDK v5 client (strict part validation: one unknown field kills its stream) reads
+/// the emulator's answers through the sidecar exactly as it would read them directly.
+/// </summary>
+public class RealClientTests(ProxyFixture fixture) : IClassFixture<ProxyFixture>
+{
+    [Theory]
+    [InlineData("")]
+    [InlineData("reasoning search artifact")]
+    [InlineData("artifact:diagram")]
+    [InlineData("crlf chunk:5 reasoning")]
+    public async Task Send_WellFormedAnswer_ClientEndsReadyWithTheWholeMessage(string scenario)
+    {
+        var session = Chat.NewSession();
+
+        var direct = await RealClient.SendAsync(ChatUrl(fixture.Emulator.Address, session), session, "/scenario " + scenario);
+        var proxied = await RealClient.SendAsync(ChatUrl(fixture.Sidecar.PublicAddress, session), session, "/scenario " + scenario);
+
+        Assert.Equal("ready", proxied.Status);
+        Assert.Null(proxied.Error);
+        Assert.Equal(direct.PartTypes, proxied.PartTypes);
+        Assert.Equal(direct.Text, proxied.Text);
+        Assert.NotEmpty(proxied.Text);
+        Assert.Equal(direct.Data.Select(d => d.GetProperty("type").GetString()), proxied.Data.Select(d => d.GetProperty("type").GetString()));
+        if (scenario.Contains("artifact", StringComparison.Ordinal))
+        {
+            Assert.Equal("data-finish", proxied.Data[^1].GetProperty("type").GetString());
+            Assert.Contains(proxied.Data, d => d.GetProperty("type").GetString() == "data-clear");
+        }
+    }
+
+    [Fact]
+    public async Task Send_PersistenceErrorAfterFinish_ClientEndsInErrorWithTheTypedErrorText()
+    {
+        var session = Chat.NewSession();
+
+        var result = await RealClient.SendAsync(ChatUrl(fixture.Sidecar.PublicAddress, session), session, "/scenario persist-error");
+
+        Assert.Equal("error", result.Status);
+        using var errorText = JsonDocument.Parse(result.Error!.Value.GetProperty("message").GetString()!);
+        Assert.Equal("persistence", errorText.RootElement.GetProperty("category").GetString());
+        Assert.NotEmpty(result.Text);
+    }
+
+    [Fact]
+    public async Task Send_QuietStreamWithHeartbeats_ClientIgnoresTheComments()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(fixture.Emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00.040",
+        });
+        using var heartbeats = new InstrumentCounter(sidecar, "sidecar.heartbeat.sent");
+        var session = Chat.NewSession();
+
+        // 200 ms between parts: several 40 ms heartbeat ticks find the stream quiet.
+        var result = await RealClient.SendAsync(ChatUrl(sidecar.PublicAddress, session), session, "/scenario pace:200 deltas:3");
+
+        Assert.Equal("ready", result.Status);
+        Assert.Null(result.Error);
+        Assert.True(heartbeats.Total > 0);
+        Assert.NotEmpty(result.Text);
+    }
+
+    private static Uri ChatUrl(Uri server, string session) => new(server, $"/api/v/c010/{session}");
+}
+
+/// <summary>Sums a counter of one sidecar's meter (not another test's sidecar) while it is alive.</summary>
+internal sealed class InstrumentCounter : IDisposable
+{
+    private readonly MeterListener _listener = new();
+    private long _total;
+
+    public InstrumentCounter(SidecarServer sidecar, string instrument)
+    {
+        var factory = sidecar.Services.GetRequiredService<IMeterFactory>();
+        _listener.InstrumentPublished = (i, l) =>
+        {
+            if (i.Meter.Scope == factory && i.Meter.Name == Sidecar.Telemetry.SidecarMetrics.MeterName && i.Name == instrument)
+            {
+                l.EnableMeasurementEvents(i);
+            }
+        };
+        _listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref _total, value));
+        _listener.Start();
+    }
+
+    public long Total => Interlocked.Read(ref _total);
+
+    public void Dispose() => _listener.Dispose();
+}
