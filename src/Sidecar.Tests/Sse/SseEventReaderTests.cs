@@ -113,6 +113,26 @@ public class SseEventReaderTests
     }
 
     [Fact]
+    public async Task TryRead_EventOverTheLimitInOneRead_ReportsTooLarge()
+    {
+        var input = Encoding.UTF8.GetBytes("data: ok\n\ndata: " + new string('x', 5000) + "\n\ndata: [DONE]\n\n");
+        var (events, tooLarge) = await SseFraming.FrameAsync(input, [], maxEventBytes: 4096);
+
+        Assert.True(tooLarge);
+        Assert.Equal(["data: ok\n\n"], events.Select(e => Encoding.UTF8.GetString(e.Raw)));
+    }
+
+    [Fact]
+    public async Task TryRead_UnterminatedTailOverTheLimit_ReportsTooLarge()
+    {
+        var input = Encoding.UTF8.GetBytes("data: " + new string('x', 5000));
+        var (events, tooLarge) = await SseFraming.FrameAsync(input, [], maxEventBytes: 4096);
+
+        Assert.True(tooLarge);
+        Assert.Empty(events);
+    }
+
+    [Fact]
     public async Task TryRead_EventJustUnderTheLimit_IsNotTooLarge()
     {
         var line = "data: " + new string('x', 4000) + "\n\n";

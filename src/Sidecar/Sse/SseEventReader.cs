@@ -82,6 +82,11 @@ internal sealed class SseEventReader
             if (terminatorAt == _lineStart)
             {
                 // An empty line: the event ends after its terminator.
+                if (reader.Consumed > _maxEventBytes)
+                {
+                    return SseReadStatus.TooLarge;
+                }
+
                 eventBytes = buffer.Slice(0, reader.Consumed);
                 buffer = buffer.Slice(reader.Consumed);
                 _scanned = 0;
@@ -95,6 +100,11 @@ internal sealed class SseEventReader
         if (isFinalBlock)
         {
             // The body ended inside an event (no blank line after it): hand over what is there.
+            if (buffer.Length > _maxEventBytes)
+            {
+                return SseReadStatus.TooLarge;
+            }
+
             eventBytes = buffer;
             buffer = buffer.Slice(buffer.End);
             _scanned = 0;

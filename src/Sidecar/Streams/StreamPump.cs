@@ -138,6 +138,12 @@ internal sealed class StreamPump
                 outcome = StreamOutcome.UpstreamFailed;
             }
         }
+        catch (Exception ex)
+        {
+            // A bug, not a network failure: the stream still ends, and the process goes on.
+            Log.PumpFailed(_logger, Exchange.SessionId, State.MessageId, ex);
+            outcome = StreamOutcome.UpstreamFailed;
+        }
         finally
         {
             _live.Writer.TryComplete();

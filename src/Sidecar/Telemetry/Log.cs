@@ -27,6 +27,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 202, Level = LogLevel.Debug, Message = "Client left the stream: session {SessionId} message {MessageId}; upstream drained: {Draining}")]
     public static partial void ClientDisconnected(ILogger logger, string sessionId, string? messageId, bool draining);
 
+    [LoggerMessage(EventId = 204, Level = LogLevel.Error, Message = "Stream pump failed unexpectedly: session {SessionId} message {MessageId}")]
+    public static partial void PumpFailed(ILogger logger, string sessionId, string? messageId, Exception exception);
+
     [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "The start part's messageId differs from x-message-id: session {SessionId} message {MessageId}")]
     public static partial void StartMessageIdMismatch(ILogger logger, string sessionId, string? messageId);
 }
