@@ -1,41 +1,41 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh Debian machine with the .NET 10 SDK:
-# installs redis-server if it is missing and the real AI SDK client (npm ci), starts Redis on a
-# free loopback port for the tests,
-# runs every test, stops Redis, and ends with one line: "N passed, N failed, N skipped".
+# Runs the whole test suite on a fresh Debian machine with the .NET 10 SDK. Installs what the
+# tests need when it is missing (redis-server, Node with npm, the real AI SDK client), starts
+# Redis on a free loopback port, runs every test, stops Redis, and ends with one line:
+# "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+fail() { echo "$1"; echo "0 passed, 1 failed"; exit 1; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y -q "$@" >/dev/null 2>&1 \
+    || { as_root apt-get update -q >/dev/null 2>&1 && as_root apt-get install -y -q "$@" >/dev/null 2>&1; }
+}
 
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "Installing redis-server (Debian package)..."
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get install -y -q redis-server >/dev/null 2>&1 \
-    || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q redis-server >/dev/null; } \
-    || { echo "could not install redis-server"; echo "0 passed, 1 failed"; exit 1; }
+  apt_install redis-server || fail "could not install redis-server"
 fi
-
 if ! command -v npm >/dev/null 2>&1; then
   echo "Installing nodejs and npm (Debian packages)..."
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null 2>&1 \
-    || { echo "could not install nodejs and npm"; echo "0 passed, 1 failed"; exit 1; }
+  apt_install nodejs npm || fail "could not install nodejs and npm"
 fi
 
 # The real AI SDK browser client, for the client conformance tests.
-if ! (cd src/Sidecar.Tests/ClientConformance/client && npm ci --no-audit --no-fund --loglevel=error </dev/null >/dev/null); then
-  echo "npm ci failed in src/Sidecar.Tests/ClientConformance/client"; echo "0 passed, 1 failed"; exit 1
-fi
+(cd src/Sidecar.Tests/ClientConformance/client && npm ci --no-audit --no-fund --loglevel=error </dev/null >/dev/null) \
+  || fail "npm ci failed in src/Sidecar.Tests/ClientConformance/client"
 
 redis_pid=""
 workdir=$(mktemp -d)
 cleanup() {
-  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; fi
   rm -rf "$workdir"
 }
 trap cleanup EXIT
 
-# A free port: try random high ports until one Redis can bind.
+# A free port: try random high ports until Redis binds one.
 for _ in $(seq 1 20); do
   port=$((20000 + RANDOM % 20000))
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" \
@@ -46,20 +46,10 @@ for _ in $(seq 1 20); do
     kill -0 "$redis_pid" 2>/dev/null || break
     sleep 0.1
   done
-  kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; if ! command -v npm >/dev/null 2>&1; then
-  echo "Installing nodejs and npm (Debian packages)..."
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null 2>&1 \
-    || { echo "could not install nodejs and npm"; echo "0 passed, 1 failed"; exit 1; }
-fi
-
-# The real AI SDK browser client, for the client conformance tests.
-if ! (cd src/Sidecar.Tests/ClientConformance/client && npm ci --no-audit --no-fund --loglevel=error </dev/null >/dev/null); then
-  echo "npm ci failed in src/Sidecar.Tests/ClientConformance/client"; echo "0 passed, 1 failed"; exit 1
-fi
-
-redis_pid=""
+  kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null
+  redis_pid=""
 done
-if [ -z "$redis_pid" ]; then echo "could not start redis-server"; echo "0 passed, 1 failed"; exit 1; fi
+[ -n "$redis_pid" ] || fail "could not start redis-server"
 export SIDECAR_TEST_REDIS="127.0.0.1:$port"
 echo "redis-server $(redis-server --version | grep -o 'v=[0-9.]*') on $SIDECAR_TEST_REDIS"
 
@@ -70,7 +60,6 @@ status=${PIPESTATUS[0]}
 summary=$(grep -E '^(Passed|Failed)!' "$log")
 count() { echo "$summary" | grep -oE "$1: +[0-9]+" | awk '{ n += $2 } END { print n + 0 }'; }
 passed=$(count Passed); failed=$(count Failed); skipped=$(count Skipped)
-passed=${passed:-0}; failed=${failed:-0}; skipped=${skipped:-0}
 if [ -z "$summary" ] || { [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; }; then
   # The build or the test host failed before any test could report.
   failed=$((failed + 1))

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using ChatUpstream;
 using Sidecar.Streams;
 
 namespace Sidecar.Tests.Common;
@@ -42,6 +43,21 @@ internal static class Chat
     }
 
     public static string Text(byte[] bytes) => Encoding.UTF8.GetString(bytes);
+
+    /// <summary>Posts a chat through <paramref name="client"/> and returns once its headers are in, with the emulator's record of it.</summary>
+    public static async Task<ChatCall> StartAsync(HttpClient client, EmulatorServer emulator, string sessionId, string text)
+    {
+        var response = await client.SendAsync(Post(sessionId, text), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var reader = new TestEventReader(await response.Content.ReadAsStreamAsync());
+        var record = await emulator.Journal.ForSession(sessionId).DefaultTimeout();
+        return new ChatCall(response, reader, record);
+    }
+}
+
+/// <summary>A chat in flight: the client's response and reader, and the emulator's record of the answer.</summary>
+internal sealed record ChatCall(HttpResponseMessage Response, TestEventReader Reader, AnswerRecord Record) : IDisposable
+{
+    public void Dispose() => Response.Dispose();
 }
 
 /// <summary>

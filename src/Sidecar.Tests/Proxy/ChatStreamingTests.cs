@@ -17,9 +17,8 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         using var client = _sidecar.CreateClient();
         var session = Chat.NewSession();
 
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario gate:3"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var reader = new TestEventReader(await response.Content.ReadAsStreamAsync());
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3");
+        var (reader, record) = (call.Reader, call.Record);
 
         Assert.StartsWith("data: {\"type\":\"start\"", await reader.NextAsync());
         Assert.Equal("data: {\"type\":\"start-step\"}", await reader.NextAsync());
@@ -118,9 +117,8 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         var session = Chat.NewSession();
         var ended = _sidecar.PumpEnded(session);
 
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario gate:5 drop:5"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var reader = new TestEventReader(await response.Content.ReadAsStreamAsync());
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:5 drop:5");
+        var (reader, record) = (call.Reader, call.Record);
         for (var i = 0; i < 5; i++)
         {
             Assert.NotNull(await reader.NextAsync());
@@ -142,16 +140,15 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         var session = Chat.NewSession();
         var ended = _sidecar.PumpEnded(session);
 
-        var response = await client.SendAsync(Chat.Post(session, "/scenario gate:2 deltas:300"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var reader = new TestEventReader(await response.Content.ReadAsStreamAsync());
+        var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:2 deltas:300");
+        var (reader, record) = (call.Reader, call.Record);
         await reader.NextAsync();
         await reader.NextAsync();
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
         await record.GateReached.DefaultTimeout();
         var pump = _sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
 
         // The client goes away; the sidecar notices (the live feed closes) while the upstream waits.
-        response.Dispose();
+        call.Dispose();
         await pump.Live.Completion.DefaultTimeout();
         Assert.Equal(AnswerStatus.Running, record.Status);
 

@@ -34,9 +34,8 @@ public class StreamTimingTests : IAsyncLifetime
     {
         using var client = _sidecar.CreateClient();
         var session = Chat.NewSession();
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario gate:1"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var reader = new TestEventReader(await response.Content.ReadAsStreamAsync());
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:1");
+        var (reader, record) = (call.Reader, call.Record);
         Assert.StartsWith("data: {\"type\":\"start\"", await reader.NextAsync());
         await record.GateReached.DefaultTimeout();
 
@@ -58,9 +57,8 @@ public class StreamTimingTests : IAsyncLifetime
         using var client = _sidecar.CreateClient();
         var session = Chat.NewSession();
         var ended = _sidecar.PumpEnded(session);
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario stall:3"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var reader = new TestEventReader(await response.Content.ReadAsStreamAsync());
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario stall:3");
+        var (reader, record) = (call.Reader, call.Record);
         for (var i = 0; i < 3; i++)
         {
             Assert.NotNull(await reader.NextAsync());
@@ -82,9 +80,8 @@ public class StreamTimingTests : IAsyncLifetime
         using var client = _sidecar.CreateClient();
         var session = Chat.NewSession();
         var ended = _sidecar.PumpEnded(session);
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario gate:2"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var reader = new TestEventReader(await response.Content.ReadAsStreamAsync());
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:2");
+        var (reader, record) = (call.Reader, call.Record);
         await record.GateReached.DefaultTimeout();
         Assert.NotNull(await reader.NextAsync());
 

@@ -91,46 +91,27 @@ internal readonly record struct UiPart(UiPartType Type, string? MessageId = null
         }
     }
 
+    // The part types the sidecar acts on, the most frequent first; every other type is Other.
+    private static readonly (byte[] Name, UiPartType Type)[] KnownTypes =
+    [
+        ("text-delta"u8.ToArray(), UiPartType.TextDelta),
+        ("start"u8.ToArray(), UiPartType.Start),
+        ("finish"u8.ToArray(), UiPartType.Finish),
+        ("error"u8.ToArray(), UiPartType.Error),
+        ("abort"u8.ToArray(), UiPartType.Abort),
+        ("data-clear"u8.ToArray(), UiPartType.DataClear),
+        ("data-finish"u8.ToArray(), UiPartType.DataFinish),
+        ("data-persistence"u8.ToArray(), UiPartType.DataPersistence),
+    ];
+
     private static UiPartType Classify(ref Utf8JsonReader reader)
     {
-        if (reader.ValueTextEquals("text-delta"u8))
+        foreach (var (name, type) in KnownTypes)
         {
-            return UiPartType.TextDelta;
-        }
-
-        if (reader.ValueTextEquals("start"u8))
-        {
-            return UiPartType.Start;
-        }
-
-        if (reader.ValueTextEquals("finish"u8))
-        {
-            return UiPartType.Finish;
-        }
-
-        if (reader.ValueTextEquals("error"u8))
-        {
-            return UiPartType.Error;
-        }
-
-        if (reader.ValueTextEquals("abort"u8))
-        {
-            return UiPartType.Abort;
-        }
-
-        if (reader.ValueTextEquals("data-clear"u8))
-        {
-            return UiPartType.DataClear;
-        }
-
-        if (reader.ValueTextEquals("data-finish"u8))
-        {
-            return UiPartType.DataFinish;
-        }
-
-        if (reader.ValueTextEquals("data-persistence"u8))
-        {
-            return UiPartType.DataPersistence;
+            if (reader.ValueTextEquals(name))
+            {
+                return type;
+            }
         }
 
         return UiPartType.Other;
