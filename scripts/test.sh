@@ -7,11 +7,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 fail() { echo "$1"; echo "0 passed, 1 failed"; exit 1; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+apt_log=$(mktemp)
 apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get install -y -q "$@" >/dev/null 2>&1 \
-    || { as_root apt-get update -q >/dev/null 2>&1 && as_root apt-get install -y -q "$@" >/dev/null 2>&1; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >"$apt_log" 2>&1 \
+    || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$apt_log" 2>&1 \
+         && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >>"$apt_log" 2>&1; } \
+    || { tail -20 "$apt_log"; return 1; }
 }
 
 if ! command -v redis-server >/dev/null 2>&1; then
@@ -31,7 +33,7 @@ redis_pid=""
 workdir=$(mktemp -d)
 cleanup() {
   if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; fi
-  rm -rf "$workdir"
+  rm -rf "$workdir" "$apt_log"
 }
 trap cleanup EXIT
 
@@ -42,8 +44,9 @@ for _ in $(seq 1 20); do
     --logfile "$workdir/redis.log" </dev/null &
   redis_pid=$!
   for _ in $(seq 1 50); do
-    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then break 2; fi
     kill -0 "$redis_pid" 2>/dev/null || break
+    # PONG from our own process: another server on that port would have made ours exit.
+    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && kill -0 "$redis_pid" 2>/dev/null; then break 2; fi
     sleep 0.1
   done
   kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null

@@ -31,7 +31,7 @@ public static class EmulatorApp
         var app = builder.Build();
         app.MapPost("/api/v/{agentId}/{sessionId}", PostChatAsync);
         app.MapGet("/api/v/{agentId}/{sessionId}", GetResume);
-        app.MapPost("/api/v/{**rest}", InvalidPath);
+        app.MapMethods("/api/v/{**rest}", ["GET", "POST"], InvalidPath);
         app.MapGet("/", () => Results.Content("<!doctype html><html><head><title>c010</title></head><body><h1>c010 chat (emulator)</h1></body></html>", "text/html; charset=utf-8"));
         app.MapMethods("/api/trpc/{**procedure}", ["GET", "POST"], Echo);
         app.MapMethods("/__emulator/echo/{**path}", ["GET", "POST", "PUT", "DELETE", "PATCH"], Echo);
@@ -120,6 +120,11 @@ public static class EmulatorApp
         var body = context.Response.Body;
         try
         {
+            if (s.GateBeforeHeaders)
+            {
+                await record.WaitAtGateAsync(aborted);
+            }
+
             await context.Response.StartAsync(aborted);
             for (var i = 0; i < frames.Count; i++)
             {
@@ -161,6 +166,14 @@ public static class EmulatorApp
                 await WriteAsync(body, frames[i], s.ChunkBytes, record, recordBodies, aborted);
             }
 
+            if (s.StallAfter == frames.Count)
+            {
+                // The whole answer is out, but the connection stays open and silent.
+                record.MarkStalled();
+                await Task.Delay(o.StallLimit, time, aborted);
+                return AnswerStatus.StalledThenAbandoned;
+            }
+
             return AnswerStatus.Completed;
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
@@ -190,10 +203,17 @@ public static class EmulatorApp
     }
 
     /// <summary>Resume as the service does it with nothing to resume: 204 with only Cache-Control.</summary>
-    private static IResult GetResume(HttpContext context)
+    private static async Task GetResume(HttpContext context, string agentId, string sessionId, TimeProvider time)
     {
+        if (agentId != "c010")
+        {
+            var info = new RequestInfo(Guid.NewGuid().ToString(), sessionId, string.Empty, Timestamp(time));
+            await ErrorAsync(context, 400, ErrorShapes.Guard(info, "INVALID_REQUEST", "Invalid request", $"Unknown agent '{agentId}'.", 400, "INVALID_AGENT"));
+            return;
+        }
+
+        context.Response.StatusCode = 204;
         context.Response.Headers.CacheControl = "no-cache";
-        return Results.StatusCode(204);
     }
 
     private static async Task InvalidPath(HttpContext context, TimeProvider time)
@@ -268,6 +288,11 @@ public static class EmulatorApp
         catch (JsonException)
         {
             return (null, Invalid("The request body is not valid JSON."));
+        }
+        catch (InvalidOperationException)
+        {
+            // A field of the wrong JSON type (a number where a string belongs).
+            return (null, Invalid("The request body does not have the expected shape."));
         }
 
         static BodyFailure TooLarge(long limit) => new(413, "PAYLOAD_TOO_LARGE", "Payload too large", $"The request body exceeds {limit} bytes.", "PAYLOAD_TOO_LARGE");

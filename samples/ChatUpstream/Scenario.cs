@@ -18,6 +18,7 @@ public sealed record Scenario
     public int? StallAfter { get; init; }
     public int? EndAfter { get; init; }
     public int? GateAfter { get; init; }
+    public bool GateBeforeHeaders { get; init; }
     public int? StreamErrorAfter { get; init; }
     public bool PersistenceError { get; init; }
     public bool ResumeError { get; init; }
@@ -65,6 +66,7 @@ public sealed record Scenario
                     case "drop": scenario = scenario with { DropAfter = Number(1) }; break;
                     case "stall": scenario = scenario with { StallAfter = Number(1) }; break;
                     case "end": scenario = scenario with { EndAfter = Number(1) }; break;
+                    case "gate" when arg == "headers": scenario = scenario with { GateBeforeHeaders = true }; break;
                     case "gate": scenario = scenario with { GateAfter = Number(1) }; break;
                     case "stream-error": scenario = scenario with { StreamErrorAfter = Number(1) }; break;
                     case "persist-error": scenario = scenario with { PersistenceError = true }; break;

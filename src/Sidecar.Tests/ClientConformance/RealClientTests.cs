@@ -1,6 +1,4 @@
-using System.Diagnostics.Metrics;
 using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
 using Sidecar.Tests.Common;
 
 namespace Sidecar.Tests.ClientConformance;
@@ -69,29 +67,4 @@ public class RealClientTests(ProxyFixture fixture) : IClassFixture<ProxyFixture>
     }
 
     private static Uri ChatUrl(Uri server, string session) => new(server, $"/api/v/c010/{session}");
-}
-
-/// <summary>Sums a counter of one sidecar's meter (not another test's sidecar) while it is alive.</summary>
-internal sealed class InstrumentCounter : IDisposable
-{
-    private readonly MeterListener _listener = new();
-    private long _total;
-
-    public InstrumentCounter(SidecarServer sidecar, string instrument)
-    {
-        var factory = sidecar.Services.GetRequiredService<IMeterFactory>();
-        _listener.InstrumentPublished = (i, l) =>
-        {
-            if (i.Meter.Scope == factory && i.Meter.Name == Sidecar.Telemetry.SidecarMetrics.MeterName && i.Name == instrument)
-            {
-                l.EnableMeasurementEvents(i);
-            }
-        };
-        _listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref _total, value));
-        _listener.Start();
-    }
-
-    public long Total => Interlocked.Read(ref _total);
-
-    public void Dispose() => _listener.Dispose();
 }

@@ -76,6 +76,9 @@ public sealed class SidecarServer : IAsyncDisposable
         return app;
     }
 
+    /// <summary>Shuts the sidecar down as the host does on SIGTERM.</summary>
+    public Task StopAsync() => _app.StopAsync();
+
     public HttpClient CreateClient() => new(new SocketsHttpHandler { UseCookies = false, AutomaticDecompression = DecompressionMethods.None })
     {
         BaseAddress = PublicAddress,

@@ -161,6 +161,30 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
     }
 
     [Fact]
+    public async Task Post_ClientLeavesBeforeTheUpstreamAnswers_TheAnswerStillRunsToItsEnd()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+        using var left = new InstrumentCounter(_sidecar, "sidecar.client.disconnected");
+        using var cancel = new CancellationTokenSource();
+
+        // The upstream holds its headers (guards, quota); the client gives up meanwhile.
+        var sending = client.SendAsync(Chat.Post(session, "/scenario gate:headers deltas:50"), HttpCompletionOption.ResponseHeadersRead, cancel.Token);
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        await record.GateReached.DefaultTimeout();
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => sending);
+        await left.WaitForTotalAsync(1).DefaultTimeout();
+
+        record.ReleaseGate();
+        Assert.Equal(AnswerStatus.Completed, await record.Ended.DefaultTimeout());
+        var (pump, outcome) = await ended.DefaultTimeout();
+        Assert.Equal(StreamOutcome.Completed, outcome);
+        Assert.Equal(record.TotalFrames, pump.State.Events);
+    }
+
+    [Fact]
     public async Task Post_ContractHeaders_ArePreserved()
     {
         using var client = _sidecar.CreateClient();
@@ -304,7 +328,7 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         ErrorJson.AssertContractShape(error, "PAYLOAD_TOO_LARGE", 413);
         Assert.Equal(session, error.GetProperty("metadata").GetProperty("sessionId").GetString());
-        Assert.False(_emulator.Journal.ForSession(session).IsCompleted);
+        Assert.Equal(session, response.Headers.GetValues("x-session-id").Single());
     }
 
     private static HttpRequestMessage SizedPost(string session, int size, bool chunked)

@@ -60,6 +60,8 @@ public class SseEventTests
     [InlineData("{\"type\":\"finish\"} trailing", "Invalid", null)]
     [InlineData("{\"id\":\"x\"}", "Invalid", null)]
     [InlineData("[1,2]", "Invalid", null)]
+    [InlineData("{\"type\":\"\\ud800\"}", "Invalid", null)]
+    [InlineData("{\"type\":\"start\",\"messageId\":\"\\udc00x\"}", "Invalid", null)]
     [InlineData("not json", "Invalid", null)]
     [InlineData("", "Invalid", null)]
     public void Sniff_PartJson_FindsTypeAndStartMessageId(string json, string type, string? messageId)

@@ -1,3 +1,4 @@
+using ChatUpstream;
 using Sidecar.Streams;
 using Sidecar.Tests.Common;
 
@@ -6,9 +7,11 @@ namespace Sidecar.Tests.Streams;
 public class StreamLimitTests
 {
     [Theory]
-    [InlineData("Sidecar:Streams:MaxStreamBytes", "4096", "deltas:200", StreamOutcome.StreamTooLarge)]
-    [InlineData("Sidecar:Streams:MaxEventBytes", "2048", "malformed:long-line:5000", StreamOutcome.EventTooLarge)]
-    internal async Task Post_StreamOverALimit_IsCutOffAndTheSidecarKeepsServing(string key, string value, string scenario, StreamOutcome expected)
+    // About 9 KB are written before the gate: past the 4 KB stream limit.
+    [InlineData("Sidecar:Streams:MaxStreamBytes", "4096", "deltas:200 gate:150", "StreamTooLarge")]
+    // The fourth frame is a 5 KB line: past the 2 KB event limit.
+    [InlineData("Sidecar:Streams:MaxEventBytes", "2048", "malformed:long-line:5000 gate:6", "EventTooLarge")]
+    public async Task Post_StreamOverALimit_IsCutOffAndTheUpstreamReleased(string key, string value, string scenario, string expected)
     {
         await using var emulator = await EmulatorServer.StartAsync();
         await using var sidecar = await SidecarServer.StartAsync(emulator.Address, new Dictionary<string, string?> { [key] = value });
@@ -25,12 +28,46 @@ public class StreamLimitTests
         });
         Assert.True(failure is HttpRequestException or IOException, failure?.ToString());
 
-        var (pump, outcome) = await ended.DefaultTimeout();
-        Assert.Equal(expected, outcome);
-        Assert.True(pump.State.Bytes <= long.Parse(value, System.Globalization.CultureInfo.InvariantCulture) || expected == StreamOutcome.EventTooLarge);
+        var (_, outcome) = await ended.DefaultTimeout();
+        Assert.Equal(expected, outcome.ToString());
+        // The emulator, waiting at its gate, sees the sidecar close the upstream connection.
+        var record = await emulator.Journal.ForSession(session).DefaultTimeout();
+        Assert.Equal(AnswerStatus.ReaderGone, await record.Ended.DefaultTimeout());
 
         // The next stream is served normally.
         using var next = await client.SendAsync(Chat.Post(Chat.NewSession(), "hello")).DefaultTimeout();
         Assert.EndsWith("data: [DONE]\n\n", await next.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Post_ClientThatStopsReading_IsCutOff_AndTheUpstreamStillDrained()
+    {
+        await using var emulator = await EmulatorServer.StartAsync();
+        await using var sidecar = await SidecarServer.StartAsync(emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Streams:MaxClientBacklogBytes"] = "65536",
+            ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00",
+        });
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        using var cutOff = new InstrumentCounter(sidecar, "sidecar.client.disconnected");
+
+        // 20 MB of answer to a client that never reads: far more than socket buffers absorb.
+        var sending = client.SendAsync(Chat.Post(session, "/scenario deltas:2000 delta-bytes:10000"), HttpCompletionOption.ResponseHeadersRead);
+        var (pump, outcome) = await ended.DefaultTimeout();
+        var record = await emulator.Journal.ForSession(session).DefaultTimeout();
+
+        Assert.Equal(StreamOutcome.Completed, outcome);
+        Assert.Equal(AnswerStatus.Completed, await record.Ended.DefaultTimeout());
+        Assert.Equal(record.TotalFrames, pump.State.Events);
+        await cutOff.WaitForTotalAsync(1).DefaultTimeout();
+        var failure = await Record.ExceptionAsync(async () =>
+        {
+            using var response = await sending;
+            await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        });
+        Assert.True(failure is HttpRequestException or IOException, failure?.ToString());
     }
 }

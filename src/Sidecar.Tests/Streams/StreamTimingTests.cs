@@ -1,4 +1,6 @@
 using ChatUpstream;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Time.Testing;
 using Sidecar.Streams;
 using Sidecar.Tests.Common;
@@ -20,6 +22,7 @@ public class StreamTimingTests : IAsyncLifetime
             ["Sidecar:Streams:HeartbeatInterval"] = "00:00:15",
             ["Sidecar:Streams:UpstreamIdleTimeout"] = "00:01:00",
             ["Sidecar:Streams:MaxDuration"] = "00:05:00",
+            ["Sidecar:Streams:DrainTimeout"] = "00:00:20",
         }, _time);
     }
 
@@ -77,21 +80,86 @@ public class StreamTimingTests : IAsyncLifetime
     [Fact]
     public async Task StreamPastMaxDuration_IsCutOff()
     {
-        using var client = _sidecar.CreateClient();
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Streams:HeartbeatInterval"] = "00:00:15",
+            ["Sidecar:Streams:UpstreamIdleTimeout"] = "00:10:00",
+            ["Sidecar:Streams:MaxDuration"] = "00:05:00",
+        }, _time);
+        using var client = sidecar.CreateClient();
         var session = Chat.NewSession();
-        var ended = _sidecar.PumpEnded(session);
+        var ended = sidecar.PumpEnded(session);
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:2");
-        var (reader, record) = (call.Reader, call.Record);
-        await record.GateReached.DefaultTimeout();
-        Assert.NotNull(await reader.NextAsync());
+        await call.Record.GateReached.DefaultTimeout();
+        Assert.NotNull(await call.Reader.NextAsync());
 
-        // Heartbeats keep the client side busy, but the upstream stays quiet below the idle timeout.
-        for (var i = 0; i < 10; i++)
+        // Heartbeats keep the client side busy; the upstream stays quiet, below its idle timeout.
+        for (var i = 0; i < 9; i++)
         {
             _time.Advance(TimeSpan.FromSeconds(30));
         }
 
+        Assert.False(ended.IsCompleted);
+        _time.Advance(TimeSpan.FromSeconds(30));
         Assert.Equal(StreamOutcome.MaxDurationExceeded, (await ended.DefaultTimeout()).Outcome);
-        Assert.Equal(AnswerStatus.ReaderGone, await record.Ended.DefaultTimeout());
+        Assert.Equal(AnswerStatus.ReaderGone, await call.Record.Ended.DefaultTimeout());
+    }
+
+    [Fact]
+    public async Task UpstreamSilentAfterDone_ClientResponseEndsCleanlyAtOnce()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+
+        // deltas:3 is 10 frames; the emulator then keeps the connection open and silent.
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:3 stall:10");
+        var body = await call.Reader.ReadToEndAsync();
+
+        Assert.Equal(call.Record.SentBytes(), body);
+        Assert.False(ended.IsCompleted);
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(StreamOutcome.UpstreamIdle, (await ended.DefaultTimeout()).Outcome);
+    }
+
+    [Fact]
+    public async Task Shutdown_LiveStreamFinishesWithinTheDrainTime()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3");
+        await call.Record.GateReached.DefaultTimeout();
+
+        var stopping = _sidecar.StopAsync();
+        var health = await _sidecar.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(c => c.Tags.Contains("ready")).DefaultTimeout();
+        Assert.Equal(HealthStatus.Unhealthy, health.Status);
+        Assert.False(stopping.IsCompleted);
+
+        call.Record.ReleaseGate();
+        var body = await call.Reader.ReadToEndAsync();
+        Assert.Equal(AnswerStatus.Completed, await call.Record.Ended.DefaultTimeout());
+        Assert.Equal(call.Record.SentBytes(), body);
+        Assert.Equal(StreamOutcome.Completed, (await ended.DefaultTimeout()).Outcome);
+        await stopping.DefaultTimeout();
+    }
+
+    [Fact]
+    public async Task Shutdown_StreamStillRunningAtTheDrainDeadline_IsCutOff()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3");
+        await call.Record.GateReached.DefaultTimeout();
+
+        var stopping = _sidecar.StopAsync();
+        _time.Advance(TimeSpan.FromSeconds(19));
+        Assert.False(ended.IsCompleted);
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.Equal(StreamOutcome.ShuttingDown, (await ended.DefaultTimeout()).Outcome);
+        await stopping.DefaultTimeout();
+        Assert.Equal(AnswerStatus.ReaderGone, await call.Record.Ended.DefaultTimeout());
     }
 }

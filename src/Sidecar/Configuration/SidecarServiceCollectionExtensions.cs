@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Sidecar.Hosting;
 using Sidecar.Proxy;
@@ -16,10 +17,7 @@ public static class SidecarServiceCollectionExtensions
     /// <summary>Adds the sidecar's services; each capability registers itself.</summary>
     public static IServiceCollection AddSidecar(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<SidecarOptions>()
-            .BindConfiguration(SidecarOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddSidecarOptions<SidecarOptions>(SidecarOptions.SectionName);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SidecarOptions>, SidecarOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
 
@@ -27,7 +25,25 @@ public static class SidecarServiceCollectionExtensions
         services.AddSidecarTelemetry();
         services.AddSidecarStreams();
         services.AddSidecarProxy(configuration);
+
+        // Streams get their drain time at shutdown; the host must wait at least that long.
+        services.AddOptions<HostOptions>().Configure<IOptions<StreamOptions>>((host, streams) =>
+        {
+            var needed = streams.Value.DrainTimeout + TimeSpan.FromSeconds(10);
+            if (host.ShutdownTimeout < needed)
+            {
+                host.ShutdownTimeout = needed;
+            }
+        });
         return services;
+    }
+
+    /// <summary>Binds a section, validates it at start-up, and names the failing key in the message.</summary>
+    internal static OptionsBuilder<T> AddSidecarOptions<T>(this IServiceCollection services, string section)
+        where T : class
+    {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<T>>(new SectionValidator<T>(section)));
+        return services.AddOptions<T>().BindConfiguration(section).ValidateOnStart();
     }
 
     /// <summary>Maps the management endpoints and the proxy.</summary>

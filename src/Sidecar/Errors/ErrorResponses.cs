@@ -14,6 +14,12 @@ internal static class ErrorResponses
         response.StatusCode = body.StatusCode;
         response.ContentType = "application/json";
         response.Headers.CacheControl = "no-store";
+        response.Headers["x-request-id"] = body.Metadata.RequestId;
+        if (body.Metadata.SessionId is { } sessionId)
+        {
+            response.Headers["x-session-id"] = sessionId;
+        }
+
         return JsonSerializer.SerializeAsync(response.Body, body, ErrorJsonContext.Default.ErrorBody, context.RequestAborted);
     }
 }

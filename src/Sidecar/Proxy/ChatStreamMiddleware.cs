@@ -10,53 +10,74 @@ using Sidecar.Telemetry;
 namespace Sidecar.Proxy;
 
 /// <summary>
-/// Runs in YARP's proxy pipeline. On the chat route it enforces the request body limit, marks the
-/// request so that <see cref="ChatStreamTransform"/> takes the upstream's event stream away from
-/// YARP, and, once YARP has forwarded the request and copied the headers, serves the client from
-/// the stream's pump.
+/// Runs in YARP's proxy pipeline. On a chat POST it enforces the request body limit, keeps a
+/// client that leaves from cancelling the upstream request, marks the request so that
+/// <see cref="ChatStreamTransform"/> takes the upstream's event stream away from YARP, and, once
+/// YARP has forwarded the request and copied the headers, serves the client from the stream's pump.
 /// </summary>
 internal sealed class ChatStreamMiddleware(
     RequestDelegate next,
     IOptionsMonitor<SidecarOptions> options,
     LiveClient liveClient,
     TimeProvider time,
+    SidecarMetrics metrics,
     ILogger<ChatStreamMiddleware> logger)
 {
     public async Task InvokeAsync(HttpContext context)
     {
         var request = context.Request;
-        var isPost = HttpMethods.IsPost(request.Method);
-        if ((!isPost && !HttpMethods.IsGet(request.Method))
-            || !ChatRoute.TryMatch(request.Path, out var agentId, out var sessionId))
+        if (!HttpMethods.IsPost(request.Method) || !ChatRoute.TryMatch(request.Path, out var agentId, out var sessionId))
         {
             await next(context);
             return;
         }
 
-        if (isPost)
+        var limit = options.CurrentValue.MaxChatRequestBodyBytes;
+        if (request.ContentLength > limit)
         {
-            var limit = options.CurrentValue.MaxChatRequestBodyBytes;
-            if (request.ContentLength > limit)
-            {
-                Log.RequestBodyTooLarge(logger, limit);
-                await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.RequestTooLarge, time, context.TraceIdentifier, sessionId));
-                return;
-            }
-
-            // A chunked body is cut off by Kestrel at the limit; UpstreamErrorMiddleware answers 413.
-            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeLimit)
-            {
-                sizeLimit.MaxRequestBodySize = limit;
-            }
+            Log.RequestBodyTooLarge(logger, limit);
+            await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.RequestTooLarge, time, context.TraceIdentifier, sessionId));
+            return;
         }
 
-        var exchange = new ChatExchange(agentId, sessionId, isPost ? ChatRequestKind.Answer : ChatRequestKind.Resume, context.TraceIdentifier);
+        // A chunked body is cut off by Kestrel at the limit; UpstreamErrorMiddleware answers 413.
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeLimit)
+        {
+            sizeLimit.MaxRequestBodySize = limit;
+        }
+
+        var exchange = new ChatExchange(agentId, sessionId, context.TraceIdentifier);
         context.Features.Set(exchange);
-        await next(context);
+        await ForwardDetachedFromClientAsync(context, exchange);
 
         if (exchange.Pump is { } pump)
         {
             await liveClient.ServeAsync(context, pump);
+        }
+    }
+
+    /// <summary>
+    /// Forwards with a token the client cannot cancel: YARP cancels the upstream request when
+    /// <see cref="HttpContext.RequestAborted"/> fires, and a tab closed while the upstream is still
+    /// checking guards or reserving quota must not stop the answer. An incomplete request body
+    /// still fails the request, and YARP's ActivityTimeout still bounds the wait for headers.
+    /// </summary>
+    private async Task ForwardDetachedFromClientAsync(HttpContext context, ChatExchange exchange)
+    {
+        var clientAborted = context.RequestAborted;
+        using var onClientLeft = clientAborted.Register(() =>
+        {
+            metrics.ClientDisconnected("before_headers");
+            Log.ClientLeftBeforeHeaders(logger, exchange.SessionId);
+        });
+        context.RequestAborted = CancellationToken.None;
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            context.RequestAborted = clientAborted;
         }
     }
 }

@@ -37,12 +37,21 @@ internal sealed class ChatStreamTransform(StreamPumps pumps) : ITransformProvide
 
         var content = upstream.Content;
         var body = await content.ReadAsStreamAsync(context.CancellationToken);
+        var messageId = upstream.Headers.TryGetValues("x-message-id", out var values) ? values.FirstOrDefault() : null;
+        try
+        {
+            exchange.Pump = pumps.Start(exchange, body, content, messageId);
+        }
+        catch
+        {
+            // Still attached: YARP disposes the content, and the connection with it.
+            await body.DisposeAsync();
+            throw;
+        }
+
         upstream.Content = new ByteArrayContent([]);
         context.SuppressResponseBody = true;
         context.HttpContext.Response.Headers.ContentLength = null;
-
-        var messageId = upstream.Headers.TryGetValues("x-message-id", out var values) ? values.FirstOrDefault() : null;
-        exchange.Pump = pumps.Start(exchange, body, content, messageId);
     }
 
     private static bool IsEventStream(string? mediaType) =>

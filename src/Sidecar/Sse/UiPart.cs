@@ -85,8 +85,9 @@ internal readonly record struct UiPart(UiPartType Type, string? MessageId = null
 
             return new UiPart(type.Value, type == UiPartType.Start ? messageId : null);
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: a string the reader cannot unescape (a lone surrogate).
             return new UiPart(UiPartType.Invalid);
         }
     }

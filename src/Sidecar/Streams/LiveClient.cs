@@ -22,54 +22,38 @@ internal sealed class LiveClient(
     {
         var response = context.Response;
         var aborted = context.RequestAborted;
-        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-
-        var heartbeat = new HeartbeatTicker(pump);
-        var interval = options.CurrentValue.HeartbeatInterval;
-        using var timer = interval > TimeSpan.Zero
-            ? time.CreateTimer(static s => ((HeartbeatTicker)s!).Tick(), heartbeat, interval, interval)
-            : null;
-
-        var clientGone = false;
+        var servedToTheEnd = false;
         try
         {
+            context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+            pump.LiveClientTooSlow = context.Abort;
+            var heartbeat = new HeartbeatTicker(pump);
+            var interval = options.CurrentValue.HeartbeatInterval;
+            using var timer = interval > TimeSpan.Zero
+                ? time.CreateTimer(static s => ((HeartbeatTicker)s!).Tick(), heartbeat, interval, interval)
+                : null;
+
             // The upstream has sent its headers: the client gets them now, not with the first event.
             await response.StartAsync(aborted);
-            var writer = response.BodyWriter;
-            var live = pump.Live;
-            while (await live.WaitToReadAsync(aborted))
-            {
-                while (live.TryRead(out var evt))
-                {
-                    writer.Write(evt.Raw);
-                    if (ReferenceEquals(evt, SseEvent.Heartbeat))
-                    {
-                        metrics.HeartbeatSent();
-                    }
-                    else
-                    {
-                        heartbeat.Written = true;
-                    }
-                }
-
-                // One flush per batch: a backlog goes out together, a lone event goes out at once.
-                var flushed = await writer.FlushAsync(aborted);
-                if (flushed.IsCompleted || flushed.IsCanceled)
-                {
-                    clientGone = true;
-                    break;
-                }
-            }
+            servedToTheEnd = await CopyAsync(response.BodyWriter, pump, heartbeat, aborted);
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {
-            clientGone = true;
+            // The client went away mid-write.
+        }
+        finally
+        {
+            if (!servedToTheEnd)
+            {
+                metrics.ClientDisconnected("streaming");
+                Log.ClientDisconnected(logger, pump.Exchange.SessionId, pump.State.MessageId);
+                pump.DetachLiveClient();
+            }
         }
 
-        if (clientGone || aborted.IsCancellationRequested)
+        if (!servedToTheEnd || pump.State.DoneSeen)
         {
-            Log.ClientDisconnected(logger, pump.Exchange.SessionId, pump.State.MessageId, pump.DrainsWithoutClient);
-            pump.DetachLiveClient();
+            // Gone, or the answer is whole (the upstream may still misbehave after [DONE]).
             return;
         }
 
@@ -80,6 +64,40 @@ internal sealed class LiveClient(
             // so the client does not mistake a truncated answer for a complete one.
             context.Abort();
         }
+    }
+
+    /// <summary>Copies events until the live feed ends (true) or the client goes away (false).</summary>
+    private async Task<bool> CopyAsync(System.IO.Pipelines.PipeWriter writer, StreamPump pump, HeartbeatTicker heartbeat, CancellationToken aborted)
+    {
+        var live = pump.Live;
+        while (await live.WaitToReadAsync(aborted))
+        {
+            var written = 0;
+            while (live.TryRead(out var evt))
+            {
+                writer.Write(evt.Raw);
+                if (ReferenceEquals(evt, SseEvent.Heartbeat))
+                {
+                    metrics.HeartbeatSent();
+                }
+                else
+                {
+                    written += evt.Raw.Length;
+                    heartbeat.Written = true;
+                }
+            }
+
+            // One flush per batch: a backlog goes out together, a lone event goes out at once.
+            var flushed = await writer.FlushAsync(aborted);
+            pump.LiveBytesWritten(written);
+            if (flushed.IsCompleted || flushed.IsCanceled)
+            {
+                return false;
+            }
+        }
+
+        // The feed also ends when the pump cut a client that fell too far behind.
+        return !aborted.IsCancellationRequested && !pump.IsLiveDetached;
     }
 
     /// <summary>Queues a heartbeat on every tick that found no event written since the previous one.</summary>

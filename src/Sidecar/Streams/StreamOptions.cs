@@ -24,6 +24,20 @@ public sealed class StreamOptions
     [Range(1024L, long.MaxValue)]
     public long MaxStreamBytes { get; set; } = 64L * 1024 * 1024;
 
+    /// <summary>
+    /// How far (in bytes) a live client may fall behind the upstream before the sidecar stops
+    /// buffering for it and closes its connection (the upstream is still drained).
+    /// </summary>
+    [Range(64L * 1024, long.MaxValue)]
+    public long MaxClientBacklogBytes { get; set; } = 8L * 1024 * 1024;
+
+    /// <summary>
+    /// At shutdown, how long running streams may go on before they are cut off. The host's
+    /// shutdown timeout is set above it.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
     /// <summary>The most bytes one SSE event may carry (artifact parts carry the whole document so far).</summary>
     [Range(1024L, int.MaxValue)]
     public long MaxEventBytes { get; set; } = 4L * 1024 * 1024;

@@ -27,9 +27,6 @@ internal enum StreamOutcome
     /// <summary>The stream ran longer than its maximum duration.</summary>
     MaxDurationExceeded,
 
-    /// <summary>Nobody needed the stream any more (a resume whose client left).</summary>
-    Abandoned,
-
     /// <summary>The sidecar is shutting down.</summary>
     ShuttingDown,
 }
@@ -47,7 +44,6 @@ internal static class StreamOutcomes
         StreamOutcome.EventTooLarge => "event_too_large",
         StreamOutcome.StreamTooLarge => "stream_too_large",
         StreamOutcome.MaxDurationExceeded => "max_duration",
-        StreamOutcome.Abandoned => "abandoned",
         StreamOutcome.ShuttingDown => "shutting_down",
         _ => throw new ArgumentOutOfRangeException(nameof(outcome), outcome, null),
     };

@@ -9,14 +9,18 @@ namespace Sidecar.Streams;
 /// <summary>
 /// Owns one upstream event stream: reads it to its end (or to a limit), frames it into events,
 /// tracks its state and hands every event to the live client. It never depends on the client:
-/// a client that leaves stops receiving, and the pump goes on draining the upstream.
+/// a client that leaves, or reads too slowly, stops receiving, and the pump goes on draining the
+/// upstream.
 /// </summary>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "The stop source is disposed when the pump's run ends.")]
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "The stop source has no timer; not disposing it lets Stop race with the end of the run safely.")]
 internal sealed class StreamPump
 {
+    private const int NoCause = -1;
+
+    // Two readers: the live client, and DetachLiveClient draining what the client will not read.
     private static readonly UnboundedChannelOptions LiveChannelOptions = new()
     {
-        SingleReader = true,
+        SingleReader = false,
         SingleWriter = false,
         AllowSynchronousContinuations = false,
     };
@@ -28,8 +32,11 @@ internal sealed class StreamPump
     private readonly ILogger _logger;
     private readonly SidecarMetrics _metrics;
     private readonly Channel<SseEvent> _live = Channel.CreateUnbounded<SseEvent>(LiveChannelOptions);
+
+    // The stop source has no timer, so it is never disposed: Stop may race with the end of the run.
     private readonly CancellationTokenSource _stop = new();
-    private StreamOutcome _stopReason = StreamOutcome.ShuttingDown;
+    private int _cause = NoCause;
+    private long _liveBacklogBytes;
     private volatile bool _liveDetached;
 
     public StreamPump(
@@ -51,6 +58,7 @@ internal sealed class StreamPump
         _metrics = metrics;
         State = new StreamState(messageId);
         StartedAt = time.GetTimestamp();
+        Completion = RunAsync();
     }
 
     public ChatExchange Exchange { get; }
@@ -60,15 +68,16 @@ internal sealed class StreamPump
     public long StartedAt { get; }
 
     /// <summary>Completes with the stream's outcome once the upstream is done with and released.</summary>
-    public Task<StreamOutcome> Completion { get; private set; } = Task.FromResult(StreamOutcome.ShuttingDown);
+    public Task<StreamOutcome> Completion { get; }
 
-    /// <summary>The events for the live client, in order; completed when the pump ends.</summary>
+    /// <summary>The events for the live client, in order; completed when the pump ends, after <c>[DONE]</c>, or when the client is detached.</summary>
     public ChannelReader<SseEvent> Live => _live.Reader;
 
-    /// <summary>Whether the pump keeps reading the upstream after the live client has gone.</summary>
-    public bool DrainsWithoutClient => Exchange.Kind == ChatRequestKind.Answer;
+    /// <summary>Whether the live client has been detached (it left, or fell too far behind).</summary>
+    public bool IsLiveDetached => _liveDetached;
 
-    public void Start() => Completion = RunAsync();
+    /// <summary>Called (once) when the live client falls more than the backlog limit behind.</summary>
+    public Action? LiveClientTooSlow { get; set; }
 
     /// <summary>Queues a heartbeat for the live client (from the client's heartbeat timer).</summary>
     public void EnqueueHeartbeat()
@@ -79,7 +88,10 @@ internal sealed class StreamPump
         }
     }
 
-    /// <summary>The live client has gone: stop queueing for it, and stop reading if nobody else needs the stream.</summary>
+    /// <summary>The live client wrote <paramref name="bytes"/> of its backlog to its connection.</summary>
+    public void LiveBytesWritten(int bytes) => Interlocked.Add(ref _liveBacklogBytes, -bytes);
+
+    /// <summary>The live client has gone: stop queueing for it; the pump goes on draining the upstream.</summary>
     public void DetachLiveClient()
     {
         _liveDetached = true;
@@ -87,26 +99,16 @@ internal sealed class StreamPump
         while (_live.Reader.TryRead(out _))
         {
         }
-
-        if (!DrainsWithoutClient)
-        {
-            Stop(StreamOutcome.Abandoned);
-        }
     }
 
-    /// <summary>Stops reading the upstream, recording why.</summary>
+    /// <summary>Stops reading the upstream, recording why (unless the stream already ended for another reason).</summary>
     public void Stop(StreamOutcome reason)
     {
-        _stopReason = reason;
-        try
-        {
-            _stop.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-            // The pump has already finished.
-        }
+        SetCause(reason);
+        _stop.Cancel();
     }
+
+    private void SetCause(StreamOutcome cause) => Interlocked.CompareExchange(ref _cause, (int)cause, NoCause);
 
     private async Task<StreamOutcome> RunAsync()
     {
@@ -116,27 +118,29 @@ internal sealed class StreamPump
         using var idle = new CancellationTokenSource(_options.UpstreamIdleTimeout, _time);
         using var deadline = new CancellationTokenSource(_options.MaxDuration, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(idle.Token, deadline.Token, _stop.Token);
+        // The first cause wins: a deadline that fires while an idle cancellation unwinds does not rename it.
+        using var onIdle = idle.Token.Register(static s => ((StreamPump)s!).SetCause(StreamOutcome.UpstreamIdle), this);
+        using var onDeadline = deadline.Token.Register(static s => ((StreamPump)s!).SetCause(StreamOutcome.MaxDurationExceeded), this);
         var framer = new SseEventReader(_options.MaxEventBytes);
         var pipe = PipeReader.Create(_upstream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true));
-        var outcome = StreamOutcome.ShuttingDown;
+        StreamOutcome outcome;
         try
         {
             outcome = await ReadToEndAsync(pipe, framer, idle, linked.Token);
         }
+        catch (Exception) when (linked.IsCancellationRequested)
+        {
+            // A read cancelled by one of our own tokens may surface as any exception type. The
+            // registrations above have usually named the cause already; the first one stands.
+            SetCause(_stop.IsCancellationRequested ? StreamOutcome.ShuttingDown
+                : deadline.IsCancellationRequested ? StreamOutcome.MaxDurationExceeded
+                : StreamOutcome.UpstreamIdle);
+            outcome = (StreamOutcome)Volatile.Read(ref _cause);
+        }
         catch (Exception ex) when (ex is IOException or HttpRequestException or ObjectDisposedException or OperationCanceledException)
         {
-            // A read cancelled by one of our own tokens may surface as any of these.
-            if (linked.IsCancellationRequested)
-            {
-                outcome = _stop.IsCancellationRequested ? _stopReason
-                    : deadline.IsCancellationRequested ? StreamOutcome.MaxDurationExceeded
-                    : StreamOutcome.UpstreamIdle;
-            }
-            else
-            {
-                Log.UpstreamReadFailed(_logger, Exchange.SessionId, State.MessageId, ex.GetType().Name);
-                outcome = StreamOutcome.UpstreamFailed;
-            }
+            Log.UpstreamReadFailed(_logger, Exchange.SessionId, State.MessageId, ex.GetType().Name);
+            outcome = StreamOutcome.UpstreamFailed;
         }
         catch (Exception ex)
         {
@@ -147,10 +151,7 @@ internal sealed class StreamPump
         finally
         {
             _live.Writer.TryComplete();
-            await pipe.CompleteAsync();
-            await _upstream.DisposeAsync();
-            _upstreamOwner.Dispose();
-            _stop.Dispose();
+            await ReleaseAsync(pipe);
         }
 
         return outcome;
@@ -175,10 +176,7 @@ internal sealed class StreamPump
                 var evt = SseEvent.Parse(bytes, terminated: status == SseReadStatus.Event);
                 State.Observe(evt);
                 _metrics.EventForwarded(evt.Raw.Length);
-                if (!_liveDetached)
-                {
-                    _live.Writer.TryWrite(evt);
-                }
+                Publish(evt);
             }
 
             if (status == SseReadStatus.TooLarge)
@@ -194,6 +192,61 @@ internal sealed class StreamPump
                     : State.FinishSeen ? StreamOutcome.Completed
                     : StreamOutcome.EndedWithoutFinish;
             }
+        }
+    }
+
+    private void Publish(SseEvent evt)
+    {
+        if (_liveDetached)
+        {
+            return;
+        }
+
+        if (Interlocked.Add(ref _liveBacklogBytes, evt.Raw.Length) > _options.MaxClientBacklogBytes)
+        {
+            // The client reads slower than the upstream writes: stop buffering for it.
+            Log.LiveClientTooSlow(_logger, Exchange.SessionId, State.MessageId, _options.MaxClientBacklogBytes);
+            DetachLiveClient();
+            LiveClientTooSlow?.Invoke();
+            return;
+        }
+
+        _live.Writer.TryWrite(evt);
+        if (evt.Part.Type == UiPartType.Done)
+        {
+            // The answer is whole: the client's response ends here, whatever the upstream does next.
+            _live.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>Releases the upstream connection; each step runs even if an earlier one throws.</summary>
+    private async Task ReleaseAsync(PipeReader pipe)
+    {
+        try
+        {
+            await pipe.CompleteAsync();
+        }
+        catch (Exception ex)
+        {
+            Log.UpstreamReleaseFailed(_logger, Exchange.SessionId, State.MessageId, ex.GetType().Name);
+        }
+
+        try
+        {
+            await _upstream.DisposeAsync();
+        }
+        catch (Exception ex)
+        {
+            Log.UpstreamReleaseFailed(_logger, Exchange.SessionId, State.MessageId, ex.GetType().Name);
+        }
+
+        try
+        {
+            _upstreamOwner.Dispose();
+        }
+        catch (Exception ex)
+        {
+            Log.UpstreamReleaseFailed(_logger, Exchange.SessionId, State.MessageId, ex.GetType().Name);
         }
     }
 }

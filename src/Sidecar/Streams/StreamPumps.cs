@@ -7,16 +7,18 @@ using Sidecar.Telemetry;
 namespace Sidecar.Streams;
 
 /// <summary>
-/// Starts and tracks the stream pumps, which outlive the requests that started them, and stops
-/// them when the host shuts down.
+/// Starts and tracks the stream pumps, which outlive the requests that started them, and drains
+/// them when the host shuts down: from the moment shutdown begins the sidecar reports not ready,
+/// running streams may go on for <see cref="StreamOptions.DrainTimeout"/>, then the rest are cut off.
 /// </summary>
 internal sealed class StreamPumps(
     IOptionsMonitor<StreamOptions> options,
     TimeProvider time,
     SidecarMetrics metrics,
-    ILogger<StreamPump> logger) : IHostedService
+    ILogger<StreamPump> logger) : IHostedLifecycleService, IDisposable
 {
     private readonly ConcurrentDictionary<StreamPump, byte> _active = new();
+    private readonly CancellationTokenSource _drainOver = new(Timeout.InfiniteTimeSpan, time);
     private volatile bool _stopping;
 
     /// <summary>Raised once per pump when its stream has ended and the upstream is released.</summary>
@@ -35,10 +37,9 @@ internal sealed class StreamPumps(
     {
         var pump = new StreamPump(exchange, upstream, upstreamOwner, messageId, options.CurrentValue, time, logger, metrics);
         _active.TryAdd(pump, 0);
-        metrics.StreamStarted(exchange.Kind);
-        pump.Start();
+        metrics.StreamStarted();
         _ = ObserveAsync(pump);
-        if (_stopping)
+        if (_drainOver.IsCancellationRequested)
         {
             pump.Stop(StreamOutcome.ShuttingDown);
         }
@@ -46,18 +47,45 @@ internal sealed class StreamPumps(
         return pump;
     }
 
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Runs before any service stops (Kestrel among them): turn not ready, start the drain clock.</summary>
+    public Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        _stopping = true;
+        var drain = options.CurrentValue.DrainTimeout;
+        Log.Draining(logger, _active.Count, drain.TotalSeconds);
+        _drainOver.Token.Register(StopAll);
+        _drainOver.CancelAfter(drain);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Waits for the running streams to end, by themselves or at the drain deadline.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _stopping = true;
+        using var onHostDeadline = cancellationToken.Register(StopAll);
+        while (!_active.IsEmpty)
+        {
+            Task all = Task.WhenAll(_active.Keys.Select(p => p.Completion));
+            await all.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public void Dispose() => _drainOver.Dispose();
+
+    private void StopAll()
+    {
         foreach (var pump in _active.Keys)
         {
             pump.Stop(StreamOutcome.ShuttingDown);
         }
-
-        Task all = Task.WhenAll(_active.Keys.Select(p => p.Completion));
-        await all.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     private async Task ObserveAsync(StreamPump pump)
@@ -65,14 +93,20 @@ internal sealed class StreamPumps(
         var outcome = await pump.Completion;
         _active.TryRemove(pump, out _);
         var elapsed = time.GetElapsedTime(pump.StartedAt);
-        metrics.StreamEnded(pump.Exchange.Kind, outcome, elapsed);
+        metrics.StreamEnded(outcome, elapsed);
         Log.StreamEnded(logger, pump.Exchange.SessionId, pump.State.MessageId, outcome.Tag(), pump.State.Events, pump.State.Bytes, elapsed.TotalMilliseconds);
-
         if (pump.State.ConflictingStartMessageId is not null)
         {
             Log.StartMessageIdMismatch(logger, pump.Exchange.SessionId, pump.State.MessageId);
         }
 
-        Ended?.Invoke(pump, outcome);
+        try
+        {
+            Ended?.Invoke(pump, outcome);
+        }
+        catch (Exception ex)
+        {
+            Log.EndedHandlerFailed(logger, ex);
+        }
     }
 }

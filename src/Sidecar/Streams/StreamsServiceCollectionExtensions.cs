@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Sidecar.Configuration;
 
 namespace Sidecar.Streams;
 
@@ -6,10 +7,7 @@ internal static class StreamsServiceCollectionExtensions
 {
     public static IServiceCollection AddSidecarStreams(this IServiceCollection services)
     {
-        services.AddOptions<StreamOptions>()
-            .BindConfiguration(StreamOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddSidecarOptions<StreamOptions>(StreamOptions.SectionName);
         services.AddSingleton<StreamPumps>();
         services.AddHostedService(sp => sp.GetRequiredService<StreamPumps>());
         services.AddSingleton<LiveClient>();

@@ -15,8 +15,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Chat request body over {Limit} bytes refused with 413")]
     public static partial void RequestBodyTooLarge(ILogger logger, long limit);
 
-    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Using the default proxy configuration: every path to {Upstream}")]
-    public static partial void DefaultProxyConfig(ILogger logger, string upstream);
+    [LoggerMessage(EventId = 102, Level = LogLevel.Debug, Message = "Client left the chat request before the upstream answered: session {SessionId}; the request goes on")]
+    public static partial void ClientLeftBeforeHeaders(ILogger logger, string sessionId);
 
     [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Stream ended: session {SessionId} message {MessageId} outcome {Outcome}, {Events} events, {Bytes} bytes, {ElapsedMs:F0} ms")]
     public static partial void StreamEnded(ILogger logger, string sessionId, string? messageId, string outcome, long events, long bytes, double elapsedMs);
@@ -24,11 +24,23 @@ internal static partial class Log
     [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "Upstream body failed mid-stream: session {SessionId} message {MessageId} ({ExceptionType})")]
     public static partial void UpstreamReadFailed(ILogger logger, string sessionId, string? messageId, string exceptionType);
 
-    [LoggerMessage(EventId = 202, Level = LogLevel.Debug, Message = "Client left the stream: session {SessionId} message {MessageId}; upstream drained: {Draining}")]
-    public static partial void ClientDisconnected(ILogger logger, string sessionId, string? messageId, bool draining);
+    [LoggerMessage(EventId = 202, Level = LogLevel.Debug, Message = "Client left the stream: session {SessionId} message {MessageId}; the upstream is drained")]
+    public static partial void ClientDisconnected(ILogger logger, string sessionId, string? messageId);
 
     [LoggerMessage(EventId = 204, Level = LogLevel.Error, Message = "Stream pump failed unexpectedly: session {SessionId} message {MessageId}")]
     public static partial void PumpFailed(ILogger logger, string sessionId, string? messageId, Exception exception);
+
+    [LoggerMessage(EventId = 205, Level = LogLevel.Warning, Message = "Live client fell more than {Limit} bytes behind: session {SessionId} message {MessageId}; its connection is closed, the upstream is drained")]
+    public static partial void LiveClientTooSlow(ILogger logger, string sessionId, string? messageId, long limit);
+
+    [LoggerMessage(EventId = 206, Level = LogLevel.Warning, Message = "Releasing the upstream connection failed: session {SessionId} message {MessageId} ({ExceptionType})")]
+    public static partial void UpstreamReleaseFailed(ILogger logger, string sessionId, string? messageId, string exceptionType);
+
+    [LoggerMessage(EventId = 207, Level = LogLevel.Information, Message = "Shutting down: {Count} streams may run for up to {DrainSeconds} s more")]
+    public static partial void Draining(ILogger logger, int count, double drainSeconds);
+
+    [LoggerMessage(EventId = 208, Level = LogLevel.Error, Message = "A stream-ended handler failed")]
+    public static partial void EndedHandlerFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "The start part's messageId differs from x-message-id: session {SessionId} message {MessageId}")]
     public static partial void StartMessageIdMismatch(ILogger logger, string sessionId, string? messageId);

@@ -16,6 +16,7 @@ internal sealed class SidecarMetrics
     private readonly Counter<long> _bytes;
     private readonly Counter<long> _heartbeats;
     private readonly Counter<long> _upstreamErrors;
+    private readonly Counter<long> _clientDisconnects;
 
     public SidecarMetrics(IMeterFactory meterFactory)
     {
@@ -29,22 +30,21 @@ internal sealed class SidecarMetrics
         _bytes = meter.CreateCounter<long>("sidecar.stream.bytes", "By", "SSE bytes read from the upstream.");
         _heartbeats = meter.CreateCounter<long>("sidecar.heartbeat.sent", "{heartbeat}", "Keep-alive comments sent to quiet clients.");
         _upstreamErrors = meter.CreateCounter<long>("sidecar.upstream.errors", "{error}", "Requests the upstream failed before its headers, by error.");
+        _clientDisconnects = meter.CreateCounter<long>("sidecar.client.disconnected", "{client}", "Chat clients that left before their answer ended, by phase; their answers go on.");
     }
 
-    public void StreamStarted(ChatRequestKind kind)
+    public void StreamStarted()
     {
-        var tag = KindTag(kind);
-        _streamsStarted.Add(1, tag);
-        _streamsActive.Add(1, tag);
+        _streamsStarted.Add(1);
+        _streamsActive.Add(1);
     }
 
-    public void StreamEnded(ChatRequestKind kind, StreamOutcome outcome, TimeSpan duration)
+    public void StreamEnded(StreamOutcome outcome, TimeSpan duration)
     {
-        var kindTag = KindTag(kind);
         var outcomeTag = new KeyValuePair<string, object?>("outcome", outcome.Tag());
-        _streamsActive.Add(-1, kindTag);
-        _streamsEnded.Add(1, kindTag, outcomeTag);
-        _streamDuration.Record(duration.TotalSeconds, kindTag, outcomeTag);
+        _streamsActive.Add(-1);
+        _streamsEnded.Add(1, outcomeTag);
+        _streamDuration.Record(duration.TotalSeconds, outcomeTag);
     }
 
     public void EventForwarded(int bytes)
@@ -57,6 +57,6 @@ internal sealed class SidecarMetrics
 
     public void UpstreamError(string error) => _upstreamErrors.Add(1, new KeyValuePair<string, object?>("error", error));
 
-    private static KeyValuePair<string, object?> KindTag(ChatRequestKind kind) =>
-        new("kind", kind == ChatRequestKind.Answer ? "answer" : "resume");
+    /// <summary>A chat client left early: <c>before_headers</c> (the upstream had not answered yet) or <c>streaming</c>.</summary>
+    public void ClientDisconnected(string phase) => _clientDisconnects.Add(1, new KeyValuePair<string, object?>("phase", phase));
 }
