@@ -7,7 +7,7 @@ namespace Sidecar.Tests.ClientConformance;
 /// The real AI SDK v5 client (strict part validation: one unknown field kills its stream) reads
 /// the emulator's answers through the sidecar exactly as it would read them directly.
 /// </summary>
-public class RealClientTests(ProxyFixture fixture) : IClassFixture<ProxyFixture>
+public class RealClientTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultSidecarFixture>
 {
     [Theory]
     [InlineData("")]

@@ -44,6 +44,59 @@ internal static class Chat
 
     public static string Text(byte[] bytes) => Encoding.UTF8.GetString(bytes);
 
+    /// <summary>A resume request, as the client sends it on page load.</summary>
+    public static HttpRequestMessage Resume(string sessionId, string? lastEventId = null, string? bearer = null, string agentId = "c010")
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v/{agentId}/{sessionId}");
+        if (lastEventId is not null)
+        {
+            request.Headers.Add("Last-Event-ID", lastEventId);
+        }
+
+        if (bearer is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        }
+
+        return request;
+    }
+
+    /// <summary>Splits an LF-framed SSE body into its events (each with its blank line).</summary>
+    public static List<byte[]> Events(byte[] body)
+    {
+        var events = new List<byte[]>();
+        var start = 0;
+        for (var i = 1; i < body.Length; i++)
+        {
+            if (body[i] == (byte)'\n' && body[i - 1] == (byte)'\n')
+            {
+                events.Add(body[start..(i + 1)]);
+                start = i + 1;
+            }
+        }
+
+        if (start < body.Length)
+        {
+            events.Add(body[start..]);
+        }
+
+        return events;
+    }
+
+    /// <summary>The bytes the sidecar sends for these upstream events with event ids on: <c>id: N</c> before each.</summary>
+    public static byte[] WithIds(IEnumerable<byte[]> events, long first = 0)
+    {
+        var output = new List<byte>();
+        var id = first;
+        foreach (var evt in events)
+        {
+            output.AddRange(Encoding.UTF8.GetBytes($"id: {id++}\n"));
+            output.AddRange(evt);
+        }
+
+        return [.. output];
+    }
+
     /// <summary>Posts a chat through <paramref name="client"/> and returns once its headers are in, with the emulator's record of it.</summary>
     public static async Task<ChatCall> StartAsync(HttpClient client, EmulatorServer emulator, string sessionId, string text)
     {

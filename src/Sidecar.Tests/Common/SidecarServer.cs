@@ -61,7 +61,7 @@ public sealed class SidecarServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         if (Environment.GetEnvironmentVariable("SIDECAR_TEST_LOGS") == "1")
         {
-            builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Debug);
+            builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff ").SetMinimumLevel(LogLevel.Debug);
         }
 
         builder.Services.AddSidecar(builder.Configuration);

@@ -33,6 +33,21 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         Assert.Equal(record.SentBytes(), body);
     }
 
+    [Fact]
+    public async Task Post_Headers_ReachTheClientBeforeTheFirstEvent()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+
+        // The emulator sends its headers, then waits before the first part.
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:0");
+
+        Assert.Equal(HttpStatusCode.OK, call.Response.StatusCode);
+        Assert.Equal(0, call.Record.FramesSent);
+        call.Record.ReleaseGate();
+        Assert.Equal(call.Record.TotalFrames, Chat.Events(await call.Reader.ReadToEndAsync()).Count);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("reasoning search artifact")]

@@ -23,6 +23,7 @@ public class StreamTimingTests : IAsyncLifetime
             ["Sidecar:Streams:UpstreamIdleTimeout"] = "00:01:00",
             ["Sidecar:Streams:MaxDuration"] = "00:05:00",
             ["Sidecar:Streams:DrainTimeout"] = "00:00:20",
+            ["Sidecar:Resume:EventIds"] = "false",
         }, _time);
     }
 

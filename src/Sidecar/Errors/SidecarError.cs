@@ -17,6 +17,21 @@ internal enum SidecarError
 
     /// <summary>The client's request body could not be read.</summary>
     BadRequestBody,
+
+    /// <summary>A session, agent or message id is empty, too long, or has characters ids never have.</summary>
+    InvalidId,
+
+    /// <summary>The <c>Last-Event-ID</c> of a resume is not an event position.</summary>
+    InvalidLastEventId,
+
+    /// <summary>The stream store could not answer, or no longer holds the whole stream.</summary>
+    ResumeUnavailable,
+
+    /// <summary>A resume by someone other than the stream's owner, when configured to say so (403).</summary>
+    ResumeForbidden,
+
+    /// <summary>A resume by someone other than the stream's owner, when configured to say so (404).</summary>
+    ResumeNotFound,
 }
 
 /// <summary>Builds <see cref="ErrorBody"/> values for <see cref="SidecarError"/>s.</summary>
@@ -28,6 +43,16 @@ internal static class SidecarErrors
     {
         var (type, title, message, code) = error switch
         {
+            SidecarError.InvalidId => (ErrorType.InvalidRequest, "Invalid request",
+                "The session or agent id is not valid.", "INVALID_ID"),
+            SidecarError.InvalidLastEventId => (ErrorType.InvalidRequest, "Invalid request",
+                "Last-Event-ID must be the id of an event of this stream.", "INVALID_LAST_EVENT_ID"),
+            SidecarError.ResumeUnavailable => (ErrorType.ServiceUnavailable, "Resume unavailable",
+                "We couldn't resume this response. Refreshing may lose it.", "RESUME_UNAVAILABLE"),
+            SidecarError.ResumeForbidden => (ErrorType.SecurityBlocked, "Forbidden",
+                "This stream belongs to someone else.", "RESUME_FORBIDDEN"),
+            SidecarError.ResumeNotFound => (ErrorType.InvalidRequest, "Not found",
+                "There is no stream to resume.", "RESUME_NOT_FOUND"),
             SidecarError.UpstreamUnavailable => (ErrorType.ServiceUnavailable, "Service unavailable",
                 "The chat service is not reachable right now. Please try again in a moment.", "UPSTREAM_UNAVAILABLE"),
             SidecarError.UpstreamTimeout => (ErrorType.Timeout, "Request timed out",
@@ -43,10 +68,10 @@ internal static class SidecarErrors
             type.WireName(),
             title,
             message,
-            type.StatusCode(),
+            error == SidecarError.ResumeNotFound ? 404 : type.StatusCode(),
             code,
             Source,
-            Category: null,
+            Category: error == SidecarError.ResumeUnavailable ? "resume" : null,
             Severity: "recoverable",
             new ErrorMetadata(Timestamp(time), requestId, sessionId));
     }

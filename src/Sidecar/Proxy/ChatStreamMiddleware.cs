@@ -10,7 +10,8 @@ using Sidecar.Telemetry;
 namespace Sidecar.Proxy;
 
 /// <summary>
-/// Runs in YARP's proxy pipeline. On a chat POST it enforces the request body limit, keeps a
+/// Runs in YARP's proxy pipeline. A chat GET (resume) is answered by <see cref="ResumeEndpoint"/>.
+/// On a chat POST it enforces the request body limit, keeps a
 /// client that leaves from cancelling the upstream request, marks the request so that
 /// <see cref="ChatStreamTransform"/> takes the upstream's event stream away from YARP, and, once
 /// YARP has forwarded the request and copied the headers, serves the client from the stream's pump.
@@ -19,6 +20,7 @@ internal sealed class ChatStreamMiddleware(
     RequestDelegate next,
     IOptionsMonitor<SidecarOptions> options,
     LiveClient liveClient,
+    ResumeEndpoint resume,
     TimeProvider time,
     SidecarMetrics metrics,
     ILogger<ChatStreamMiddleware> logger)
@@ -26,9 +28,22 @@ internal sealed class ChatStreamMiddleware(
     public async Task InvokeAsync(HttpContext context)
     {
         var request = context.Request;
-        if (!HttpMethods.IsPost(request.Method) || !ChatRoute.TryMatch(request.Path, out var agentId, out var sessionId))
+        var isPost = HttpMethods.IsPost(request.Method);
+        if ((!isPost && !HttpMethods.IsGet(request.Method)) || !ChatRoute.TryMatch(request.Path, out var agentId, out var sessionId))
         {
             await next(context);
+            return;
+        }
+
+        if (!isPost)
+        {
+            // Resume is the sidecar's: it is served from the store, on any replica. A session
+            // the store does not know is the upstream's to answer.
+            if (!await resume.ServeAsync(context, agentId, sessionId))
+            {
+                await next(context);
+            }
+
             return;
         }
 
@@ -46,7 +61,7 @@ internal sealed class ChatStreamMiddleware(
             sizeLimit.MaxRequestBodySize = limit;
         }
 
-        var exchange = new ChatExchange(agentId, sessionId, context.TraceIdentifier);
+        var exchange = new ChatExchange(agentId, sessionId, context.TraceIdentifier, OwnerIdentity.Hash(request, sessionId));
         context.Features.Set(exchange);
         await ForwardDetachedFromClientAsync(context, exchange);
 

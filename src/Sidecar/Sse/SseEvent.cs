@@ -32,6 +32,9 @@ internal sealed class SseEvent
     /// <summary>The UI message stream part this event carries, sniffed from its data.</summary>
     public UiPart Part { get; }
 
+    /// <summary>The event's position in its stream, from 0 (its SSE <c>id</c>); -1 for the sidecar's own comments.</summary>
+    public long Sequence { get; set; } = -1;
+
     /// <summary>The heartbeat comment the sidecar sends to quiet clients; never stored.</summary>
     public static readonly SseEvent Heartbeat = new(SseBytes.KeepAlive.ToArray(), default, hasData: false, terminated: true, UiPart.None);
 

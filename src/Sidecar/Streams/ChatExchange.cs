@@ -4,8 +4,11 @@ namespace Sidecar.Streams;
 /// Per-request feature set on chat POSTs before YARP forwards them; the response transform hands
 /// the upstream body to a <see cref="StreamPump"/> through it.
 /// </summary>
-internal sealed class ChatExchange(string agentId, string sessionId, string requestId)
+internal sealed class ChatExchange(string agentId, string sessionId, string requestId, string ownerHash)
 {
+    /// <summary>The hash of the identity of the principal that sent the request.</summary>
+    public string OwnerHash { get; } = ownerHash;
+
     public string AgentId { get; } = agentId;
 
     public string SessionId { get; } = sessionId;

@@ -14,6 +14,7 @@ namespace Sidecar.Streams;
 /// </summary>
 internal sealed class LiveClient(
     IOptionsMonitor<StreamOptions> options,
+    IOptionsMonitor<ResumeOptions> resumeOptions,
     TimeProvider time,
     SidecarMetrics metrics,
     ILogger<LiveClient> logger)
@@ -33,8 +34,10 @@ internal sealed class LiveClient(
                 ? time.CreateTimer(static s => ((HeartbeatTicker)s!).Tick(), heartbeat, interval, interval)
                 : null;
 
-            // The upstream has sent its headers: the client gets them now, not with the first event.
+            // The upstream has sent its headers: the client gets them now, not with the first event
+            // (StartAsync only queues them).
             await response.StartAsync(aborted);
+            await response.BodyWriter.FlushAsync(aborted);
             servedToTheEnd = await CopyAsync(response.BodyWriter, pump, heartbeat, aborted);
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
@@ -70,11 +73,17 @@ internal sealed class LiveClient(
     private async Task<bool> CopyAsync(System.IO.Pipelines.PipeWriter writer, StreamPump pump, HeartbeatTicker heartbeat, CancellationToken aborted)
     {
         var live = pump.Live;
+        var eventIds = resumeOptions.CurrentValue.EventIds;
         while (await live.WaitToReadAsync(aborted))
         {
             var written = 0;
             while (live.TryRead(out var evt))
             {
+                if (eventIds && evt.Sequence >= 0)
+                {
+                    SseWriter.WriteId(writer, evt.Sequence);
+                }
+
                 writer.Write(evt.Raw);
                 if (ReferenceEquals(evt, SseEvent.Heartbeat))
                 {

@@ -2,6 +2,7 @@ using System.IO.Pipelines;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Sidecar.Sse;
+using Sidecar.Streams.Store;
 using Sidecar.Telemetry;
 
 namespace Sidecar.Streams;
@@ -31,6 +32,7 @@ internal sealed class StreamPump
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SidecarMetrics _metrics;
+    private readonly StreamTee? _tee;
     private readonly Channel<SseEvent> _live = Channel.CreateUnbounded<SseEvent>(LiveChannelOptions);
 
     // The stop source has no timer, so it is never disposed: Stop may race with the end of the run.
@@ -47,9 +49,11 @@ internal sealed class StreamPump
         StreamOptions options,
         TimeProvider time,
         ILogger logger,
-        SidecarMetrics metrics)
+        SidecarMetrics metrics,
+        StreamTee? tee)
     {
         Exchange = exchange;
+        _tee = tee;
         _upstream = upstream;
         _upstreamOwner = upstreamOwner;
         _options = options;
@@ -154,6 +158,8 @@ internal sealed class StreamPump
             await ReleaseAsync(pipe);
         }
 
+        // A normal ending is "no stream" to a later resume; any other is replayed with its ending.
+        _tee?.End(outcome == StreamOutcome.Completed ? StoredStreamState.Completed : StoredStreamState.Failed);
         return outcome;
     }
 
@@ -175,7 +181,9 @@ internal sealed class StreamPump
 
                 var evt = SseEvent.Parse(bytes, terminated: status == SseReadStatus.Event);
                 State.Observe(evt);
+                evt.Sequence = State.Events - 1;
                 _metrics.EventForwarded(evt.Raw.Length);
+                _tee?.Append(evt.Sequence, evt.Raw);
                 Publish(evt);
             }
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Sidecar.Streams.Store;
 using Sidecar.Telemetry;
 
 namespace Sidecar.Streams;
@@ -13,6 +14,9 @@ namespace Sidecar.Streams;
 /// </summary>
 internal sealed class StreamPumps(
     IOptionsMonitor<StreamOptions> options,
+    IOptions<StreamStoreOptions> storeOptions,
+    StoreWriter storeWriter,
+    SidecarReplica replica,
     TimeProvider time,
     SidecarMetrics metrics,
     ILogger<StreamPump> logger) : IHostedLifecycleService, IDisposable
@@ -35,7 +39,7 @@ internal sealed class StreamPumps(
     /// <summary>Takes ownership of an upstream event stream and starts pumping it.</summary>
     public StreamPump Start(ChatExchange exchange, Stream upstream, IDisposable upstreamOwner, string? messageId)
     {
-        var pump = new StreamPump(exchange, upstream, upstreamOwner, messageId, options.CurrentValue, time, logger, metrics);
+        var pump = new StreamPump(exchange, upstream, upstreamOwner, messageId, options.CurrentValue, time, logger, metrics, OpenTee(exchange, messageId));
         _active.TryAdd(pump, 0);
         metrics.StreamStarted();
         _ = ObserveAsync(pump);
@@ -45,6 +49,20 @@ internal sealed class StreamPumps(
         }
 
         return pump;
+    }
+
+    /// <summary>Registers the stream in the store, or returns null when it cannot be resumed (no valid message id).</summary>
+    private StreamTee? OpenTee(ChatExchange exchange, string? messageId)
+    {
+        if (!StreamIds.IsValid(messageId) || !StreamIds.IsValid(exchange.SessionId) || !StreamIds.IsValid(exchange.AgentId))
+        {
+            Log.StreamNotTeed(logger, exchange.SessionId);
+            return null;
+        }
+
+        return storeWriter.Open(new StreamRegistration(
+            messageId!, exchange.SessionId, exchange.AgentId, exchange.OwnerHash, replica.Id,
+            time.GetUtcNow() + storeOptions.Value.LeaseDuration));
     }
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Sidecar.Configuration;
+using Sidecar.Streams.Store;
 
 namespace Sidecar.Streams;
 
@@ -8,9 +9,19 @@ internal static class StreamsServiceCollectionExtensions
     public static IServiceCollection AddSidecarStreams(this IServiceCollection services)
     {
         services.AddSidecarOptions<StreamOptions>(StreamOptions.SectionName);
+        services.AddSidecarOptions<ResumeOptions>(ResumeOptions.SectionName);
+        services.AddSidecarOptions<StreamStoreOptions>(StreamStoreOptions.SectionName);
+        services.AddSingleton<SidecarReplica>();
+        services.AddSingleton<IStreamStore, InMemoryStreamStore>();
+
+        // Hosted services stop in reverse order: the store writer after the pumps, so that what
+        // the pumps write while they drain still reaches the store.
+        services.AddSingleton<StoreWriter>();
+        services.AddHostedService(sp => sp.GetRequiredService<StoreWriter>());
         services.AddSingleton<StreamPumps>();
         services.AddHostedService(sp => sp.GetRequiredService<StreamPumps>());
         services.AddSingleton<LiveClient>();
+        services.AddSingleton<ResumeEndpoint>();
         return services;
     }
 }

@@ -4,7 +4,7 @@ namespace Sidecar.Telemetry;
 
 /// <summary>
 /// Every log event the sidecar writes, with its id: this file is the registry of event ids.
-/// Ids are grouped by capability: 1xx proxy, 2xx streams.
+/// Ids are grouped by capability: 1xx proxy, 2xx streams, 3xx store and resume.
 /// Session and message ids are logged (they are opaque ids), never credentials or message content.
 /// </summary>
 internal static partial class Log
@@ -44,4 +44,19 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "The start part's messageId differs from x-message-id: session {SessionId} message {MessageId}")]
     public static partial void StartMessageIdMismatch(ILogger logger, string sessionId, string? messageId);
+
+    [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "Stream {MessageId} lost resume: a store write was {Reason}; the live answer goes on")]
+    public static partial void StoreWriteLost(ILogger logger, string messageId, string reason);
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "A store write batch of {Streams} streams failed ({ExceptionType})")]
+    public static partial void StoreWriteFailed(ILogger logger, int streams, string exceptionType);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Stream of session {SessionId} is not teed: its message id is missing or invalid")]
+    public static partial void StreamNotTeed(ILogger logger, string sessionId);
+
+    [LoggerMessage(EventId = 303, Level = LogLevel.Information, Message = "Resume of session {SessionId}: {Result}")]
+    public static partial void ResumeResult(ILogger logger, string sessionId, string result);
+
+    [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "Resume of session {SessionId} failed: the store did not answer ({ExceptionType})")]
+    public static partial void ResumeStoreFailed(ILogger logger, string sessionId, string exceptionType);
 }

@@ -17,6 +17,11 @@ internal sealed class SidecarMetrics
     private readonly Counter<long> _heartbeats;
     private readonly Counter<long> _upstreamErrors;
     private readonly Counter<long> _clientDisconnects;
+    private readonly Counter<long> _storeBatches;
+    private readonly Histogram<double> _storeBatchDuration;
+    private readonly Counter<long> _storeEvents;
+    private readonly Counter<long> _storeLost;
+    private readonly Counter<long> _resumes;
 
     public SidecarMetrics(IMeterFactory meterFactory)
     {
@@ -30,6 +35,12 @@ internal sealed class SidecarMetrics
         _bytes = meter.CreateCounter<long>("sidecar.stream.bytes", "By", "SSE bytes read from the upstream.");
         _heartbeats = meter.CreateCounter<long>("sidecar.heartbeat.sent", "{heartbeat}", "Keep-alive comments sent to quiet clients.");
         _upstreamErrors = meter.CreateCounter<long>("sidecar.upstream.errors", "{error}", "Requests the upstream failed before its headers, by error.");
+        _storeBatches = meter.CreateCounter<long>("sidecar.store.batches", "{batch}", "Write batches sent to the stream store (one round trip each for Redis).");
+        _storeBatchDuration = meter.CreateHistogram("sidecar.store.append.duration", "s", "How long one write batch to the stream store took.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2] });
+        _storeEvents = meter.CreateCounter<long>("sidecar.store.events", "{event}", "SSE events written to the stream store.");
+        _storeLost = meter.CreateCounter<long>("sidecar.store.lost", "{stream}", "Streams that lost resume because a store write failed or was dropped, by reason.");
+        _resumes = meter.CreateCounter<long>("sidecar.resume.requests", "{request}", "Resume requests, by result.");
         _clientDisconnects = meter.CreateCounter<long>("sidecar.client.disconnected", "{client}", "Chat clients that left before their answer ended, by phase; their answers go on.");
     }
 
@@ -56,6 +67,18 @@ internal sealed class SidecarMetrics
     public void HeartbeatSent() => _heartbeats.Add(1);
 
     public void UpstreamError(string error) => _upstreamErrors.Add(1, new KeyValuePair<string, object?>("error", error));
+
+    public void StoreBatchWritten(int events, TimeSpan duration)
+    {
+        _storeBatches.Add(1);
+        _storeEvents.Add(events);
+        _storeBatchDuration.Record(duration.TotalSeconds);
+    }
+
+    public void StoreWriteLost(string reason) => _storeLost.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    /// <summary>A resume request ended: <c>replayed</c>, <c>no_stream</c>, <c>denied</c>, <c>invalid</c>, <c>failed</c>.</summary>
+    public void Resume(string result) => _resumes.Add(1, new KeyValuePair<string, object?>("result", result));
 
     /// <summary>A chat client left early: <c>before_headers</c> (the upstream had not answered yet) or <c>streaming</c>.</summary>
     public void ClientDisconnected(string phase) => _clientDisconnects.Add(1, new KeyValuePair<string, object?>("phase", phase));

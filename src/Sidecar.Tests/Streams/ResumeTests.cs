@@ -1,0 +1,238 @@
+using System.Net;
+using System.Text;
+using ChatUpstream;
+using Microsoft.Extensions.DependencyInjection;
+using Sidecar.Streams;
+using Sidecar.Streams.Store;
+using Sidecar.Tests.Common;
+
+namespace Sidecar.Tests.Streams;
+
+/// <summary>Resume from the store (the in-memory store here; the Redis suite runs the same flows across replicas).</summary>
+public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultSidecarFixture>
+{
+    private readonly EmulatorServer _emulator = fixture.Emulator;
+    private readonly SidecarServer _sidecar = fixture.Sidecar;
+
+    [Fact]
+    public async Task Resume_LiveStream_ReplaysFromTheStartThenFollowsToTheEnd()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:5 deltas:20");
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.NotNull(await call.Reader.NextAsync());
+        }
+
+        using var resumed = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var resumeReader = new TestEventReader(await resumed.Content.ReadAsStreamAsync());
+        Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.StartsWith($"id: {i}\n", await resumeReader.NextAsync());
+        }
+
+        call.Record.ReleaseGate();
+        var live = await call.Reader.ReadToEndAsync();
+        var replay = await resumeReader.ReadToEndAsync();
+
+        var expected = Chat.WithIds(Chat.Events(call.Record.SentBytes()));
+        Assert.Equal(expected, live);
+        Assert.Equal(expected, replay);
+        Assert.Equal("text/event-stream", resumed.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("no-cache", resumed.Headers.CacheControl?.ToString());
+        Assert.Equal("none", Assert.Single(resumed.Content.Headers.ContentEncoding));
+        Assert.Equal(call.Record.MessageId, resumed.Headers.GetValues("x-message-id").Single());
+        Assert.False(resumed.Headers.Contains("x-vercel-ai-ui-message-stream"));
+    }
+
+    [Fact]
+    public async Task Resume_AtRandomDisconnectPoints_FullReplayAndLastEventIdBothRebuildTheAnswer()
+    {
+        var random = new Random(2026);
+        using var client = _sidecar.CreateClient();
+        for (var run = 0; run < 12; run++)
+        {
+            var session = Chat.NewSession();
+            var seen = random.Next(1, 30);
+            var gate = seen + random.Next(0, 4);
+            var call = await Chat.StartAsync(client, _emulator, session, $"/scenario gate:{gate} deltas:40 reasoning");
+            var prefix = new List<byte>();
+            string? lastId = null;
+            for (var i = 0; i < seen; i++)
+            {
+                var evt = await call.Reader.NextAsync();
+                prefix.AddRange(Encoding.UTF8.GetBytes(evt + "\n\n"));
+                lastId = evt!.Split('\n')[0]["id: ".Length..];
+            }
+
+            await call.Record.GateReached.DefaultTimeout();
+            call.Dispose();
+
+            using var full = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+            using var after = await client.SendAsync(Chat.Resume(session, lastEventId: lastId), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+            var fullReader = new TestEventReader(await full.Content.ReadAsStreamAsync());
+            var afterReader = new TestEventReader(await after.Content.ReadAsStreamAsync());
+            call.Record.ReleaseGate();
+
+            var replayed = await fullReader.ReadToEndAsync();
+            byte[] rebuilt = [.. prefix, .. await afterReader.ReadToEndAsync()];
+            Assert.Equal(AnswerStatus.Completed, await call.Record.Ended.DefaultTimeout());
+            var expected = Chat.WithIds(Chat.Events(call.Record.SentBytes()));
+            Assert.Equal(expected, replayed);
+            Assert.Equal(expected, rebuilt);
+        }
+    }
+
+    [Fact]
+    public async Task Resume_ManyConcurrentResumers_AllGetTheWholeAnswer()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:100");
+        await call.Record.GateReached.DefaultTimeout();
+
+        var resumers = await Task.WhenAll(Enumerable.Range(0, 20).Select(async _ =>
+        {
+            var response = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+            return (response, reader: new TestEventReader(await response.Content.ReadAsStreamAsync()));
+        }));
+        call.Record.ReleaseGate();
+
+        await call.Reader.ReadToEndAsync();
+        var expected = Chat.WithIds(Chat.Events(call.Record.SentBytes()));
+        foreach (var (response, reader) in resumers)
+        {
+            Assert.Equal(expected, await reader.ReadToEndAsync());
+            response.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Resume_AfterTheStreamCompleted_Is204()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+        using (var post = await client.SendAsync(Chat.Post(session, "hello")).DefaultTimeout())
+        {
+            await post.Content.ReadAsByteArrayAsync();
+        }
+
+        await ended.DefaultTimeout();
+        await WaitUntilStoredAsync(session);
+        using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.NoContent, resumed.StatusCode);
+        Assert.Equal("no-cache", resumed.Headers.CacheControl?.ToString());
+    }
+
+    [Fact]
+    public async Task Resume_OfAFailedStream_ReplaysWhatWasStoredAndEnds()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:5 drop:5");
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.NotNull(await call.Reader.NextAsync());
+        }
+
+        call.Record.ReleaseGate();
+        Assert.Equal(StreamOutcome.UpstreamFailed, (await ended.DefaultTimeout()).Outcome);
+        await WaitUntilStoredAsync(session);
+        using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+        var expected = Chat.WithIds(Chat.Events(call.Record.SentBytes())).Concat("data: [DONE]\n\n"u8.ToArray()).ToArray();
+        Assert.Equal(expected, await resumed.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
+    public async Task Resume_ByAnotherPrincipal_LooksLikeNoStream()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var post = Chat.Post(session, "/scenario gate:2");
+        post.Headers.Authorization = new("Bearer", "token-of-alice");
+        using var response = await client.SendAsync(post, HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        await record.GateReached.DefaultTimeout();
+
+        using var mallory = await client.SendAsync(Chat.Resume(session, bearer: "token-of-mallory")).DefaultTimeout();
+        using var anonymous = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
+        using var alice = await client.SendAsync(Chat.Resume(session, bearer: "token-of-alice"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.NoContent, mallory.StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, anonymous.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, alice.StatusCode);
+        record.ReleaseGate();
+    }
+
+    [Theory]
+    [InlineData("/api/v/c010/a%7Bb")]
+    [InlineData("/api/v/c010/a%20b")]
+    [InlineData("/api/v/c%24%24/session")]
+    public async Task Resume_InvalidIds_AreRefusedWithATypedError(string path)
+    {
+        using var client = _sidecar.CreateClient();
+
+        using var response = await client.GetAsync(path).DefaultTimeout();
+        var error = await ErrorJson.ReadAsync(response);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        ErrorJson.AssertContractShape(error, "INVALID_REQUEST", 400);
+    }
+
+    [Fact]
+    public async Task Resume_OverLongSessionId_IsRefusedWithATypedError()
+    {
+        using var client = _sidecar.CreateClient();
+
+        using var response = await client.SendAsync(Chat.Resume(new string('s', 129))).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        ErrorJson.AssertContractShape(await ErrorJson.ReadAsync(response), "INVALID_REQUEST", 400);
+    }
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("-1")]
+    [InlineData("99999999999999999999")]
+    public async Task Resume_InvalidLastEventId_IsRefusedWithATypedError(string lastEventId)
+    {
+        using var client = _sidecar.CreateClient();
+
+        using var response = await client.SendAsync(Chat.Resume(Chat.NewSession(), lastEventId)).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("INVALID_LAST_EVENT_ID", (await ErrorJson.ReadAsync(response)).GetProperty("errorCode").GetString());
+    }
+
+    [Fact]
+    public async Task Resume_OfASessionTheStoreDoesNotKnow_IsTheUpstreamsToAnswer()
+    {
+        using var client = _sidecar.CreateClient();
+
+        using var unknownAgent = await client.SendAsync(Chat.Resume(Chat.NewSession(), agentId: "c011")).DefaultTimeout();
+        using var unknownSession = await client.SendAsync(Chat.Resume(Chat.NewSession())).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.BadRequest, unknownAgent.StatusCode);
+        Assert.Contains("INVALID_AGENT", await unknownAgent.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NoContent, unknownSession.StatusCode);
+    }
+
+    /// <summary>The store is written in the background: wait until the stream's end is recorded.</summary>
+    private async Task WaitUntilStoredAsync(string session)
+    {
+        var store = _sidecar.Services.GetRequiredService<IStreamStore>();
+        var stream = await store.FindActiveAsync(session, CancellationToken.None);
+        while (stream is { State: StoredStreamState.Live })
+        {
+            await store.WaitForChangeAsync(stream.MessageId, stream.EventCount, TimeSpan.FromSeconds(1), CancellationToken.None).DefaultTimeout();
+            stream = await store.FindActiveAsync(session, CancellationToken.None);
+        }
+    }
+}

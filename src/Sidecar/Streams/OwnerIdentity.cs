@@ -1,0 +1,71 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace Sidecar.Streams;
+
+/// <summary>
+/// Who started a stream, as a hash: only that principal may resume or stop it. The raw
+/// credential is never stored.
+/// </summary>
+/// <remarks>
+/// The identity is, in order: the bearer token, the Clerk session cookie (<c>__session</c>), or
+/// the anonymous session (<c>anon_{sessionId}</c>, as the service names it). A credential that is
+/// a JWT counts by its issuer and subject, because Clerk re-issues the session token every
+/// minute and a reload must still resume. The sidecar does not verify the token's signature
+/// (the upstream does, on every request): the binding keeps one signed-in user from another's
+/// streams, and it is one more secret to know besides the session id, not an authentication.
+/// </remarks>
+internal static class OwnerIdentity
+{
+    private static readonly byte[] Domain = "c010-sidecar-owner-v1\0"u8.ToArray();
+
+    public static string Hash(HttpRequest request, string sessionId)
+    {
+        var authorization = request.Headers.Authorization.ToString();
+        var identity = authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && authorization.Length > 7
+            ? Credential("bearer", authorization[7..].Trim())
+            : request.Cookies["__session"] is { Length: > 0 } cookie
+                ? Credential("session", cookie)
+                : "anon:anon_" + sessionId;
+
+        var bytes = new byte[Domain.Length + Encoding.UTF8.GetByteCount(identity)];
+        Domain.CopyTo(bytes, 0);
+        Encoding.UTF8.GetBytes(identity, bytes.AsSpan(Domain.Length));
+        return Convert.ToHexStringLower(SHA256.HashData(bytes));
+    }
+
+    private static string Credential(string kind, string value) =>
+        JwtSubject(value) is { } subject ? $"jwt:{subject}" : $"{kind}:{value}";
+
+    /// <summary>The <c>iss</c> and <c>sub</c> of a JWT's payload, or null when the value is not a JWT with a subject.</summary>
+    private static string? JwtSubject(string token)
+    {
+        var parts = token.Split('.');
+        if (parts.Length != 3 || parts[1].Length is 0 or > 8192)
+        {
+            return null;
+        }
+
+        try
+        {
+            var payload = parts[1].Replace('-', '+').Replace('_', '/');
+            payload = payload.PadRight(payload.Length + ((4 - (payload.Length % 4)) % 4), '=');
+            using var document = JsonDocument.Parse(Convert.FromBase64String(payload));
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object
+                || !root.TryGetProperty("sub", out var sub) || sub.ValueKind != JsonValueKind.String)
+            {
+                return null;
+            }
+
+            var issuer = root.TryGetProperty("iss", out var iss) && iss.ValueKind == JsonValueKind.String ? iss.GetString() : string.Empty;
+            return $"{issuer}|{sub.GetString()}";
+        }
+        catch (Exception ex) when (ex is FormatException or JsonException)
+        {
+            return null;
+        }
+    }
+}

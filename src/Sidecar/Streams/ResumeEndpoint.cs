@@ -1,0 +1,229 @@
+using System.Buffers;
+using System.Globalization;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Sidecar.Errors;
+using Sidecar.Sse;
+using Sidecar.Streams.Store;
+using Sidecar.Telemetry;
+
+namespace Sidecar.Streams;
+
+/// <summary>
+/// GET on the chat route: resumes the session's active stream from the store, on any replica.
+/// Replays everything stored from the first event (or after <c>Last-Event-ID</c>), follows the
+/// stream live until it ends, then <c>[DONE]</c>. 204 when there is nothing to resume.
+/// </summary>
+internal sealed class ResumeEndpoint(
+    IStreamStore store,
+    IOptionsMonitor<ResumeOptions> options,
+    IOptionsMonitor<StreamOptions> streamOptions,
+    IOptions<StreamStoreOptions> storeOptions,
+    TimeProvider time,
+    SidecarMetrics metrics,
+    ILogger<ResumeEndpoint> logger)
+{
+    private const int ReadBatch = 512;
+    private static readonly byte[] DoneEvent = "data: [DONE]\n\n"u8.ToArray();
+
+    /// <summary>
+    /// Answers the resume, or returns false when the store knows no stream of the session: the
+    /// request then goes to the upstream, which answers it as it always has (204, or 400 for an
+    /// unknown agent).
+    /// </summary>
+    public async Task<bool> ServeAsync(HttpContext context, string agentId, string sessionId)
+    {
+        if (!StreamIds.IsValid(agentId) || !StreamIds.IsValid(sessionId))
+        {
+            await RefuseAsync(context, "invalid", SidecarError.InvalidId, sessionId: null);
+            return true;
+        }
+
+        if (!TryReadLastEventId(context.Request, out var from))
+        {
+            await RefuseAsync(context, "invalid", SidecarError.InvalidLastEventId, sessionId);
+            return true;
+        }
+
+        StreamRecord? stream;
+        try
+        {
+            using var timeout = new CancellationTokenSource(storeOptions.Value.OperationTimeout, time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.RequestAborted);
+            stream = await store.FindActiveAsync(sessionId, linked.Token);
+        }
+        catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            Log.ResumeStoreFailed(logger, sessionId, ex.GetType().Name);
+            await RefuseAsync(context, "failed", SidecarError.ResumeUnavailable, sessionId);
+            return true;
+        }
+
+        if (stream is null)
+        {
+            metrics.Resume("not_found");
+            return false;
+        }
+
+        if (stream.State == StoredStreamState.Completed)
+        {
+            NoStream(context, sessionId, "no_stream");
+            return true;
+        }
+
+        if (!string.Equals(stream.OwnerHash, OwnerIdentity.Hash(context.Request, sessionId), StringComparison.Ordinal))
+        {
+            switch (options.CurrentValue.DeniedStatus)
+            {
+                case 403:
+                    await RefuseAsync(context, "denied", SidecarError.ResumeForbidden, sessionId);
+                    break;
+                case 404:
+                    await RefuseAsync(context, "denied", SidecarError.ResumeNotFound, sessionId);
+                    break;
+                default:
+                    NoStream(context, sessionId, "denied");
+                    break;
+            }
+
+            return true;
+        }
+
+        if (stream.Incomplete)
+        {
+            await RefuseAsync(context, "failed", SidecarError.ResumeUnavailable, sessionId);
+            return true;
+        }
+
+        metrics.Resume("replayed");
+        Log.ResumeResult(logger, sessionId, "replayed");
+        await ReplayAsync(context, stream, from);
+        return true;
+    }
+
+    private async Task ReplayAsync(HttpContext context, StreamRecord stream, long from)
+    {
+        var response = context.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers.Connection = "keep-alive";
+        response.Headers.ContentEncoding = "none";
+        response.Headers["x-request-id"] = context.TraceIdentifier;
+        response.Headers["x-session-id"] = stream.SessionId;
+        response.Headers["x-agent-id"] = stream.AgentId;
+        response.Headers["x-message-id"] = stream.MessageId;
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+
+        using var deadline = new CancellationTokenSource(streamOptions.CurrentValue.MaxDuration, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, context.RequestAborted);
+        var token = linked.Token;
+        var writer = response.BodyWriter;
+        var eventIds = options.CurrentValue.EventIds;
+        var heartbeat = streamOptions.CurrentValue.HeartbeatInterval;
+        var poll = options.CurrentValue.FollowPollInterval;
+        var next = from;
+        ReadOnlyMemory<byte> last = default;
+        var quietSince = time.GetTimestamp();
+        try
+        {
+            // StartAsync only queues the headers: flush them, the resumer may wait long for an event.
+            await response.StartAsync(token);
+            await writer.FlushAsync(token);
+            while (true)
+            {
+                var events = await store.ReadAsync(stream.MessageId, next, ReadBatch, token);
+                foreach (var evt in events)
+                {
+                    if (eventIds)
+                    {
+                        SseWriter.WriteId(writer, evt.Sequence);
+                    }
+
+                    writer.Write(evt.Raw.Span);
+                    last = evt.Raw;
+                    next = evt.Sequence + 1;
+                }
+
+                if (events.Count > 0)
+                {
+                    await writer.FlushAsync(token);
+                    quietSince = time.GetTimestamp();
+                    if (events.Count == ReadBatch)
+                    {
+                        continue;
+                    }
+                }
+
+                var current = await store.GetAsync(stream.MessageId, token);
+                if (current is null || (current.State != StoredStreamState.Live && next >= current.EventCount))
+                {
+                    break;
+                }
+
+                if (heartbeat > TimeSpan.Zero && time.GetElapsedTime(quietSince) >= heartbeat)
+                {
+                    writer.Write(SseBytes.KeepAlive);
+                    await writer.FlushAsync(token);
+                    metrics.HeartbeatSent();
+                    quietSince = time.GetTimestamp();
+                }
+
+                var wait = heartbeat > TimeSpan.Zero && heartbeat < poll ? heartbeat : poll;
+                await store.WaitForChangeAsync(stream.MessageId, next, wait, token);
+            }
+
+            if (last.IsEmpty || SseEvent.Parse(new ReadOnlySequence<byte>(last), terminated: true).Part.Type != UiPartType.Done)
+            {
+                writer.Write(DoneEvent);
+            }
+
+            await writer.FlushAsync(token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
+        {
+            // The resumer left.
+        }
+    }
+
+    /// <summary>Reads <c>Last-Event-ID</c> (or the <c>lastEventId</c> query parameter): resume after that event.</summary>
+    private static bool TryReadLastEventId(HttpRequest request, out long from)
+    {
+        from = 0;
+        var value = request.Headers["Last-Event-ID"].ToString();
+        if (string.IsNullOrEmpty(value))
+        {
+            value = request.Query["lastEventId"].ToString();
+        }
+
+        if (string.IsNullOrEmpty(value))
+        {
+            return true;
+        }
+
+        if (value.Length > 19 || !long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var last))
+        {
+            return false;
+        }
+
+        from = last + 1;
+        return true;
+    }
+
+    private void NoStream(HttpContext context, string sessionId, string result)
+    {
+        metrics.Resume(result);
+        Log.ResumeResult(logger, sessionId, result);
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+        context.Response.Headers.CacheControl = "no-cache";
+    }
+
+    private Task RefuseAsync(HttpContext context, string result, SidecarError error, string? sessionId)
+    {
+        metrics.Resume(result);
+        Log.ResumeResult(logger, sessionId ?? "(invalid)", result);
+        return ErrorResponses.WriteAsync(context, SidecarErrors.Create(error, time, context.TraceIdentifier, sessionId));
+    }
+}

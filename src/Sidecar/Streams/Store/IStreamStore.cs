@@ -1,0 +1,93 @@
+namespace Sidecar.Streams.Store;
+
+/// <summary>Where a stored stream is in its life.</summary>
+public enum StoredStreamState
+{
+    /// <summary>Its producer is still pumping it.</summary>
+    Live,
+
+    /// <summary>It ended normally (<c>finish</c>, a clean end): a resume answers 204.</summary>
+    Completed,
+
+    /// <summary>It ended abnormally; its stored events end with the terminal parts a resume replays.</summary>
+    Failed,
+}
+
+/// <summary>What registers a new stream in the store.</summary>
+/// <param name="MessageId">The assistant message id: the stream's key.</param>
+/// <param name="SessionId">The chat session whose active stream it becomes.</param>
+/// <param name="AgentId">The agent of the chat route.</param>
+/// <param name="OwnerHash">A hash of the identity of the principal that started it (never a credential).</param>
+/// <param name="ReplicaId">The sidecar replica producing it.</param>
+/// <param name="LeaseExpiresAt">Until when the producer's lease holds unless renewed.</param>
+public sealed record StreamRegistration(string MessageId, string SessionId, string AgentId, string OwnerHash, string ReplicaId, DateTimeOffset LeaseExpiresAt);
+
+/// <summary>A stored stream's metadata.</summary>
+public sealed record StreamRecord(
+    string MessageId,
+    string SessionId,
+    string AgentId,
+    string OwnerHash,
+    StoredStreamState State,
+    long EventCount,
+    string ReplicaId,
+    DateTimeOffset LeaseExpiresAt,
+    bool Incomplete);
+
+/// <summary>One stored SSE event: its position in the stream (from 0) and its exact bytes.</summary>
+public readonly record struct StoredEvent(long Sequence, ReadOnlyMemory<byte> Raw);
+
+/// <summary>
+/// What one producer writes for one stream in one batch, applied in this order: registration,
+/// events, lease renewal, end. Any part may be absent.
+/// </summary>
+public sealed class StreamWrite(string messageId)
+{
+    public string MessageId { get; } = messageId;
+
+    /// <summary>Registers the stream and makes it its session's active stream.</summary>
+    public StreamRegistration? Begin { get; set; }
+
+    /// <summary>Events to append, contiguous, continuing the stream's sequence.</summary>
+    public List<StoredEvent> Events { get; } = [];
+
+    /// <summary>Extends the producer's lease to this time.</summary>
+    public DateTimeOffset? RenewLeaseUntil { get; set; }
+
+    /// <summary>The store no longer holds every event of the stream (a write was lost).</summary>
+    public bool MarkIncomplete { get; set; }
+
+    /// <summary>Ends the stream in this state; its keys then expire after the retention.</summary>
+    public StoredStreamState? End { get; set; }
+}
+
+/// <summary>
+/// The durable record of every stream's events, shared by all replicas: what resume replays and
+/// follows. Implementations: Redis Streams (shared) and in-memory (one replica, the default).
+/// </summary>
+/// <remarks>
+/// Writes come from one producer per stream, in order. Writes of many streams go in one call so
+/// that a store that talks over the network pays one round trip per batch, not per event. Every
+/// key an implementation writes expires: <see cref="StreamStoreOptions.Retention"/> after the
+/// end, and at the latest the stream's maximum duration plus the retention after its start.
+/// </remarks>
+public interface IStreamStore
+{
+    /// <summary>Applies a batch of writes; the result says, per write, whether it was applied.</summary>
+    Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken);
+
+    /// <summary>The session's active (latest) stream, or null.</summary>
+    Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken);
+
+    /// <summary>A stream's metadata, or null.</summary>
+    Task<StreamRecord?> GetAsync(string messageId, CancellationToken cancellationToken);
+
+    /// <summary>Up to <paramref name="maxCount"/> events from <paramref name="fromSequence"/> on.</summary>
+    Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Completes when the stream may hold more than <paramref name="knownEventCount"/> events or
+    /// may have changed state, or when <paramref name="timeout"/> passes (callers re-read either way).
+    /// </summary>
+    Task WaitForChangeAsync(string messageId, long knownEventCount, TimeSpan timeout, CancellationToken cancellationToken);
+}

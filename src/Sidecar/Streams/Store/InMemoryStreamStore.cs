@@ -1,0 +1,241 @@
+using Microsoft.Extensions.Options;
+
+namespace Sidecar.Streams.Store;
+
+/// <summary>
+/// The embedded store: streams in this process's memory, for one replica and for the demo.
+/// Bounded: finished streams are evicted after the retention, and oldest first when the total
+/// size passes <see cref="StreamStoreOptions.InMemoryMaxBytes"/>; when only live streams are
+/// left, appends are refused (the stream loses resume, the live answer does not notice).
+/// </summary>
+internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, IOptions<StreamOptions> streams, TimeProvider time) : IStreamStore
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, Entry> _streams = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _activeBySession = new(StringComparer.Ordinal);
+    private long _totalBytes;
+
+    public long TotalBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _totalBytes;
+            }
+        }
+    }
+
+    public Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken)
+    {
+        var applied = new bool[writes.Count];
+        lock (_gate)
+        {
+            for (var i = 0; i < writes.Count; i++)
+            {
+                applied[i] = Apply(writes[i]);
+            }
+        }
+
+        return Task.FromResult(applied);
+    }
+
+    private bool Apply(StreamWrite write)
+    {
+        if (write.Begin is { } registration)
+        {
+            Evict();
+            if (_streams.Remove(registration.MessageId, out var previous))
+            {
+                _totalBytes -= previous.Bytes;
+                previous.Signal();
+            }
+
+            _streams[registration.MessageId] = new Entry(registration, time.GetUtcNow());
+            _activeBySession[registration.SessionId] = registration.MessageId;
+        }
+
+        if (!_streams.TryGetValue(write.MessageId, out var entry))
+        {
+            return false;
+        }
+
+        var applied = AppendTo(entry, write.Events);
+        if (write.RenewLeaseUntil is { } lease)
+        {
+            entry.Stream = entry.Stream with { LeaseExpiresAt = lease };
+        }
+
+        if (write.MarkIncomplete || !applied)
+        {
+            entry.Stream = entry.Stream with { Incomplete = true };
+        }
+
+        if (write.End is { } state)
+        {
+            entry.Stream = entry.Stream with { State = state };
+            entry.EndedAt = time.GetUtcNow();
+        }
+
+        entry.Signal();
+        return applied;
+    }
+
+    private bool AppendTo(Entry entry, List<StoredEvent> events)
+    {
+        if (events.Count == 0)
+        {
+            return true;
+        }
+
+        var bytes = events.Sum(e => (long)e.Raw.Length);
+        if (_totalBytes + bytes > options.Value.InMemoryMaxBytes)
+        {
+            Evict(bytes);
+            if (_totalBytes + bytes > options.Value.InMemoryMaxBytes)
+            {
+                // Full of live streams: this one loses resume, the others keep theirs.
+                return false;
+            }
+        }
+
+        if (events[0].Sequence != entry.Events.Count)
+        {
+            return false;
+        }
+
+        foreach (var evt in events)
+        {
+            entry.Events.Add(evt.Raw);
+        }
+
+        entry.Bytes += bytes;
+        _totalBytes += bytes;
+        return true;
+    }
+
+    public Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            Evict();
+            return Task.FromResult(_activeBySession.TryGetValue(sessionId, out var messageId) && _streams.TryGetValue(messageId, out var entry)
+                ? Snapshot(entry)
+                : null);
+        }
+    }
+
+    public Task<StreamRecord?> GetAsync(string messageId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_streams.TryGetValue(messageId, out var entry) ? Snapshot(entry) : null);
+        }
+    }
+
+    public Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (!_streams.TryGetValue(messageId, out var entry) || fromSequence >= entry.Events.Count)
+            {
+                return Task.FromResult<IReadOnlyList<StoredEvent>>([]);
+            }
+
+            var start = (int)Math.Max(0, fromSequence);
+            var count = Math.Min(maxCount, entry.Events.Count - start);
+            var events = new StoredEvent[count];
+            for (var i = 0; i < count; i++)
+            {
+                events[i] = new StoredEvent(start + i, entry.Events[start + i]);
+            }
+
+            return Task.FromResult<IReadOnlyList<StoredEvent>>(events);
+        }
+    }
+
+    public async Task WaitForChangeAsync(string messageId, long knownEventCount, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        Task changed;
+        lock (_gate)
+        {
+            if (!_streams.TryGetValue(messageId, out var entry) || entry.Events.Count > knownEventCount || entry.Stream.State != StoredStreamState.Live)
+            {
+                return;
+            }
+
+            changed = entry.Changed.Task;
+        }
+
+        await changed.WaitAsync(timeout, time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    private static StreamRecord Snapshot(Entry entry) => entry.Stream with { EventCount = entry.Events.Count };
+
+    /// <summary>Drops expired streams, then finished streams oldest first until <paramref name="room"/> bytes fit.</summary>
+    private void Evict(long room = 0)
+    {
+        var now = time.GetUtcNow();
+        var retention = options.Value.Retention;
+        var lifetime = streams.Value.MaxDuration + retention;
+        foreach (var (id, entry) in _streams.ToList())
+        {
+            if ((entry.EndedAt is { } ended && ended + retention <= now) || entry.StartedAt + lifetime <= now)
+            {
+                Remove(id, entry);
+            }
+        }
+
+        if (_totalBytes + room <= options.Value.InMemoryMaxBytes)
+        {
+            return;
+        }
+
+        foreach (var (id, entry) in _streams.Where(s => s.Value.EndedAt is not null).OrderBy(s => s.Value.EndedAt).ToList())
+        {
+            Remove(id, entry);
+            if (_totalBytes + room <= options.Value.InMemoryMaxBytes)
+            {
+                return;
+            }
+        }
+    }
+
+    private void Remove(string messageId, Entry entry)
+    {
+        _streams.Remove(messageId);
+        _totalBytes -= entry.Bytes;
+        if (_activeBySession.TryGetValue(entry.Stream.SessionId, out var active) && active == messageId)
+        {
+            _activeBySession.Remove(entry.Stream.SessionId);
+        }
+
+        entry.Signal();
+    }
+
+    private sealed class Entry(StreamRegistration registration, DateTimeOffset startedAt)
+    {
+        public StreamRecord Stream { get; set; } = new(
+            registration.MessageId, registration.SessionId, registration.AgentId, registration.OwnerHash,
+            StoredStreamState.Live, 0, registration.ReplicaId, registration.LeaseExpiresAt, Incomplete: false);
+
+        public DateTimeOffset StartedAt { get; } = startedAt;
+
+        public DateTimeOffset? EndedAt { get; set; }
+
+        public List<ReadOnlyMemory<byte>> Events { get; } = [];
+
+        public long Bytes { get; set; }
+
+        public TaskCompletionSource Changed { get; private set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Wakes every waiter; the next waiters wait on a fresh signal.</summary>
+        public void Signal()
+        {
+            var changed = Changed;
+            Changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            changed.TrySetResult();
+        }
+    }
+}

@@ -1,0 +1,164 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Sidecar.Telemetry;
+
+namespace Sidecar.Streams.Store;
+
+/// <summary>
+/// Writes every stream's events to the store in the background, many streams per batch, so
+/// that the live answer never waits on the store and a networked store pays one round trip per
+/// batch. Bounded: past <see cref="StreamStoreOptions.MaxPendingBytes"/> waiting, new events are
+/// dropped and their streams marked incomplete (they lose resume, the answers go on).
+/// </summary>
+internal sealed class StoreWriter(
+    IStreamStore store,
+    IOptions<StreamStoreOptions> options,
+    TimeProvider time,
+    SidecarMetrics metrics,
+    ILogger<StoreWriter> logger) : BackgroundService
+{
+    private const int MaxBatchOps = 4096;
+
+    private readonly Channel<TeeOp> _ops = Channel.CreateUnbounded<TeeOp>(new UnboundedChannelOptions { SingleReader = true });
+    private long _pendingBytes;
+
+    /// <summary>Starts teeing one stream: its registration is queued first.</summary>
+    public StreamTee Open(StreamRegistration registration)
+    {
+        var tee = new StreamTee(this, registration.MessageId);
+        _ops.Writer.TryWrite(new TeeOp(tee, registration, null, null));
+        return tee;
+    }
+
+    internal void Append(StreamTee tee, StoredEvent evt)
+    {
+        if (Interlocked.Add(ref _pendingBytes, evt.Raw.Length) > options.Value.MaxPendingBytes)
+        {
+            Interlocked.Add(ref _pendingBytes, -evt.Raw.Length);
+            tee.Lose("backlog");
+            return;
+        }
+
+        if (!_ops.Writer.TryWrite(new TeeOp(tee, null, evt, null)))
+        {
+            Interlocked.Add(ref _pendingBytes, -evt.Raw.Length);
+            tee.Lose("stopped");
+        }
+    }
+
+    internal void End(StreamTee tee, StoredStreamState state) => _ops.Writer.TryWrite(new TeeOp(tee, null, null, state));
+
+    internal void Lost(StreamTee tee, string reason)
+    {
+        metrics.StoreWriteLost(reason);
+        Log.StoreWriteLost(logger, tee.MessageId, reason);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var reader = _ops.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(stoppingToken))
+            {
+                await WriteBatchAsync(reader);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+
+        // Shutting down: the pumps have ended (they stop first); write what they left.
+        _ops.Writer.TryComplete();
+        while (reader.TryPeek(out _))
+        {
+            await WriteBatchAsync(reader);
+        }
+    }
+
+    private async Task WriteBatchAsync(ChannelReader<TeeOp> reader)
+    {
+        var byTee = new Dictionary<StreamTee, StreamWrite>();
+        var order = new List<(StreamTee Tee, StreamWrite Write)>();
+        long bytes = 0;
+        for (var count = 0; count < MaxBatchOps && reader.TryRead(out var op); count++)
+        {
+            if (!byTee.TryGetValue(op.Tee, out var write) || write.End is not null)
+            {
+                write = new StreamWrite(op.Tee.MessageId);
+                byTee[op.Tee] = write;
+                order.Add((op.Tee, write));
+            }
+
+            write.Begin ??= op.Begin;
+            if (op.Event is { } evt)
+            {
+                bytes += evt.Raw.Length;
+                if (!op.Tee.IsLost)
+                {
+                    write.Events.Add(evt);
+                }
+            }
+
+            write.End ??= op.End;
+            write.MarkIncomplete |= op.Tee.IsLost;
+        }
+
+        var writes = order.Select(o => o.Write).ToList();
+        bool[] applied;
+        var started = time.GetTimestamp();
+        try
+        {
+            using var timeout = new CancellationTokenSource(options.Value.OperationTimeout, time);
+            applied = await store.WriteAsync(writes, timeout.Token);
+            metrics.StoreBatchWritten(writes.Sum(w => w.Events.Count), time.GetElapsedTime(started));
+        }
+        catch (Exception ex)
+        {
+            Log.StoreWriteFailed(logger, writes.Count, ex.GetType().Name);
+            applied = new bool[writes.Count];
+        }
+
+        Interlocked.Add(ref _pendingBytes, -bytes);
+        for (var i = 0; i < order.Count; i++)
+        {
+            if (!applied[i])
+            {
+                order[i].Tee.Lose("store_error");
+            }
+        }
+    }
+
+    private readonly record struct TeeOp(StreamTee Tee, StreamRegistration? Begin, StoredEvent? Event, StoredStreamState? End);
+}
+
+/// <summary>One stream's side of the <see cref="StoreWriter"/>: what the pump writes through.</summary>
+internal sealed class StreamTee(StoreWriter writer, string messageId)
+{
+    private int _lost;
+
+    public string MessageId { get; } = messageId;
+
+    /// <summary>Whether an event of this stream failed to reach the store: it can no longer be resumed whole.</summary>
+    public bool IsLost => Volatile.Read(ref _lost) == 1;
+
+    public void Append(long sequence, ReadOnlyMemory<byte> raw)
+    {
+        if (!IsLost)
+        {
+            writer.Append(this, new StoredEvent(sequence, raw));
+        }
+    }
+
+    public void End(StoredStreamState state) => writer.End(this, state);
+
+    internal void Lose(string reason)
+    {
+        if (Interlocked.Exchange(ref _lost, 1) == 0)
+        {
+            writer.Lost(this, reason);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Sidecar.Streams.Store;
+
+/// <summary>Where and how long streams are kept for resume (section <c>Sidecar:Store</c>).</summary>
+public sealed class StreamStoreOptions
+{
+    public const string SectionName = "Sidecar:Store";
+
+    /// <summary>
+    /// A StackExchange.Redis configuration string (<c>host:6379,password=...</c>); empty keeps
+    /// streams in this process's memory (one replica only).
+    /// </summary>
+    public string? Redis { get; set; }
+
+    /// <summary>The prefix of every Redis key.</summary>
+    [Required]
+    [RegularExpression("^[A-Za-z0-9_.:-]{1,64}$")]
+    public string KeyPrefix { get; set; } = "sidecar";
+
+    /// <summary>How long a stream is kept after it ends.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
+    public TimeSpan Retention { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>The most bytes the in-memory store holds; finished streams are evicted oldest first.</summary>
+    [Range(1024L * 1024, long.MaxValue)]
+    public long InMemoryMaxBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>How long a producer's lease lasts unless renewed (renewed every third of it).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>The longest any one store call may take before it counts as failed.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
+    public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The most bytes waiting to be written to the store; past it, streams lose resume instead of the process growing.</summary>
+    [Range(1024L * 1024, long.MaxValue)]
+    public long MaxPendingBytes { get; set; } = 64L * 1024 * 1024;
+}
