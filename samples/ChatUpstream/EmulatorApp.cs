@@ -125,7 +125,9 @@ public static class EmulatorApp
                 await record.WaitAtGateAsync(aborted);
             }
 
+            // Headers go out before the first part (StartAsync alone only queues them).
             await context.Response.StartAsync(aborted);
+            await body.FlushAsync(aborted);
             for (var i = 0; i < frames.Count; i++)
             {
                 if (i > 0 && s.PaceMs > 0)
