@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Sidecar.Configuration;
 using Sidecar.Streams.Store;
 
@@ -12,7 +13,11 @@ internal static class StreamsServiceCollectionExtensions
         services.AddSidecarOptions<ResumeOptions>(ResumeOptions.SectionName);
         services.AddSidecarOptions<StreamStoreOptions>(StreamStoreOptions.SectionName);
         services.AddSingleton<SidecarReplica>();
-        services.AddSingleton<IStreamStore, InMemoryStreamStore>();
+        // Redis when a connection is configured (shared by every replica), else this process's memory.
+        services.AddSingleton<IStreamStore>(sp =>
+            string.IsNullOrWhiteSpace(sp.GetRequiredService<IOptions<StreamStoreOptions>>().Value.Redis)
+                ? ActivatorUtilities.CreateInstance<InMemoryStreamStore>(sp)
+                : ActivatorUtilities.CreateInstance<RedisStreamStore>(sp));
 
         // Hosted services stop in reverse order: the store writer after the pumps, so that what
         // the pumps write while they drain still reaches the store.

@@ -1,0 +1,275 @@
+using System.Text;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using Sidecar.Streams;
+using Sidecar.Streams.Store;
+using Sidecar.Tests.Common;
+
+namespace Sidecar.Tests.Streams.Store;
+
+/// <summary>What every <see cref="IStreamStore"/> must do; each implementation runs this suite.</summary>
+public abstract class StreamStoreContractTests
+{
+    protected static readonly DateTimeOffset Start = new(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
+
+    protected FakeTimeProvider Time { get; } = new(Start);
+
+    protected StreamStoreOptions StoreOptions { get; } = new() { KeyPrefix = RedisServer.NewPrefix() };
+
+    internal abstract IStreamStore Store { get; }
+
+    [Fact]
+    public async Task Write_BeginAppendEnd_EveryEventReadsBackInOrder()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 3));
+        await WriteOkAsync(Append(id, 3, 2), End(id, StoredStreamState.Completed));
+
+        var events = await Store.ReadAsync(id, 0, 100, default);
+        var stream = await Store.GetAsync(id, default);
+
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => (long)i), events.Select(e => e.Sequence));
+        Assert.Equal(Enumerable.Range(0, 5).Select(Event), events.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+        Assert.Equal(StoredStreamState.Completed, stream!.State);
+        Assert.Equal(5, stream.EventCount);
+        Assert.Equal("owner-hash", stream.OwnerHash);
+        Assert.Equal("replica-a", stream.ReplicaId);
+        Assert.False(stream.Incomplete);
+    }
+
+    [Fact]
+    public async Task Read_FromASequenceWithALimit_ReturnsThatSlice()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 10));
+
+        var slice = await Store.ReadAsync(id, 4, 3, default);
+        var past = await Store.ReadAsync(id, 10, 3, default);
+
+        Assert.Equal([4L, 5L, 6L], slice.Select(e => e.Sequence));
+        Assert.Empty(past);
+    }
+
+    [Fact]
+    public async Task FindActive_ReturnsTheSessionsLatestStream()
+    {
+        var session = "s-" + NewId();
+        var first = NewId();
+        var second = NewId();
+        await WriteOkAsync(Begin(first, session), End(first, StoredStreamState.Completed));
+        await WriteOkAsync(Begin(second, session));
+
+        var active = await Store.FindActiveAsync(session, default);
+
+        Assert.Equal(second, active!.MessageId);
+        Assert.Equal(session, active.SessionId);
+        Assert.Equal(StoredStreamState.Live, active.State);
+        Assert.Null(await Store.FindActiveAsync("s-" + NewId(), default));
+    }
+
+    [Fact]
+    public async Task Write_BytesAreKeptExactly()
+    {
+        var id = NewId();
+        byte[] raw = [0, 1, 2, 0xff, (byte)'\r', (byte)'\n', 0xc3, 0x28];
+        var write = Begin(id, "s-" + id);
+        write.Events.Add(new StoredEvent(0, raw));
+        await WriteOkAsync(write);
+
+        Assert.Equal(raw, (await Store.ReadAsync(id, 0, 10, default)).Single().Raw.ToArray());
+    }
+
+    [Fact]
+    public async Task Write_AppendWithAGap_IsNotApplied()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 2));
+
+        var applied = await Store.WriteAsync([Append(id, 5, 1)], default);
+
+        Assert.False(applied.Single());
+        Assert.Equal(2, (await Store.ReadAsync(id, 0, 10, default)).Count);
+    }
+
+    [Fact]
+    public async Task Write_LeaseIncompleteAndFailedEnd_AreRecorded()
+    {
+        var id = NewId();
+        var renew = new StreamWrite(id) { RenewLeaseUntil = Start.AddMinutes(5), MarkIncomplete = true };
+        await WriteOkAsync(Begin(id, "s-" + id), renew, End(id, StoredStreamState.Failed));
+
+        var stream = await Store.GetAsync(id, default);
+
+        Assert.Equal(Start.AddMinutes(5), stream!.LeaseExpiresAt);
+        Assert.True(stream.Incomplete);
+        Assert.Equal(StoredStreamState.Failed, stream.State);
+    }
+
+    [Fact]
+    public async Task WaitForChange_WakesWhenEventsAreAppended()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 1));
+
+        var waiting = Store.WaitForChangeAsync(id, 1, TimeSpan.FromHours(1), default);
+        Assert.False(waiting.IsCompleted);
+        await WriteOkAsync(Append(id, 1, 1));
+
+        await waiting.DefaultTimeout();
+    }
+
+    [Fact]
+    public async Task WaitForChange_WakesWhenTheStreamEnds()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id));
+
+        var waiting = Store.WaitForChangeAsync(id, 0, TimeSpan.FromHours(1), default);
+        await WriteOkAsync(End(id, StoredStreamState.Completed));
+
+        await waiting.DefaultTimeout();
+    }
+
+    [Fact]
+    public async Task WaitForChange_WhenAlreadyAhead_ReturnsAtOnce()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 3));
+
+        await Store.WaitForChangeAsync(id, 1, TimeSpan.FromHours(1), default).DefaultTimeout();
+    }
+
+    [Fact]
+    public async Task UnknownStream_HasNoMetadataAndNoEvents()
+    {
+        var id = NewId();
+
+        Assert.Null(await Store.GetAsync(id, default));
+        Assert.Empty(await Store.ReadAsync(id, 0, 10, default));
+    }
+
+    protected static string NewId() => "m" + Guid.NewGuid().ToString("N")[..16];
+
+    protected static string Event(int i) => $"data: {{\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"{i}\"}}\n\n";
+
+    protected static StreamWrite Begin(string id, string session) =>
+        new(id) { Begin = new StreamRegistration(id, session, "c010", "owner-hash", "replica-a", Start.AddSeconds(15)) };
+
+    protected static StreamWrite Append(string id, int from, int count)
+    {
+        var write = new StreamWrite(id);
+        for (var i = from; i < from + count; i++)
+        {
+            write.Events.Add(new StoredEvent(i, Encoding.UTF8.GetBytes(Event(i))));
+        }
+
+        return write;
+    }
+
+    protected static StreamWrite End(string id, StoredStreamState state) => new(id) { End = state };
+
+    protected async Task WriteOkAsync(params StreamWrite[] writes) =>
+        Assert.All(await Store.WriteAsync(writes, default).DefaultTimeout(), Assert.True);
+
+    protected IOptions<StreamOptions> Streams { get; } = Options.Create(new StreamOptions());
+}
+
+public sealed class InMemoryStreamStoreTests : StreamStoreContractTests
+{
+    private readonly InMemoryStreamStore _store;
+
+    public InMemoryStreamStoreTests() => _store = new InMemoryStreamStore(Options.Create(StoreOptions), Streams, Time);
+
+    internal override IStreamStore Store => _store;
+
+    [Fact]
+    public async Task FinishedStreams_AreEvictedAfterTheRetention()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 2), End(id, StoredStreamState.Failed));
+
+        Time.Advance(StoreOptions.Retention - TimeSpan.FromSeconds(1));
+        Assert.NotNull(await Store.GetAsync(id, default));
+        Time.Advance(TimeSpan.FromSeconds(1));
+        await WriteOkAsync(Begin(NewId(), "s-other"));
+
+        Assert.Null(await Store.GetAsync(id, default));
+    }
+
+    [Fact]
+    public async Task WhenFull_OldestFinishedStreamsGoFirst_AndLiveOnesLoseResume()
+    {
+        StoreOptions.InMemoryMaxBytes = 1024 * 1024;
+        var big = new string('x', 400 * 1024);
+        var old = NewId();
+        var live = NewId();
+        await WriteOkAsync(Begin(old, "s-old"), BigEvent(old, 0, big), End(old, StoredStreamState.Failed));
+        await WriteOkAsync(Begin(live, "s-live"), BigEvent(live, 0, big));
+
+        // A third large event: the finished stream makes room.
+        await WriteOkAsync(BigEvent(live, 1, big));
+        Assert.Null(await Store.GetAsync(old, default));
+
+        // A fourth: nothing finished is left to evict, so the live stream loses resume.
+        var applied = await Store.WriteAsync([BigEvent(live, 2, big)], default);
+        Assert.False(applied.Single());
+        Assert.True((await Store.GetAsync(live, default))!.Incomplete);
+        Assert.True(_store.TotalBytes <= StoreOptions.InMemoryMaxBytes);
+    }
+
+    private static StreamWrite BigEvent(string id, int sequence, string text)
+    {
+        var write = new StreamWrite(id);
+        write.Events.Add(new StoredEvent(sequence, Encoding.UTF8.GetBytes(text)));
+        return write;
+    }
+}
+
+public sealed class RedisStreamStoreTests : StreamStoreContractTests, IDisposable
+{
+    private readonly RedisStreamStore _store;
+
+    public RedisStreamStoreTests()
+    {
+        StoreOptions.Redis = RedisServer.Configuration;
+        _store = new RedisStreamStore(Options.Create(StoreOptions), Streams, Time);
+    }
+
+    internal override IStreamStore Store => _store;
+
+    [Fact]
+    public async Task EveryKeyWritten_HasATimeToLive()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 3));
+        await WriteOkAsync(End(id, StoredStreamState.Completed));
+
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisServer.Configuration);
+        var server = redis.GetServers().Single();
+        var keys = server.Keys(pattern: StoreOptions.KeyPrefix + ":*").ToList();
+
+        Assert.Equal(3, keys.Count);
+        foreach (var key in keys)
+        {
+            var ttl = await redis.GetDatabase().KeyTimeToLiveAsync(key);
+            Assert.True(ttl is { } t && t > TimeSpan.Zero && t <= StreamOptionsLifetime, $"{key}: {ttl}");
+        }
+    }
+
+    [Fact]
+    public async Task Keys_OfOneMessage_ShareAClusterSlot()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 1));
+
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisServer.Configuration);
+        var keys = redis.GetServers().Single().Keys(pattern: $"{StoreOptions.KeyPrefix}:{{msg:{id}}}:*").ToList();
+
+        Assert.Equal(2, keys.Count);
+        Assert.Single(keys.Select(k => redis.HashSlot(k)).Distinct());
+    }
+
+    public void Dispose() => _store.Dispose();
+
+    private TimeSpan StreamOptionsLifetime => new StreamOptions().MaxDuration + StoreOptions.Retention;
+}

@@ -1,0 +1,330 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Sidecar.Streams.Store;
+
+/// <summary>
+/// The shared store: one Redis Stream per message (one entry per SSE event, its id the event's
+/// position), a metadata hash, and the session's active-stream pointer. Keys carry a hash tag per
+/// message (or session), so that they work on Redis Cluster; every key expires. Followers learn of
+/// new events through pub/sub and read them with a range read.
+/// </summary>
+/// <remarks>
+/// Layout, with P the key prefix: <c>P:{msg:ID}:events</c> (stream, entry <c>0-(N+1)</c> holds
+/// event N in field <c>d</c>), <c>P:{msg:ID}:meta</c> (hash), <c>P:{sess:SID}:active</c> (string:
+/// the message id), channel <c>P:{msg:ID}:notify</c>. One write batch is one pipelined round trip.
+/// </remarks>
+internal sealed class RedisStreamStore : IStreamStore, IDisposable
+{
+    private static readonly RedisValue Data = "d";
+
+    // Appends a contiguous run of events, atomically: only when the stream exists and the run
+    // starts at its current count. KEYS: meta, events. ARGV: first sequence, TTL in ms (0: keep),
+    // then the events' bytes.
+    private const string AppendScript = """
+        local count = tonumber(redis.call('HGET', KEYS[1], 'count'))
+        if count == nil or count ~= tonumber(ARGV[1]) then return 0 end
+        for i = 3, #ARGV do
+          redis.call('XADD', KEYS[2], '0-' .. (count + i - 2), 'd', ARGV[i])
+        end
+        redis.call('HSET', KEYS[1], 'count', count + #ARGV - 2)
+        if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+        return 1
+        """;
+
+    private readonly Lazy<Task<IConnectionMultiplexer>> _connection;
+    private readonly StreamStoreOptions _options;
+    private readonly StreamOptions _streams;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
+
+    public RedisStreamStore(IOptions<StreamStoreOptions> options, IOptions<StreamOptions> streams, TimeProvider time)
+    {
+        _options = options.Value;
+        _streams = streams.Value;
+        _time = time;
+        _connection = new Lazy<Task<IConnectionMultiplexer>>(ConnectAsync);
+    }
+
+    public async Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken)
+    {
+        var redis = await DatabaseAsync(cancellationToken);
+        var batch = redis.CreateBatch();
+        var pending = new List<Task>[writes.Count];
+        var appends = new Task<RedisResult>?[writes.Count];
+        var lifetime = _streams.MaxDuration + _options.Retention;
+        for (var i = 0; i < writes.Count; i++)
+        {
+            var write = writes[i];
+            var tasks = pending[i] = [];
+            var meta = MetaKey(write.MessageId);
+            var events = EventsKey(write.MessageId);
+            if (write.Begin is { } begin)
+            {
+                tasks.Add(batch.HashSetAsync(meta,
+                [
+                    new("session", begin.SessionId),
+                    new("agent", begin.AgentId),
+                    new("owner", begin.OwnerHash),
+                    new("state", (int)StoredStreamState.Live),
+                    new("replica", begin.ReplicaId),
+                    new("lease", begin.LeaseExpiresAt.ToUnixTimeMilliseconds()),
+                    new("incomplete", 0),
+                    new("count", 0),
+                ]));
+                tasks.Add(batch.KeyExpireAsync(meta, lifetime));
+                tasks.Add(batch.StringSetAsync(ActiveKey(begin.SessionId), write.MessageId, lifetime));
+            }
+
+            if (write.Events.Count > 0)
+            {
+                var values = new RedisValue[write.Events.Count + 2];
+                values[0] = write.Events[0].Sequence;
+                values[1] = write.Events[0].Sequence == 0 ? (long)lifetime.TotalMilliseconds : 0;
+                for (var e = 0; e < write.Events.Count; e++)
+                {
+                    values[e + 2] = write.Events[e].Raw;
+                }
+
+                appends[i] = batch.ScriptEvaluateAsync(AppendScript, [meta, events], values);
+                tasks.Add(appends[i]!);
+            }
+
+            if (write.RenewLeaseUntil is { } lease)
+            {
+                tasks.Add(batch.HashSetAsync(meta, "lease", lease.ToUnixTimeMilliseconds()));
+            }
+
+            if (write.MarkIncomplete)
+            {
+                tasks.Add(batch.HashSetAsync(meta, "incomplete", 1));
+            }
+
+            if (write.End is { } state)
+            {
+                tasks.Add(batch.HashSetAsync(meta, "state", (int)state));
+                tasks.Add(batch.KeyExpireAsync(meta, _options.Retention));
+                tasks.Add(batch.KeyExpireAsync(events, _options.Retention));
+            }
+
+            tasks.Add(batch.PublishAsync(NotifyChannel(write.MessageId), 1));
+        }
+
+        batch.Execute();
+        var applied = new bool[writes.Count];
+        for (var i = 0; i < writes.Count; i++)
+        {
+            try
+            {
+                await Task.WhenAll(pending[i]).WaitAsync(cancellationToken);
+                // The append script refuses a run that does not continue the stream.
+                applied[i] = appends[i] is not { } append || (int)append.Result == 1;
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                applied[i] = false;
+            }
+        }
+
+        return applied;
+    }
+
+    public async Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        var redis = await DatabaseAsync(cancellationToken);
+        var messageId = await redis.StringGetAsync(ActiveKey(sessionId)).WaitAsync(cancellationToken);
+        return messageId.IsNullOrEmpty ? null : await GetAsync(messageId.ToString(), cancellationToken);
+    }
+
+    public async Task<StreamRecord?> GetAsync(string messageId, CancellationToken cancellationToken)
+    {
+        var redis = await DatabaseAsync(cancellationToken);
+        var fields = await redis.HashGetAllAsync(MetaKey(messageId)).WaitAsync(cancellationToken);
+        if (fields.Length == 0)
+        {
+            return null;
+        }
+
+        var meta = fields.ToDictionary(f => f.Name.ToString(), f => f.Value, StringComparer.Ordinal);
+        string Text(string name) => meta.TryGetValue(name, out var v) ? v.ToString() : string.Empty;
+        long Number(string name) => meta.TryGetValue(name, out var v) && v.TryParse(out long n) ? n : 0;
+        return new StreamRecord(
+            messageId,
+            Text("session"),
+            Text("agent"),
+            Text("owner"),
+            (StoredStreamState)Number("state"),
+            Number("count"),
+            Text("replica"),
+            DateTimeOffset.FromUnixTimeMilliseconds(Number("lease")),
+            Incomplete: Number("incomplete") != 0);
+    }
+
+    public async Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken)
+    {
+        var redis = await DatabaseAsync(cancellationToken);
+        var entries = await redis.StreamRangeAsync(EventsKey(messageId), minId: EntryId(Math.Max(0, fromSequence)), maxId: "+", count: maxCount)
+            .WaitAsync(cancellationToken);
+        var events = new StoredEvent[entries.Length];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var id = entries[i].Id.ToString();
+            var sequence = long.Parse(id.AsSpan(id.IndexOf('-') + 1), NumberStyles.None, CultureInfo.InvariantCulture) - 1;
+            events[i] = new StoredEvent(sequence, (byte[])entries[i][Data]!);
+        }
+
+        return events;
+    }
+
+    public async Task WaitForChangeAsync(string messageId, long knownEventCount, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var subscription = await SubscribeAsync(messageId, cancellationToken);
+        try
+        {
+            var changed = subscription.Changed;
+            // Subscribed first, then checked: a write between the caller's read and the
+            // subscription is seen here rather than missed.
+            var redis = await DatabaseAsync(cancellationToken);
+            var meta = await redis.HashGetAsync(MetaKey(messageId), ["count", "state"]).WaitAsync(cancellationToken);
+            if (!meta[0].TryParse(out long count) || count > knownEventCount || (meta[1].TryParse(out int state) && state != (int)StoredStreamState.Live))
+            {
+                return;
+            }
+
+            await changed.WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+        finally
+        {
+            await ReleaseAsync(messageId, subscription);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_connection.IsValueCreated && _connection.Value.IsCompletedSuccessfully)
+        {
+            _connection.Value.Result.Dispose();
+        }
+    }
+
+    private async Task<IDatabase> DatabaseAsync(CancellationToken cancellationToken) =>
+        (await _connection.Value.WaitAsync(cancellationToken)).GetDatabase();
+
+    private async Task<IConnectionMultiplexer> ConnectAsync()
+    {
+        var configuration = ConfigurationOptions.Parse(_options.Redis!);
+        // Start even when Redis is down, and reconnect by itself when it returns.
+        configuration.AbortOnConnectFail = false;
+        var milliseconds = (int)_options.OperationTimeout.TotalMilliseconds;
+        configuration.AsyncTimeout = milliseconds;
+        configuration.SyncTimeout = milliseconds;
+        configuration.ConnectTimeout = Math.Max(milliseconds, 1000);
+        configuration.ClientName ??= "c010-sidecar";
+        return await ConnectionMultiplexer.ConnectAsync(configuration);
+    }
+
+    private async Task<Subscription> SubscribeAsync(string messageId, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var subscription = _subscriptions.GetOrAdd(messageId, _ => new Subscription());
+            lock (subscription)
+            {
+                if (subscription.Closed)
+                {
+                    continue;
+                }
+
+                subscription.Waiters++;
+            }
+
+            await subscription.EnsureSubscribedAsync(await _connection.Value.WaitAsync(cancellationToken), NotifyChannel(messageId));
+            return subscription;
+        }
+    }
+
+    private async Task ReleaseAsync(string messageId, Subscription subscription)
+    {
+        lock (subscription)
+        {
+            if (--subscription.Waiters > 0)
+            {
+                return;
+            }
+
+            subscription.Closed = true;
+        }
+
+        _subscriptions.TryRemove(new KeyValuePair<string, Subscription>(messageId, subscription));
+        await subscription.UnsubscribeAsync();
+    }
+
+    private RedisKey MetaKey(string messageId) => $"{_options.KeyPrefix}:{{msg:{messageId}}}:meta";
+
+    private RedisKey EventsKey(string messageId) => $"{_options.KeyPrefix}:{{msg:{messageId}}}:events";
+
+    private RedisKey ActiveKey(string sessionId) => $"{_options.KeyPrefix}:{{sess:{sessionId}}}:active";
+
+    private RedisChannel NotifyChannel(string messageId) => RedisChannel.Literal($"{_options.KeyPrefix}:{{msg:{messageId}}}:notify");
+
+    private static RedisValue EntryId(long sequence) => "0-" + (sequence + 1).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>One pub/sub subscription shared by every local follower of a stream.</summary>
+    private sealed class Subscription
+    {
+        private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private Task<ChannelMessageQueue>? _queue;
+
+        public int Waiters { get; set; }
+
+        public bool Closed { get; set; }
+
+        public Task Changed => Volatile.Read(ref _changed).Task;
+
+        public Task<ChannelMessageQueue> EnsureSubscribedAsync(IConnectionMultiplexer connection, RedisChannel channel)
+        {
+            lock (this)
+            {
+                // A subscription that failed (Redis away) is tried again by the next waiter.
+                if (_queue is { IsFaulted: true } or { IsCanceled: true })
+                {
+                    _queue = null;
+                }
+
+                _queue ??= SubscribeAsync(connection, channel);
+                return _queue;
+            }
+        }
+
+        public async Task UnsubscribeAsync()
+        {
+            Task<ChannelMessageQueue>? queue;
+            lock (this)
+            {
+                queue = _queue;
+            }
+
+            if (queue is not null)
+            {
+                try
+                {
+                    await (await queue).UnsubscribeAsync();
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                {
+                    // Redis is away: the subscription went with the connection.
+                }
+            }
+        }
+
+        private async Task<ChannelMessageQueue> SubscribeAsync(IConnectionMultiplexer connection, RedisChannel channel)
+        {
+            var queue = await connection.GetSubscriber().SubscribeAsync(channel);
+            queue.OnMessage(_ => Interlocked.Exchange(ref _changed, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult());
+            return queue;
+        }
+    }
+}
