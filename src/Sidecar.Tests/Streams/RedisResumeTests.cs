@@ -1,5 +1,7 @@
 using System.Net;
 using ChatUpstream;
+using Microsoft.Extensions.DependencyInjection;
+using Sidecar.Streams.Store;
 using Sidecar.Tests.Common;
 
 namespace Sidecar.Tests.Streams;
@@ -106,5 +108,85 @@ public sealed class RedisResumeTests : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.NoContent, resumedOnB.StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, resumedOnA.StatusCode);
+    }
+
+    [Fact]
+    public async Task ProducerKilled_ResumersGetTheStoredPrefixThenATerminalErrorWithinTheLease()
+    {
+        var prefixKey = RedisServer.NewPrefix();
+        using var producer = await SidecarProcess.StartAsync(_emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Store:Redis"] = RedisServer.Configuration,
+            ["Sidecar:Store:KeyPrefix"] = prefixKey,
+            ["Sidecar:Store:LeaseDuration"] = "00:00:01",
+        });
+        await using var survivor = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Store:Redis"] = RedisServer.Configuration,
+            ["Sidecar:Store:KeyPrefix"] = prefixKey,
+            ["Sidecar:Resume:FollowPollInterval"] = "00:00:00.100",
+        });
+        using var producerClient = producer.CreateClient();
+        using var survivorClient = survivor.CreateClient();
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(producerClient, _emulator, session, "/scenario gate:4 deltas:20");
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.NotNull(await call.Reader.NextAsync());
+        }
+
+        // The producer writes to Redis in the background: resume once the four events are there.
+        await WaitForStoredEventsAsync(survivor, session, 4);
+        using var resumed = await survivorClient.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+        var reader = new TestEventReader(await resumed.Content.ReadAsStreamAsync());
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.StartsWith($"id: {i}\n", await reader.NextAsync());
+        }
+
+        await producer.KillAsync();
+
+        // Within the lease (1 s) and a poll: the terminal error part, then [DONE], then the end.
+        var ending = await reader.NextAsync();
+        Assert.Equal("data: [DONE]", await reader.NextAsync());
+        Assert.Null(await reader.NextAsync());
+        Assert.StartsWith("id: 4\ndata: {\"type\":\"error\",\"errorText\":", ending);
+        using var part = System.Text.Json.JsonDocument.Parse(ending!["id: 4\ndata: ".Length..]);
+        Assert.Equal(["type", "errorText"], part.RootElement.EnumerateObject().Select(p => p.Name));
+        using var error = System.Text.Json.JsonDocument.Parse(part.RootElement.GetProperty("errorText").GetString()!);
+        Assert.Equal("SERVER_ERROR", error.RootElement.GetProperty("type").GetString());
+        Assert.Equal("stream", error.RootElement.GetProperty("category").GetString());
+        Assert.Equal("producer_lost", error.RootElement.GetProperty("metadata").GetProperty("reason").GetString());
+        Assert.Equal(call.Record.MessageId, error.RootElement.GetProperty("metadata").GetProperty("messageId").GetString());
+
+        // A later resume gets the same ending, from the store.
+        using var again = await survivorClient.SendAsync(Chat.Resume(session)).DefaultTimeout();
+        var replayed = Chat.Text(await again.Content.ReadAsByteArrayAsync());
+        Assert.EndsWith(ending + "\n\ndata: [DONE]\n\n", replayed, StringComparison.Ordinal);
+    }
+
+    private static Task WaitForStoredEventsAsync(SidecarServer sidecar, string session, long count) =>
+        WaitForStoredEventsCoreAsync(sidecar.Services.GetRequiredService<IStreamStore>(), session, count).DefaultTimeout();
+
+    private static async Task WaitForStoredEventsCoreAsync(IStreamStore store, string session, long count)
+    {
+        while (true)
+        {
+            var stream = await store.FindActiveAsync(session, CancellationToken.None).DefaultTimeout();
+            if (stream is { EventCount: var stored } && stored >= count)
+            {
+                return;
+            }
+
+            if (stream is null)
+            {
+                // Not registered yet (its registration is the writer's next batch).
+                await Task.Yield();
+                continue;
+            }
+
+            await store.WaitForChangeAsync(stream.MessageId, stream.EventCount, TimeSpan.FromSeconds(1), CancellationToken.None).DefaultTimeout();
+        }
     }
 }

@@ -32,6 +32,9 @@ internal enum SidecarError
 
     /// <summary>A resume by someone other than the stream's owner, when configured to say so (404).</summary>
     ResumeNotFound,
+
+    /// <summary>The replica producing a stream stopped renewing its lease: it is gone, and so is the rest of the answer.</summary>
+    ProducerLost,
 }
 
 /// <summary>Builds <see cref="ErrorBody"/> values for <see cref="SidecarError"/>s.</summary>
@@ -39,7 +42,7 @@ internal static class SidecarErrors
 {
     public const string Source = "sidecar";
 
-    public static ErrorBody Create(SidecarError error, TimeProvider time, string? requestId, string? sessionId = null)
+    public static ErrorBody Create(SidecarError error, TimeProvider time, string? requestId, string? sessionId = null, string? messageId = null)
     {
         var (type, title, message, code) = error switch
         {
@@ -53,6 +56,8 @@ internal static class SidecarErrors
                 "This stream belongs to someone else.", "RESUME_FORBIDDEN"),
             SidecarError.ResumeNotFound => (ErrorType.InvalidRequest, "Not found",
                 "There is no stream to resume.", "RESUME_NOT_FOUND"),
+            SidecarError.ProducerLost => (ErrorType.ServerError, "Stream interrupted",
+                "The response was interrupted before it finished. Please try again.", "PRODUCER_LOST"),
             SidecarError.UpstreamUnavailable => (ErrorType.ServiceUnavailable, "Service unavailable",
                 "The chat service is not reachable right now. Please try again in a moment.", "UPSTREAM_UNAVAILABLE"),
             SidecarError.UpstreamTimeout => (ErrorType.Timeout, "Request timed out",
@@ -71,9 +76,14 @@ internal static class SidecarErrors
             error == SidecarError.ResumeNotFound ? 404 : type.StatusCode(),
             code,
             Source,
-            Category: error == SidecarError.ResumeUnavailable ? "resume" : null,
+            Category: error switch
+            {
+                SidecarError.ResumeUnavailable => "resume",
+                SidecarError.ProducerLost => "stream",
+                _ => null,
+            },
             Severity: "recoverable",
-            new ErrorMetadata(Timestamp(time), requestId, sessionId));
+            new ErrorMetadata(Timestamp(time), requestId, sessionId, messageId, Reason: error == SidecarError.ProducerLost ? "producer_lost" : null));
     }
 
     /// <summary>ISO 8601 UTC with milliseconds, as JavaScript's <c>toISOString()</c> writes it.</summary>

@@ -26,7 +26,6 @@ internal sealed class ResumeEndpoint(
     ILogger<ResumeEndpoint> logger)
 {
     private const int ReadBatch = 512;
-    private static readonly byte[] DoneEvent = "data: [DONE]\n\n"u8.ToArray();
 
     /// <summary>
     /// Answers the resume, or returns false when the store knows no stream of the session: the
@@ -163,6 +162,14 @@ internal sealed class ResumeEndpoint(
                     break;
                 }
 
+                if (current.State == StoredStreamState.Live && time.GetUtcNow() > current.LeaseExpiresAt && next >= current.EventCount)
+                {
+                    // The producing replica stopped renewing its lease: it is gone. End the stream in
+                    // the store for every resumer, then replay that ending like any other event.
+                    await StoreProducerLostAsync(context, current, token);
+                    continue;
+                }
+
                 if (heartbeat > TimeSpan.Zero && time.GetElapsedTime(quietSince) >= heartbeat)
                 {
                     writer.Write(SseBytes.KeepAlive);
@@ -177,7 +184,7 @@ internal sealed class ResumeEndpoint(
 
             if (last.IsEmpty || SseEvent.Parse(new ReadOnlySequence<byte>(last), terminated: true).Part.Type != UiPartType.Done)
             {
-                writer.Write(DoneEvent);
+                writer.Write(TerminalParts.Done);
             }
 
             await writer.FlushAsync(token);
@@ -185,6 +192,32 @@ internal sealed class ResumeEndpoint(
         catch (Exception ex) when (ex is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
         {
             // The resumer left.
+        }
+        catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            // The store failed mid-replay: end cleanly, with the reason, rather than hang or reset.
+            Log.ResumeStoreFailed(logger, stream.SessionId, ex.GetType().Name);
+            metrics.Resume("failed");
+            writer.Write(TerminalParts.Error(SidecarErrors.Create(SidecarError.ResumeUnavailable, time, context.TraceIdentifier, stream.SessionId, stream.MessageId)));
+            writer.Write(TerminalParts.Done);
+            await writer.FlushAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>
+    /// Appends the terminal error part at the stream's end and marks it failed. The append only
+    /// applies where the stream ends, so when several resumers notice at once one ending is stored.
+    /// </summary>
+    private async Task StoreProducerLostAsync(HttpContext context, StreamRecord stream, CancellationToken token)
+    {
+        var ending = TerminalParts.Error(SidecarErrors.Create(SidecarError.ProducerLost, time, context.TraceIdentifier, stream.SessionId, stream.MessageId));
+        var append = new StreamWrite(stream.MessageId);
+        append.Events.Add(new StoredEvent(stream.EventCount, ending));
+        if ((await store.WriteAsync([append], token))[0])
+        {
+            Log.ProducerLost(logger, stream.SessionId, stream.MessageId, stream.ReplicaId);
+            metrics.ProducerLost();
+            await store.WriteAsync([new StreamWrite(stream.MessageId) { End = StoredStreamState.Failed }], token);
         }
     }
 

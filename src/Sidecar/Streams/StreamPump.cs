@@ -67,6 +67,9 @@ internal sealed class StreamPump
 
     public ChatExchange Exchange { get; }
 
+    /// <summary>The stream's side of the store writer, or null when it is not stored.</summary>
+    public StreamTee? Tee => _tee;
+
     public StreamState State { get; }
 
     public long StartedAt { get; }

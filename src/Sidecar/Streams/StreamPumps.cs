@@ -23,6 +23,7 @@ internal sealed class StreamPumps(
 {
     private readonly ConcurrentDictionary<StreamPump, byte> _active = new();
     private readonly CancellationTokenSource _drainOver = new(Timeout.InfiniteTimeSpan, time);
+    private ITimer? _leaseRenewal;
     private volatile bool _stopping;
 
     /// <summary>Raised once per pump when its stream has ended and the upstream is released.</summary>
@@ -67,7 +68,23 @@ internal sealed class StreamPumps(
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Each producing stream's lease is renewed three times per lease: resumers on any replica
+        // take a lease that lapses for a dead producer.
+        var period = storeOptions.Value.LeaseDuration / 3;
+        _leaseRenewal = time.CreateTimer(static s => ((StreamPumps)s!).RenewLeases(), this, period, period);
+        return Task.CompletedTask;
+    }
+
+    private void RenewLeases()
+    {
+        var until = time.GetUtcNow() + storeOptions.Value.LeaseDuration;
+        foreach (var pump in _active.Keys)
+        {
+            pump.Tee?.RenewLease(until);
+        }
+    }
 
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -96,7 +113,11 @@ internal sealed class StreamPumps(
 
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public void Dispose() => _drainOver.Dispose();
+    public void Dispose()
+    {
+        _leaseRenewal?.Dispose();
+        _drainOver.Dispose();
+    }
 
     private void StopAll()
     {

@@ -75,6 +75,8 @@ internal sealed class SidecarMetrics
         _storeBatchDuration.Record(duration.TotalSeconds);
     }
 
+    public void ProducerLost() => _resumes.Add(1, new KeyValuePair<string, object?>("result", "producer_lost"));
+
     public void StoreWriteLost(string reason) => _storeLost.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     /// <summary>A resume request ended: <c>replayed</c>, <c>no_stream</c>, <c>denied</c>, <c>invalid</c>, <c>failed</c>.</summary>

@@ -28,7 +28,7 @@ internal sealed class StoreWriter(
     public StreamTee Open(StreamRegistration registration)
     {
         var tee = new StreamTee(this, registration.MessageId);
-        _ops.Writer.TryWrite(new TeeOp(tee, registration, null, null));
+        _ops.Writer.TryWrite(new TeeOp(tee, registration, null, null, null));
         return tee;
     }
 
@@ -41,14 +41,16 @@ internal sealed class StoreWriter(
             return;
         }
 
-        if (!_ops.Writer.TryWrite(new TeeOp(tee, null, evt, null)))
+        if (!_ops.Writer.TryWrite(new TeeOp(tee, null, evt, null, null)))
         {
             Interlocked.Add(ref _pendingBytes, -evt.Raw.Length);
             tee.Lose("stopped");
         }
     }
 
-    internal void End(StreamTee tee, StoredStreamState state) => _ops.Writer.TryWrite(new TeeOp(tee, null, null, state));
+    internal void End(StreamTee tee, StoredStreamState state) => _ops.Writer.TryWrite(new TeeOp(tee, null, null, state, null));
+
+    internal void RenewLease(StreamTee tee, DateTimeOffset until) => _ops.Writer.TryWrite(new TeeOp(tee, null, null, null, until));
 
     internal void Lost(StreamTee tee, string reason)
     {
@@ -103,6 +105,11 @@ internal sealed class StoreWriter(
             }
 
             write.End ??= op.End;
+            if (op.RenewLeaseUntil is { } lease)
+            {
+                write.RenewLeaseUntil = lease;
+            }
+
             write.MarkIncomplete |= op.Tee.IsLost;
         }
 
@@ -131,7 +138,7 @@ internal sealed class StoreWriter(
         }
     }
 
-    private readonly record struct TeeOp(StreamTee Tee, StreamRegistration? Begin, StoredEvent? Event, StoredStreamState? End);
+    private readonly record struct TeeOp(StreamTee Tee, StreamRegistration? Begin, StoredEvent? Event, StoredStreamState? End, DateTimeOffset? RenewLeaseUntil);
 }
 
 /// <summary>One stream's side of the <see cref="StoreWriter"/>: what the pump writes through.</summary>
@@ -153,6 +160,9 @@ internal sealed class StreamTee(StoreWriter writer, string messageId)
     }
 
     public void End(StoredStreamState state) => writer.End(this, state);
+
+    /// <summary>Tells resumers on every replica that this replica still produces the stream.</summary>
+    public void RenewLease(DateTimeOffset until) => writer.RenewLease(this, until);
 
     internal void Lose(string reason)
     {
