@@ -5,7 +5,7 @@ using System.Net.Sockets;
 namespace Sidecar.Tests.Common;
 
 /// <summary>
-/// The real redis-server the tests use: the one <c>scripts/test.sh</c> started
+/// The real redis-server the tests share: the one <c>scripts/test.sh</c> started
 /// (<c>SIDECAR_TEST_REDIS</c>), or else one this process starts on a free loopback port and stops
 /// when it exits. Tests isolate themselves with a key prefix of their own.
 /// </summary>
@@ -26,40 +26,51 @@ internal static class RedisServer
             return configured;
         }
 
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0))
-        {
-            probe.Start();
-            port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        }
+        var owned = new OwnedRedis();
+        owned.Start();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => owned.Dispose();
+        return owned.Configuration;
+    }
+}
 
+/// <summary>A redis-server of a test's own, which the test may kill and start again on the same port.</summary>
+internal sealed class OwnedRedis : IDisposable
+{
+    private Process? _process;
+
+    public OwnedRedis()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        Port = ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    public int Port { get; }
+
+    public string Configuration => $"127.0.0.1:{Port}";
+
+    /// <summary>Starts the server and returns once it accepts connections.</summary>
+    public void Start()
+    {
         var info = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" })
+        foreach (var arg in new[] { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" })
         {
             info.ArgumentList.Add(arg);
         }
 
-        Process process;
         try
         {
-            process = Process.Start(info)!;
+            _process = Process.Start(info)!;
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
             throw new InvalidOperationException("The Redis tests need redis-server: run scripts/test.sh, or install the redis-server package, or set SIDECAR_TEST_REDIS.", ex);
         }
 
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            if (!process.HasExited)
-            {
-                process.Kill();
-            }
-        };
+        _process.OutputDataReceived += (_, _) => { };
+        _process.ErrorDataReceived += (_, _) => { };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
 
         // Ready when it accepts a connection.
         var deadline = Stopwatch.StartNew();
@@ -68,8 +79,8 @@ internal static class RedisServer
             try
             {
                 using var client = new TcpClient();
-                client.Connect(IPAddress.Loopback, port);
-                return $"127.0.0.1:{port}";
+                client.Connect(IPAddress.Loopback, Port);
+                return;
             }
             catch (SocketException)
             {
@@ -78,5 +89,21 @@ internal static class RedisServer
         }
 
         throw new InvalidOperationException("redis-server did not start");
+    }
+
+    /// <summary>Kills the server (SIGKILL) and waits for it to be gone.</summary>
+    public void Kill()
+    {
+        if (_process is { HasExited: false } process)
+        {
+            process.Kill();
+            process.WaitForExit();
+        }
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        _process?.Dispose();
     }
 }

@@ -27,4 +27,5 @@ internal sealed record ErrorMetadata(
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(ErrorBody))]
+[JsonSerializable(typeof(string))]
 internal sealed partial class ErrorJsonContext : JsonSerializerContext;

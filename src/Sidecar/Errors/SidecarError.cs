@@ -33,6 +33,9 @@ internal enum SidecarError
     /// <summary>A resume by someone other than the stream's owner, when configured to say so (404).</summary>
     ResumeNotFound,
 
+    /// <summary>The live answer streams, but the store lost it: a reload will not find it.</summary>
+    ResumeNotEnabled,
+
     /// <summary>The replica producing a stream stopped renewing its lease: it is gone, and so is the rest of the answer.</summary>
     ProducerLost,
 }
@@ -56,6 +59,8 @@ internal static class SidecarErrors
                 "This stream belongs to someone else.", "RESUME_FORBIDDEN"),
             SidecarError.ResumeNotFound => (ErrorType.InvalidRequest, "Not found",
                 "There is no stream to resume.", "RESUME_NOT_FOUND"),
+            SidecarError.ResumeNotEnabled => (ErrorType.ServerError, "Resume unavailable",
+                "We couldn't enable stream resume for this session.", "RESUME_NOT_ENABLED"),
             SidecarError.ProducerLost => (ErrorType.ServerError, "Stream interrupted",
                 "The response was interrupted before it finished. Please try again.", "PRODUCER_LOST"),
             SidecarError.UpstreamUnavailable => (ErrorType.ServiceUnavailable, "Service unavailable",
@@ -78,7 +83,7 @@ internal static class SidecarErrors
             Source,
             Category: error switch
             {
-                SidecarError.ResumeUnavailable => "resume",
+                SidecarError.ResumeUnavailable or SidecarError.ResumeNotEnabled => "resume",
                 SidecarError.ProducerLost => "stream",
                 _ => null,
             },

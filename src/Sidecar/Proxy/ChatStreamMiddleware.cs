@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Sidecar.Configuration;
 using Sidecar.Errors;
 using Sidecar.Streams;
+using Sidecar.Streams.Store;
 using Sidecar.Telemetry;
 
 namespace Sidecar.Proxy;
@@ -21,6 +22,8 @@ internal sealed class ChatStreamMiddleware(
     IOptionsMonitor<SidecarOptions> options,
     LiveClient liveClient,
     ResumeEndpoint resume,
+    IStreamStore store,
+    IOptionsMonitor<ResumeOptions> resumeOptions,
     TimeProvider time,
     SidecarMetrics metrics,
     ILogger<ChatStreamMiddleware> logger)
@@ -52,6 +55,13 @@ internal sealed class ChatStreamMiddleware(
         {
             Log.RequestBodyTooLarge(logger, limit);
             await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.RequestTooLarge, time, context.TraceIdentifier, sessionId));
+            return;
+        }
+
+        if (resumeOptions.CurrentValue.UnavailableSignal == ResumeUnavailableSignal.FailFast && !store.IsAvailable)
+        {
+            // Configured to refuse answers that could not be resumed, before the upstream reserves quota.
+            await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.ResumeUnavailable, time, context.TraceIdentifier, sessionId));
             return;
         }
 

@@ -24,6 +24,29 @@ public sealed class ResumeOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
     public TimeSpan FollowPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>How the live client learns that its answer cannot be resumed (the store failed).</summary>
+    public ResumeUnavailableSignal UnavailableSignal { get; set; } = ResumeUnavailableSignal.ErrorPart;
+
     /// <summary>A name for this replica in the store (which replica produces a stream); empty picks the host name and a random suffix.</summary>
     public string? ReplicaId { get; set; }
+}
+
+/// <summary>How a live client learns that the store failed and its answer cannot be resumed.</summary>
+public enum ResumeUnavailableSignal
+{
+    /// <summary>
+    /// Like the service itself: an <c>error</c> part with <c>category:"resume"</c> ("We couldn't enable
+    /// stream resume for this session.") after <c>finish</c>, before <c>[DONE]</c>; not when the
+    /// upstream already sent an error part (only the first counts).
+    /// </summary>
+    ErrorPart,
+
+    /// <summary>A transient <c>data-resume-unavailable</c> part as soon as the loss is known; the answer ends normally.</summary>
+    DataPart,
+
+    /// <summary>A typed 503 before streaming when the store is already unreachable; losses mid-stream as <see cref="ErrorPart"/>.</summary>
+    FailFast,
+
+    /// <summary>Nothing is said; the metric and the log still record it.</summary>
+    None,
 }

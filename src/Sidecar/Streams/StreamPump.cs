@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Sidecar.Errors;
 using Sidecar.Sse;
 using Sidecar.Streams.Store;
 using Sidecar.Telemetry;
@@ -33,6 +34,8 @@ internal sealed class StreamPump
     private readonly ILogger _logger;
     private readonly SidecarMetrics _metrics;
     private readonly StreamTee? _tee;
+    private readonly ResumeUnavailableSignal _resumeSignal;
+    private bool _resumeLostUnsaid;
     private readonly Channel<SseEvent> _live = Channel.CreateUnbounded<SseEvent>(LiveChannelOptions);
 
     // The stop source has no timer, so it is never disposed: Stop may race with the end of the run.
@@ -50,10 +53,12 @@ internal sealed class StreamPump
         TimeProvider time,
         ILogger logger,
         SidecarMetrics metrics,
-        StreamTee? tee)
+        StreamTee? tee,
+        ResumeUnavailableSignal resumeSignal = ResumeUnavailableSignal.ErrorPart)
     {
         Exchange = exchange;
         _tee = tee;
+        _resumeSignal = resumeSignal;
         _upstream = upstream;
         _upstreamOwner = upstreamOwner;
         _options = options;
@@ -62,6 +67,13 @@ internal sealed class StreamPump
         _metrics = metrics;
         State = new StreamState(messageId);
         StartedAt = time.GetTimestamp();
+        if (_resumeSignal == ResumeUnavailableSignal.DataPart)
+        {
+            // Said after the next upstream event once the message has started (a part before
+            // `start` would have no message to belong to).
+            tee?.OnLost(() => Volatile.Write(ref _resumeLostUnsaid, true));
+        }
+
         Completion = RunAsync();
     }
 
@@ -222,13 +234,39 @@ internal sealed class StreamPump
             return;
         }
 
+        if (evt.Part.Type == UiPartType.Done && _tee is { IsLost: true } && !State.ErrorSeen
+            && _resumeSignal is ResumeUnavailableSignal.ErrorPart or ResumeUnavailableSignal.FailFast)
+        {
+            // As the service does when it cannot register resume: an error part after finish.
+            PublishSidecarPart(TerminalParts.Error(SidecarErrors.Create(
+                SidecarError.ResumeNotEnabled, _time, Exchange.RequestId, Exchange.SessionId, State.MessageId)));
+        }
+
         _live.Writer.TryWrite(evt);
+        if (State.StartSeen && evt.Part.Type != UiPartType.Done && Volatile.Read(ref _resumeLostUnsaid))
+        {
+            Volatile.Write(ref _resumeLostUnsaid, false);
+            PublishSidecarPart(ResumeUnavailablePart());
+        }
+
         if (evt.Part.Type == UiPartType.Done)
         {
             // The answer is whole: the client's response ends here, whatever the upstream does next.
             _live.Writer.TryComplete();
         }
     }
+
+    /// <summary>A part the sidecar adds for the live client only: not stored, no event id.</summary>
+    private void PublishSidecarPart(byte[] raw)
+    {
+        if (!_liveDetached)
+        {
+            _live.Writer.TryWrite(SseEvent.Parse(new System.Buffers.ReadOnlySequence<byte>(raw), terminated: true));
+        }
+    }
+
+    private byte[] ResumeUnavailablePart() => System.Text.Encoding.UTF8.GetBytes(
+        "data: {\"type\":\"data-resume-unavailable\",\"data\":{\"messageId\":" + System.Text.Json.JsonSerializer.Serialize(State.MessageId ?? string.Empty, Errors.ErrorJsonContext.Default.String) + "},\"transient\":true}\n\n");
 
     /// <summary>Releases the upstream connection; each step runs even if an earlier one throws.</summary>
     private async Task ReleaseAsync(PipeReader pipe)

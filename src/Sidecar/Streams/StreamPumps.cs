@@ -15,6 +15,7 @@ namespace Sidecar.Streams;
 internal sealed class StreamPumps(
     IOptionsMonitor<StreamOptions> options,
     IOptions<StreamStoreOptions> storeOptions,
+    IOptionsMonitor<ResumeOptions> resumeOptions,
     StoreWriter storeWriter,
     SidecarReplica replica,
     TimeProvider time,
@@ -40,7 +41,7 @@ internal sealed class StreamPumps(
     /// <summary>Takes ownership of an upstream event stream and starts pumping it.</summary>
     public StreamPump Start(ChatExchange exchange, Stream upstream, IDisposable upstreamOwner, string? messageId)
     {
-        var pump = new StreamPump(exchange, upstream, upstreamOwner, messageId, options.CurrentValue, time, logger, metrics, OpenTee(exchange, messageId));
+        var pump = new StreamPump(exchange, upstream, upstreamOwner, messageId, options.CurrentValue, time, logger, metrics, OpenTee(exchange, messageId), resumeOptions.CurrentValue.UnavailableSignal);
         _active.TryAdd(pump, 0);
         metrics.StreamStarted();
         _ = ObserveAsync(pump);

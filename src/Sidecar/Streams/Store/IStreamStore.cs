@@ -73,6 +73,15 @@ public sealed class StreamWrite(string messageId)
 /// </remarks>
 public interface IStreamStore
 {
+    /// <summary>Whether the store is reachable now (a new stream that starts while it is not cannot be resumed).</summary>
+    bool IsAvailable { get; }
+
+    /// <summary>Raised when the store becomes unreachable: streams being written lose resume.</summary>
+    event Action? Unavailable;
+
+    /// <summary>Raised when the store is reachable again after <see cref="Unavailable"/>.</summary>
+    event Action? Available;
+
     /// <summary>Applies a batch of writes; the result says, per write, whether it was applied.</summary>
     Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken);
 

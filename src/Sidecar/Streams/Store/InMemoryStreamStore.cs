@@ -15,6 +15,21 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
     private readonly Dictionary<string, string> _activeBySession = new(StringComparer.Ordinal);
     private long _totalBytes;
 
+    public bool IsAvailable => true;
+
+    // Memory does not go away.
+    public event Action? Unavailable
+    {
+        add { }
+        remove { }
+    }
+
+    public event Action? Available
+    {
+        add { }
+        remove { }
+    }
+
     public long TotalBytes
     {
         get

@@ -46,7 +46,16 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         _streams = streams.Value;
         _time = time;
         _connection = new Lazy<Task<IConnectionMultiplexer>>(ConnectAsync);
+
+        // Connect now, so that the first stream does not find the store "unavailable".
+        _ = _connection.Value;
     }
+
+    public bool IsAvailable => _connection.IsValueCreated && _connection.Value.IsCompletedSuccessfully && _connection.Value.Result.IsConnected;
+
+    public event Action? Unavailable;
+
+    public event Action? Available;
 
     public async Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken)
     {
@@ -223,7 +232,10 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         configuration.SyncTimeout = milliseconds;
         configuration.ConnectTimeout = Math.Max(milliseconds, 1000);
         configuration.ClientName ??= "c010-sidecar";
-        return await ConnectionMultiplexer.ConnectAsync(configuration);
+        var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
+        connection.ConnectionFailed += (_, _) => Unavailable?.Invoke();
+        connection.ConnectionRestored += (_, _) => Available?.Invoke();
+        return connection;
     }
 
     private async Task<Subscription> SubscribeAsync(string messageId, CancellationToken cancellationToken)

@@ -22,12 +22,33 @@ internal sealed class StoreWriter(
     private const int MaxBatchOps = 4096;
 
     private readonly Channel<TeeOp> _ops = Channel.CreateUnbounded<TeeOp>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<StreamTee, byte> _open = new();
     private long _pendingBytes;
+    private int _watching;
 
     /// <summary>Starts teeing one stream: its registration is queued first.</summary>
     public StreamTee Open(StreamRegistration registration)
     {
+        if (Interlocked.Exchange(ref _watching, 1) == 0)
+        {
+            // The store going away costs every stream being written its resume, at once rather
+            // than when their next write times out.
+            store.Unavailable += () =>
+            {
+                foreach (var open in _open.Keys)
+                {
+                    open.Lose("store_down");
+                }
+            };
+        }
+
         var tee = new StreamTee(this, registration.MessageId);
+        _open.TryAdd(tee, 0);
+        if (!store.IsAvailable)
+        {
+            tee.Lose("store_down");
+        }
+
         _ops.Writer.TryWrite(new TeeOp(tee, registration, null, null, null));
         return tee;
     }
@@ -48,7 +69,11 @@ internal sealed class StoreWriter(
         }
     }
 
-    internal void End(StreamTee tee, StoredStreamState state) => _ops.Writer.TryWrite(new TeeOp(tee, null, null, state, null));
+    internal void End(StreamTee tee, StoredStreamState state)
+    {
+        _open.TryRemove(tee, out _);
+        _ops.Writer.TryWrite(new TeeOp(tee, null, null, state, null));
+    }
 
     internal void RenewLease(StreamTee tee, DateTimeOffset until) => _ops.Writer.TryWrite(new TeeOp(tee, null, null, null, until));
 
@@ -144,12 +169,24 @@ internal sealed class StoreWriter(
 /// <summary>One stream's side of the <see cref="StoreWriter"/>: what the pump writes through.</summary>
 internal sealed class StreamTee(StoreWriter writer, string messageId)
 {
+    private Action? _onLost;
+
     private int _lost;
 
     public string MessageId { get; } = messageId;
 
     /// <summary>Whether an event of this stream failed to reach the store: it can no longer be resumed whole.</summary>
     public bool IsLost => Volatile.Read(ref _lost) == 1;
+
+    /// <summary>Calls <paramref name="handler"/> once when the stream loses resume (at once if it already has).</summary>
+    public void OnLost(Action handler)
+    {
+        Volatile.Write(ref _onLost, handler);
+        if (IsLost && Interlocked.Exchange(ref _onLost, null) is { } now)
+        {
+            now();
+        }
+    }
 
     public void Append(long sequence, ReadOnlyMemory<byte> raw)
     {
@@ -169,6 +206,7 @@ internal sealed class StreamTee(StoreWriter writer, string messageId)
         if (Interlocked.Exchange(ref _lost, 1) == 0)
         {
             writer.Lost(this, reason);
+            Interlocked.Exchange(ref _onLost, null)?.Invoke();
         }
     }
 }

@@ -1,0 +1,175 @@
+using System.Net;
+using System.Text.Json;
+using ChatUpstream;
+using Microsoft.Extensions.DependencyInjection;
+using Sidecar.Streams.Store;
+using Sidecar.Tests.Common;
+
+namespace Sidecar.Tests.Streams;
+
+/// <summary>A real redis-server of the test's own, killed and restarted under a live answer.</summary>
+public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
+{
+    private OwnedRedis _redis = null!;
+    private EmulatorServer _emulator = null!;
+
+    public async Task InitializeAsync()
+    {
+        _redis = new OwnedRedis();
+        _redis.Start();
+        _emulator = await EmulatorServer.StartAsync();
+    }
+
+    public async Task DisposeAsync() => await _emulator.DisposeAsync();
+
+    public void Dispose() => _redis.Dispose();
+
+    [Fact]
+    public async Task RedisKilledMidStream_AnswerIsWhole_ResumeLossIsSaid_AndTeeingComesBackWithRedis()
+    {
+        await using var sidecar = await StartSidecarAsync("ErrorPart");
+        using var client = sidecar.CreateClient();
+        using var lost = new InstrumentCounter(sidecar, "sidecar.store.lost");
+        var store = sidecar.Services.GetRequiredService<IStreamStore>();
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:20");
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.NotNull(await call.Reader.NextAsync());
+        }
+
+        _redis.Kill();
+        await lost.WaitForTotalAsync(1).DefaultTimeout();
+        call.Record.ReleaseGate();
+        var body = await call.Reader.ReadToEndAsync();
+
+        // Every upstream event, in order, with the resume error part before [DONE].
+        Assert.Equal(AnswerStatus.Completed, await call.Record.Ended.DefaultTimeout());
+        var upstream = Chat.Events(call.Record.SentBytes());
+        var expectedStart = Chat.WithIds(upstream[..^1]);
+        var expectedEnd = Chat.WithIds([upstream[^1]], upstream.Count - 1);
+        Assert.Equal(expectedStart, body[..expectedStart.Length]);
+        Assert.Equal(expectedEnd, body[^expectedEnd.Length..]);
+        var injected = Chat.Text(body[expectedStart.Length..^expectedEnd.Length]);
+        AssertErrorPart(injected, "resume", "We couldn't enable stream resume for this session.");
+
+        // While Redis is down, a resume says so, typed.
+        using var resumeWhileDown = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, resumeWhileDown.StatusCode);
+        Assert.Equal("resume", (await ErrorJson.ReadAsync(resumeWhileDown)).GetProperty("category").GetString());
+
+        // Redis returns: the sidecar reconnects by itself and new answers are stored again.
+        var back = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.Available += () => back.TrySetResult();
+        _redis.Start();
+        await back.Task.DefaultTimeout();
+        var next = Chat.NewSession();
+        using var again = await Chat.StartAsync(client, _emulator, next, "/scenario gate:2");
+        await WaitForStoredEventsAsync(store, next, 2).DefaultTimeout();
+        using var resumed = await client.SendAsync(Chat.Resume(next), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+        again.Record.ReleaseGate();
+        Assert.Equal(await again.Reader.ReadToEndAsync(), await resumed.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
+    public async Task RedisDownAtTheStart_DataPartMode_SaysItAfterStart_AndTheAnswerIsWhole()
+    {
+        await using var sidecar = await StartSidecarAsync("DataPart");
+        using var client = sidecar.CreateClient();
+        _redis.Kill();
+        var store = sidecar.Services.GetRequiredService<IStreamStore>();
+        var down = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.Unavailable += () => down.TrySetResult();
+        if (store.IsAvailable)
+        {
+            await down.Task.DefaultTimeout();
+        }
+
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:5");
+        var events = Chat.Events(await call.Reader.ReadToEndAsync()).Select(Chat.Text).ToList();
+
+        var upstream = Chat.Events(call.Record.SentBytes()).Select(Chat.Text).ToList();
+        var said = Assert.Single(events, e => e.Contains("data-resume-unavailable", StringComparison.Ordinal));
+        Assert.Equal($"data: {{\"type\":\"data-resume-unavailable\",\"data\":{{\"messageId\":\"{call.Record.MessageId}\"}},\"transient\":true}}\n\n", said);
+        // Right after `start`: the first moment there is a message for it to belong to.
+        Assert.Equal(1, events.IndexOf(said));
+        Assert.Equal(upstream, events.Where(e => e != said).Select(e => e[(e.IndexOf('\n', StringComparison.Ordinal) + 1)..]));
+    }
+
+    [Fact]
+    public async Task RedisDown_FailFastMode_RefusesNewAnswersBeforeTheUpstream()
+    {
+        await using var sidecar = await StartSidecarAsync("FailFast");
+        using var client = sidecar.CreateClient();
+        var store = sidecar.Services.GetRequiredService<IStreamStore>();
+        await ConnectedAsync(store);
+        var down = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.Unavailable += () => down.TrySetResult();
+        _redis.Kill();
+        await down.Task.DefaultTimeout();
+        var session = Chat.NewSession();
+
+        using var response = await client.SendAsync(Chat.Post(session, "hello")).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        ErrorJson.AssertContractShape(await ErrorJson.ReadAsync(response), "SERVICE_UNAVAILABLE", 503);
+        Assert.False(_emulator.Journal.ForSession(session).IsCompleted);
+    }
+
+    private Task<SidecarServer> StartSidecarAsync(string signal) =>
+        SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Store:Redis"] = _redis.Configuration,
+            ["Sidecar:Store:KeyPrefix"] = RedisServer.NewPrefix(),
+            ["Sidecar:Store:OperationTimeout"] = "00:00:00.500",
+            ["Sidecar:Resume:UnavailableSignal"] = signal,
+            ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00",
+        });
+
+    /// <summary>Waits until the sidecar's store has its Redis connection.</summary>
+    private static async Task ConnectedAsync(IStreamStore store)
+    {
+        if (!store.IsAvailable)
+        {
+            // A first connection raises no "restored" event: a read waits for it instead.
+            await store.GetAsync("probe", CancellationToken.None).DefaultTimeout();
+        }
+
+        Assert.True(store.IsAvailable);
+    }
+
+    private static void AssertErrorPart(string evt, string category, string message)
+    {
+        Assert.StartsWith("data: ", evt, StringComparison.Ordinal);
+        Assert.EndsWith("\n\n", evt, StringComparison.Ordinal);
+        using var part = JsonDocument.Parse(evt["data: ".Length..^2]);
+        Assert.Equal(["type", "errorText"], part.RootElement.EnumerateObject().Select(p => p.Name));
+        Assert.Equal("error", part.RootElement.GetProperty("type").GetString());
+        using var error = JsonDocument.Parse(part.RootElement.GetProperty("errorText").GetString()!);
+        Assert.Equal(category, error.RootElement.GetProperty("category").GetString());
+        Assert.Equal(message, error.RootElement.GetProperty("message").GetString());
+        Assert.Equal("sidecar", error.RootElement.GetProperty("source").GetString());
+    }
+
+    private static async Task WaitForStoredEventsAsync(IStreamStore store, string session, long count)
+    {
+        while (true)
+        {
+            var stream = await store.FindActiveAsync(session, CancellationToken.None);
+            if (stream is { EventCount: var stored } && stored >= count)
+            {
+                return;
+            }
+
+            if (stream is null)
+            {
+                await Task.Yield();
+                continue;
+            }
+
+            await store.WaitForChangeAsync(stream.MessageId, stream.EventCount, TimeSpan.FromSeconds(1), CancellationToken.None);
+        }
+    }
+}
