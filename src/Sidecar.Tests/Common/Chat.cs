@@ -61,6 +61,18 @@ internal static class Chat
         return request;
     }
 
+    /// <summary>A stop-generating request for the session's active stream.</summary>
+    public static HttpRequestMessage Stop(string sessionId, string? bearer = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Delete, $"/api/v/c010/{sessionId}");
+        if (bearer is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        }
+
+        return request;
+    }
+
     /// <summary>Splits an LF-framed SSE body into its events (each with its blank line).</summary>
     public static List<byte[]> Events(byte[] body)
     {

@@ -111,6 +111,24 @@ public sealed class RedisResumeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Stop_OnAnotherReplica_StopsTheProducer()
+    {
+        using var clientA = _replicaA.CreateClient();
+        using var clientB = _replicaB.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _replicaA.PumpEnded(session);
+        using var call = await Chat.StartAsync(clientA, _emulator, session, "/scenario gate:2");
+        await call.Record.GateReached.DefaultTimeout();
+        await WaitForStoredEventsAsync(_replicaB, session, 2);
+
+        using var stop = await clientB.SendAsync(Chat.Stop(session)).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.NoContent, stop.StatusCode);
+        Assert.Equal(Sidecar.Streams.StreamOutcome.Stopped, (await ended.DefaultTimeout()).Outcome);
+        Assert.EndsWith("data: {\"type\":\"abort\"}\n\nid: 3\ndata: [DONE]\n\n", Chat.Text(await call.Reader.ReadToEndAsync()), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ProducerKilled_ResumersGetTheStoredPrefixThenATerminalErrorWithinTheLease()
     {
         var prefixKey = RedisServer.NewPrefix();

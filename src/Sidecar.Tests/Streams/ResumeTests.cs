@@ -171,6 +171,56 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         record.ReleaseGate();
     }
 
+    [Fact]
+    public async Task Stop_ByTheOwner_EndsLiveAndResumingClientsWithAbort_AndCancelsTheUpstream()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:20");
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.NotNull(await call.Reader.NextAsync());
+        }
+
+        using var follower = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var followed = new TestEventReader(await follower.Content.ReadAsStreamAsync());
+        using var stop = await client.SendAsync(Chat.Stop(session)).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.NoContent, stop.StatusCode);
+        Assert.Equal(StreamOutcome.Stopped, (await ended.DefaultTimeout()).Outcome);
+        Assert.Equal(AnswerStatus.ReaderGone, await call.Record.Ended.DefaultTimeout());
+        var ending = "id: 3\ndata: {\"type\":\"abort\"}\n\nid: 4\ndata: [DONE]\n\n";
+        Assert.Equal(ending, Chat.Text(await call.Reader.ReadToEndAsync())[^ending.Length..]);
+        var upstream = Chat.WithIds(Chat.Events(call.Record.SentBytes()));
+        Assert.Equal(Chat.Text(upstream) + ending, Chat.Text(await followed.ReadToEndAsync()));
+
+        // Stopped is a normal ending: nothing left to resume.
+        await WaitUntilStoredAsync(session);
+        using var later = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
+        Assert.Equal(HttpStatusCode.NoContent, later.StatusCode);
+    }
+
+    [Fact]
+    public async Task Stop_ByAnotherPrincipal_StopsNothingAndSaysNothing()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var post = Chat.Post(session, "/scenario gate:2");
+        post.Headers.Authorization = new("Bearer", "token-of-alice");
+        using var response = await client.SendAsync(post, HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var reader = new TestEventReader(await response.Content.ReadAsStreamAsync());
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        await record.GateReached.DefaultTimeout();
+
+        using var stop = await client.SendAsync(Chat.Stop(session, bearer: "token-of-mallory")).DefaultTimeout();
+        record.ReleaseGate();
+
+        Assert.Equal(HttpStatusCode.NoContent, stop.StatusCode);
+        Assert.Equal(AnswerStatus.Completed, await record.Ended.DefaultTimeout());
+        Assert.EndsWith("data: [DONE]\n\n", Chat.Text(await reader.ReadToEndAsync()), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("/api/v/c010/a%7Bb")]
     [InlineData("/api/v/c010/a%20b")]

@@ -22,6 +22,7 @@ internal sealed class ChatStreamMiddleware(
     IOptionsMonitor<SidecarOptions> options,
     LiveClient liveClient,
     ResumeEndpoint resume,
+    StopEndpoint stop,
     IStreamStore store,
     IOptionsMonitor<ResumeOptions> resumeOptions,
     TimeProvider time,
@@ -32,9 +33,17 @@ internal sealed class ChatStreamMiddleware(
     {
         var request = context.Request;
         var isPost = HttpMethods.IsPost(request.Method);
-        if ((!isPost && !HttpMethods.IsGet(request.Method)) || !ChatRoute.TryMatch(request.Path, out var agentId, out var sessionId))
+        var isDelete = HttpMethods.IsDelete(request.Method);
+        if ((!isPost && !isDelete && !HttpMethods.IsGet(request.Method)) || !ChatRoute.TryMatch(request.Path, out var agentId, out var sessionId))
         {
             await next(context);
+            return;
+        }
+
+        if (isDelete)
+        {
+            // Stop generating: the sidecar's, since only it holds the upstream after a disconnect.
+            await stop.ServeAsync(context, agentId, sessionId);
             return;
         }
 

@@ -18,9 +18,9 @@ namespace Sidecar.Streams;
 /// </summary>
 internal sealed class ResumeEndpoint(
     IStreamStore store,
+    StreamAccess access,
     IOptionsMonitor<ResumeOptions> options,
     IOptionsMonitor<StreamOptions> streamOptions,
-    IOptions<StreamStoreOptions> storeOptions,
     TimeProvider time,
     SidecarMetrics metrics,
     ILogger<ResumeEndpoint> logger)
@@ -34,72 +34,51 @@ internal sealed class ResumeEndpoint(
     /// </summary>
     public async Task<bool> ServeAsync(HttpContext context, string agentId, string sessionId)
     {
-        if (!StreamIds.IsValid(agentId) || !StreamIds.IsValid(sessionId))
-        {
-            await RefuseAsync(context, "invalid", SidecarError.InvalidId, sessionId: null);
-            return true;
-        }
-
         if (!TryReadLastEventId(context.Request, out var from))
         {
-            await RefuseAsync(context, "invalid", SidecarError.InvalidLastEventId, sessionId);
+            metrics.Resume("invalid");
+            await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.InvalidLastEventId, time, context.TraceIdentifier, sessionId));
             return true;
         }
 
-        StreamRecord? stream;
-        try
+        var (result, stream) = await access.FindOwnedAsync(context, agentId, sessionId);
+        switch (result)
         {
-            using var timeout = new CancellationTokenSource(storeOptions.Value.OperationTimeout, time);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.RequestAborted);
-            stream = await store.FindActiveAsync(sessionId, linked.Token);
-        }
-        catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
-        {
-            Log.ResumeStoreFailed(logger, sessionId, ex.GetType().Name);
-            await RefuseAsync(context, "failed", SidecarError.ResumeUnavailable, sessionId);
-            return true;
-        }
-
-        if (stream is null)
-        {
-            metrics.Resume("not_found");
-            return false;
+            case StreamAccessResult.Invalid or StreamAccessResult.StoreFailed:
+                Done(sessionId, result == StreamAccessResult.Invalid ? "invalid" : "failed");
+                return true;
+            case StreamAccessResult.NotFound:
+                metrics.Resume("not_found");
+                return false;
+            case StreamAccessResult.Denied:
+                Done(sessionId, "denied");
+                await access.DenyAsync(context, sessionId);
+                return true;
         }
 
-        if (stream.State == StoredStreamState.Completed)
+        if (stream!.State == StoredStreamState.Completed)
         {
-            NoStream(context, sessionId, "no_stream");
-            return true;
-        }
-
-        if (!string.Equals(stream.OwnerHash, OwnerIdentity.Hash(context.Request, sessionId), StringComparison.Ordinal))
-        {
-            switch (options.CurrentValue.DeniedStatus)
-            {
-                case 403:
-                    await RefuseAsync(context, "denied", SidecarError.ResumeForbidden, sessionId);
-                    break;
-                case 404:
-                    await RefuseAsync(context, "denied", SidecarError.ResumeNotFound, sessionId);
-                    break;
-                default:
-                    NoStream(context, sessionId, "denied");
-                    break;
-            }
-
+            Done(sessionId, "no_stream");
+            StreamAccess.NoContent(context);
             return true;
         }
 
         if (stream.Incomplete)
         {
-            await RefuseAsync(context, "failed", SidecarError.ResumeUnavailable, sessionId);
+            Done(sessionId, "failed");
+            await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.ResumeUnavailable, time, context.TraceIdentifier, sessionId));
             return true;
         }
 
-        metrics.Resume("replayed");
-        Log.ResumeResult(logger, sessionId, "replayed");
+        Done(sessionId, "replayed");
         await ReplayAsync(context, stream, from);
         return true;
+    }
+
+    private void Done(string sessionId, string result)
+    {
+        metrics.Resume(result);
+        Log.ResumeResult(logger, sessionId, result);
     }
 
     private async Task ReplayAsync(HttpContext context, StreamRecord stream, long from)
@@ -243,20 +222,5 @@ internal sealed class ResumeEndpoint(
 
         from = last + 1;
         return true;
-    }
-
-    private void NoStream(HttpContext context, string sessionId, string result)
-    {
-        metrics.Resume(result);
-        Log.ResumeResult(logger, sessionId, result);
-        context.Response.StatusCode = StatusCodes.Status204NoContent;
-        context.Response.Headers.CacheControl = "no-cache";
-    }
-
-    private Task RefuseAsync(HttpContext context, string result, SidecarError error, string? sessionId)
-    {
-        metrics.Resume(result);
-        Log.ResumeResult(logger, sessionId ?? "(invalid)", result);
-        return ErrorResponses.WriteAsync(context, SidecarErrors.Create(error, time, context.TraceIdentifier, sessionId));
     }
 }

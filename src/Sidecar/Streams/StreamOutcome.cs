@@ -29,6 +29,9 @@ internal enum StreamOutcome
 
     /// <summary>The sidecar is shutting down.</summary>
     ShuttingDown,
+
+    /// <summary>Its owner asked to stop generating (DELETE on the chat route).</summary>
+    Stopped,
 }
 
 internal static class StreamOutcomes
@@ -45,10 +48,11 @@ internal static class StreamOutcomes
         StreamOutcome.StreamTooLarge => "stream_too_large",
         StreamOutcome.MaxDurationExceeded => "max_duration",
         StreamOutcome.ShuttingDown => "shutting_down",
+        StreamOutcome.Stopped => "stopped",
         _ => throw new ArgumentOutOfRangeException(nameof(outcome), outcome, null),
     };
 
     /// <summary>Whether the upstream's body ended by itself (as opposed to the sidecar cutting it off or it failing).</summary>
     public static bool UpstreamEndedCleanly(this StreamOutcome outcome) =>
-        outcome is StreamOutcome.Completed or StreamOutcome.UpstreamErrorPart or StreamOutcome.EndedWithoutFinish;
+        outcome is StreamOutcome.Completed or StreamOutcome.UpstreamErrorPart or StreamOutcome.EndedWithoutFinish or StreamOutcome.Stopped;
 }

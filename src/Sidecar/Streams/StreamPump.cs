@@ -142,7 +142,7 @@ internal sealed class StreamPump
         using var onDeadline = deadline.Token.Register(static s => ((StreamPump)s!).SetCause(StreamOutcome.MaxDurationExceeded), this);
         var framer = new SseEventReader(_options.MaxEventBytes);
         var pipe = PipeReader.Create(_upstream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true));
-        StreamOutcome outcome;
+        var outcome = StreamOutcome.UpstreamFailed;
         try
         {
             outcome = await ReadToEndAsync(pipe, framer, idle, linked.Token);
@@ -169,12 +169,17 @@ internal sealed class StreamPump
         }
         finally
         {
+            if (outcome == StreamOutcome.Stopped)
+            {
+                EndStopped();
+            }
+
             _live.Writer.TryComplete();
             await ReleaseAsync(pipe);
         }
 
-        // A normal ending is "no stream" to a later resume; any other is replayed with its ending.
-        _tee?.End(outcome == StreamOutcome.Completed ? StoredStreamState.Completed : StoredStreamState.Failed);
+        // A normal (or stopped) ending is "no stream" to a later resume; any other is replayed with its ending.
+        _tee?.End(outcome is StreamOutcome.Completed or StreamOutcome.Stopped ? StoredStreamState.Completed : StoredStreamState.Failed);
         return outcome;
     }
 
@@ -254,6 +259,33 @@ internal sealed class StreamPump
             // The answer is whole: the client's response ends here, whatever the upstream does next.
             _live.Writer.TryComplete();
         }
+    }
+
+    /// <summary>
+    /// Ends a stream its owner stopped, for the live client and, through the store, every resumer:
+    /// <c>abort</c> (unless the answer had already finished or failed), then <c>[DONE]</c>.
+    /// </summary>
+    private void EndStopped()
+    {
+        if (!State.FinishSeen && !State.ErrorSeen && !State.DoneSeen)
+        {
+            PublishEnding("data: {\"type\":\"abort\"}\n\n"u8.ToArray());
+        }
+
+        if (!State.DoneSeen)
+        {
+            PublishEnding(TerminalParts.Done.ToArray());
+        }
+    }
+
+    /// <summary>A part the sidecar adds as part of the stream: stored, with its event id.</summary>
+    private void PublishEnding(byte[] raw)
+    {
+        var evt = SseEvent.Parse(new System.Buffers.ReadOnlySequence<byte>(raw), terminated: true);
+        State.Observe(evt);
+        evt.Sequence = State.Events - 1;
+        _tee?.Append(evt.Sequence, evt.Raw);
+        Publish(evt);
     }
 
     /// <summary>A part the sidecar adds for the live client only: not stored, no event id.</summary>

@@ -17,6 +17,7 @@ internal sealed class StreamPumps(
     IOptions<StreamStoreOptions> storeOptions,
     IOptionsMonitor<ResumeOptions> resumeOptions,
     StoreWriter storeWriter,
+    IStreamStore store,
     SidecarReplica replica,
     TimeProvider time,
     SidecarMetrics metrics,
@@ -75,7 +76,21 @@ internal sealed class StreamPumps(
         // take a lease that lapses for a dead producer.
         var period = storeOptions.Value.LeaseDuration / 3;
         _leaseRenewal = time.CreateTimer(static s => ((StreamPumps)s!).RenewLeases(), this, period, period);
+        store.StopRequested += TryStop;
         return Task.CompletedTask;
+    }
+
+    /// <summary>Stops the stream of <paramref name="messageId"/> if this replica produces it.</summary>
+    private void TryStop(string messageId)
+    {
+        foreach (var pump in _active.Keys)
+        {
+            if (pump.State.MessageId == messageId)
+            {
+                Log.StreamStopRequested(logger, pump.Exchange.SessionId, messageId);
+                pump.Stop(StreamOutcome.Stopped);
+            }
+        }
     }
 
     private void RenewLeases()

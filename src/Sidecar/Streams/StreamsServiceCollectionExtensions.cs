@@ -26,7 +26,9 @@ internal static class StreamsServiceCollectionExtensions
         services.AddSingleton<StreamPumps>();
         services.AddHostedService(sp => sp.GetRequiredService<StreamPumps>());
         services.AddSingleton<LiveClient>();
+        services.AddSingleton<StreamAccess>();
         services.AddSingleton<ResumeEndpoint>();
+        services.AddSingleton<StopEndpoint>();
         return services;
     }
 }

@@ -62,4 +62,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 305, Level = LogLevel.Warning, Message = "The replica {ReplicaId} producing session {SessionId} message {MessageId} let its lease lapse: the stream is ended for its resumers")]
     public static partial void ProducerLost(ILogger logger, string sessionId, string messageId, string replicaId);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Information, Message = "Stop requested by its owner: session {SessionId} message {MessageId}")]
+    public static partial void StreamStopRequested(ILogger logger, string sessionId, string messageId);
+
+    [LoggerMessage(EventId = 307, Level = LogLevel.Information, Message = "Stop of session {SessionId}: {Result}")]
+    public static partial void StopResult(ILogger logger, string sessionId, string result);
 }

@@ -22,6 +22,7 @@ internal sealed class SidecarMetrics
     private readonly Counter<long> _storeEvents;
     private readonly Counter<long> _storeLost;
     private readonly Counter<long> _resumes;
+    private readonly Counter<long> _stops;
 
     public SidecarMetrics(IMeterFactory meterFactory)
     {
@@ -41,6 +42,7 @@ internal sealed class SidecarMetrics
         _storeEvents = meter.CreateCounter<long>("sidecar.store.events", "{event}", "SSE events written to the stream store.");
         _storeLost = meter.CreateCounter<long>("sidecar.store.lost", "{stream}", "Streams that lost resume because a store write failed or was dropped, by reason.");
         _resumes = meter.CreateCounter<long>("sidecar.resume.requests", "{request}", "Resume requests, by result.");
+        _stops = meter.CreateCounter<long>("sidecar.stop.requests", "{request}", "Stop-generating requests, by result.");
         _clientDisconnects = meter.CreateCounter<long>("sidecar.client.disconnected", "{client}", "Chat clients that left before their answer ended, by phase; their answers go on.");
     }
 
@@ -74,6 +76,9 @@ internal sealed class SidecarMetrics
         _storeEvents.Add(events);
         _storeBatchDuration.Record(duration.TotalSeconds);
     }
+
+    /// <summary>A stop request ended: <c>stopped</c>, <c>no_stream</c>, <c>denied</c>, <c>invalid</c>, <c>failed</c>.</summary>
+    public void Stop(string result) => _stops.Add(1, new KeyValuePair<string, object?>("result", result));
 
     public void ProducerLost() => _resumes.Add(1, new KeyValuePair<string, object?>("result", "producer_lost"));
 

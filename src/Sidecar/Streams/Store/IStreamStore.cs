@@ -82,6 +82,12 @@ public interface IStreamStore
     /// <summary>Raised when the store is reachable again after <see cref="Unavailable"/>.</summary>
     event Action? Available;
 
+    /// <summary>Raised on every replica when a stop of a stream is requested (by its message id).</summary>
+    event Action<string>? StopRequested;
+
+    /// <summary>Asks whichever replica produces the stream to stop it: every replica hears the request.</summary>
+    Task RequestStopAsync(string messageId, CancellationToken cancellationToken);
+
     /// <summary>Applies a batch of writes; the result says, per write, whether it was applied.</summary>
     Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken);
 

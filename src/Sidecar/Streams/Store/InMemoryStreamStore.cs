@@ -30,6 +30,14 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         remove { }
     }
 
+    public event Action<string>? StopRequested;
+
+    public Task RequestStopAsync(string messageId, CancellationToken cancellationToken)
+    {
+        StopRequested?.Invoke(messageId);
+        return Task.CompletedTask;
+    }
+
     public long TotalBytes
     {
         get

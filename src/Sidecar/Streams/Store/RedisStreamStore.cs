@@ -57,6 +57,14 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
 
     public event Action? Available;
 
+    public event Action<string>? StopRequested;
+
+    public async Task RequestStopAsync(string messageId, CancellationToken cancellationToken)
+    {
+        var connection = await _connection.Value.WaitAsync(cancellationToken);
+        await connection.GetSubscriber().PublishAsync(StopChannel, messageId).WaitAsync(cancellationToken);
+    }
+
     public async Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken)
     {
         var redis = await DatabaseAsync(cancellationToken);
@@ -235,6 +243,11 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
         connection.ConnectionFailed += (_, _) => Unavailable?.Invoke();
         connection.ConnectionRestored += (_, _) => Available?.Invoke();
+
+        // Stops are heard by every replica; the one producing the stream acts on it. The
+        // subscription is re-established by the client after a reconnect.
+        var stops = await connection.GetSubscriber().SubscribeAsync(StopChannel);
+        stops.OnMessage(message => StopRequested?.Invoke(message.Message.ToString()));
         return connection;
     }
 
@@ -273,6 +286,8 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         _subscriptions.TryRemove(new KeyValuePair<string, Subscription>(messageId, subscription));
         await subscription.UnsubscribeAsync();
     }
+
+    private RedisChannel StopChannel => RedisChannel.Literal($"{_options.KeyPrefix}:control:stop");
 
     private RedisKey MetaKey(string messageId) => $"{_options.KeyPrefix}:{{msg:{messageId}}}:meta";
 

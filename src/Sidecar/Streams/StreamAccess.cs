@@ -1,0 +1,92 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Sidecar.Errors;
+using Sidecar.Streams.Store;
+using Sidecar.Telemetry;
+
+namespace Sidecar.Streams;
+
+/// <summary>What a lookup of a session's stream, for its owner, found.</summary>
+internal enum StreamAccessResult
+{
+    /// <summary>The caller's stream.</summary>
+    Found,
+
+    /// <summary>The store knows no stream of the session.</summary>
+    NotFound,
+
+    /// <summary>The session's stream belongs to someone else.</summary>
+    Denied,
+
+    /// <summary>The ids are not ids; answered with a typed 400.</summary>
+    Invalid,
+
+    /// <summary>The store did not answer; answered with a typed 503.</summary>
+    StoreFailed,
+}
+
+/// <summary>
+/// The checks that guard resume and stop alike: ids valid before they touch a key, the
+/// session's stream looked up within the store's time box, and the caller its owner.
+/// </summary>
+internal sealed class StreamAccess(
+    IStreamStore store,
+    IOptionsMonitor<ResumeOptions> options,
+    IOptions<StreamStoreOptions> storeOptions,
+    TimeProvider time,
+    ILogger<StreamAccess> logger)
+{
+    public async Task<(StreamAccessResult Result, StreamRecord? Stream)> FindOwnedAsync(HttpContext context, string agentId, string sessionId)
+    {
+        if (!StreamIds.IsValid(agentId) || !StreamIds.IsValid(sessionId))
+        {
+            await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.InvalidId, time, context.TraceIdentifier));
+            return (StreamAccessResult.Invalid, null);
+        }
+
+        StreamRecord? stream;
+        try
+        {
+            using var timeout = new CancellationTokenSource(storeOptions.Value.OperationTimeout, time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.RequestAborted);
+            stream = await store.FindActiveAsync(sessionId, linked.Token);
+        }
+        catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            Log.ResumeStoreFailed(logger, sessionId, ex.GetType().Name);
+            await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.ResumeUnavailable, time, context.TraceIdentifier, sessionId));
+            return (StreamAccessResult.StoreFailed, null);
+        }
+
+        if (stream is null)
+        {
+            return (StreamAccessResult.NotFound, null);
+        }
+
+        return string.Equals(stream.OwnerHash, OwnerIdentity.Hash(context.Request, sessionId), StringComparison.Ordinal)
+            ? (StreamAccessResult.Found, stream)
+            : (StreamAccessResult.Denied, stream);
+    }
+
+    /// <summary>Answers a caller who is not the owner: as "no stream" (204), or 403/404 when configured.</summary>
+    public Task DenyAsync(HttpContext context, string sessionId)
+    {
+        switch (options.CurrentValue.DeniedStatus)
+        {
+            case 403:
+                return ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.ResumeForbidden, time, context.TraceIdentifier, sessionId));
+            case 404:
+                return ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.ResumeNotFound, time, context.TraceIdentifier, sessionId));
+            default:
+                NoContent(context);
+                return Task.CompletedTask;
+        }
+    }
+
+    public static void NoContent(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+        context.Response.Headers.CacheControl = "no-cache";
+    }
+}
