@@ -273,3 +273,39 @@ public sealed class RedisStreamStoreTests : StreamStoreContractTests, IDisposabl
 
     private TimeSpan StreamOptionsLifetime => new StreamOptions().MaxDuration + StoreOptions.Retention;
 }
+
+/// <summary>The same contract on a real three-node Redis Cluster: keys of one message share a slot, the rest spread.</summary>
+public sealed class RedisClusterStreamStoreTests : StreamStoreContractTests, IDisposable
+{
+    private readonly RedisStreamStore _store;
+
+    public RedisClusterStreamStoreTests()
+    {
+        StoreOptions.Redis = RedisCluster.Configuration;
+        _store = new RedisStreamStore(Options.Create(StoreOptions), Streams, Time);
+    }
+
+    internal override IStreamStore Store => _store;
+
+    [Fact]
+    public async Task Streams_SpreadOverTheNodes()
+    {
+        var ids = Enumerable.Range(0, 12).Select(_ => NewId()).ToList();
+        foreach (var id in ids)
+        {
+            await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 1));
+        }
+
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisCluster.Configuration);
+        var nodesWithKeys = redis.GetServers().Count(s => s.Keys(pattern: StoreOptions.KeyPrefix + ":*").Any());
+
+        Assert.Equal(3, redis.GetServers().Length);
+        Assert.True(nodesWithKeys >= 2, $"keys on {nodesWithKeys} node(s)");
+        foreach (var id in ids)
+        {
+            Assert.NotNull(await Store.GetAsync(id, default));
+        }
+    }
+
+    public void Dispose() => _store.Dispose();
+}
