@@ -10,7 +10,10 @@ internal sealed class ChildProcess : IDisposable
 
     private ChildProcess(Process process) => _process = process;
 
-    public static async Task<ChildProcess> StartAsync(string dll, IEnumerable<string> args, int readyPort, string readyPath)
+    /// <summary>Every line the process wrote to its standard output.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Output { get; } = new();
+
+    public static async Task<ChildProcess> StartAsync(string dll, IEnumerable<string> args, int readyPort, string readyPath, IDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(dll);
@@ -22,12 +25,23 @@ internal sealed class ChildProcess : IDisposable
         }
 
         info.Environment["Logging__LogLevel__Default"] = "Warning";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
+
         var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {dll}");
-        process.OutputDataReceived += (_, _) => { };
+        var child = new ChildProcess(process);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                child.Output.Enqueue(e.Data);
+            }
+        };
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var child = new ChildProcess(process);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(60))
@@ -61,6 +75,17 @@ internal sealed class ChildProcess : IDisposable
         using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();
         return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Stops the process as Kubernetes does (SIGTERM) and waits for it to exit.</summary>
+    public async Task StopAsync()
+    {
+        if (!_process.HasExited)
+        {
+            using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            await kill.WaitForExitAsync();
+            await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        }
     }
 
     public void Dispose()

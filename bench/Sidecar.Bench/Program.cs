@@ -6,19 +6,29 @@ using Sidecar.Bench;
 // Time to first event, direct to the emulator vs through the sidecar, measured side by side:
 // requests alternate between the two targets so that machine noise hits both alike.
 //   dotnet run -c Release --project bench/Sidecar.Bench -- ttfe [requests]
-var requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 400;
-if (args.Length == 0 || args[0] != "ttfe")
-{
-    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests]");
-    return 2;
-}
-
-var root = FindRoot();
+//   dotnet run -c Release --project bench/Sidecar.Bench -- tee [concurrency] [rounds]
 #if DEBUG
 const string configuration = "Debug";
 #else
 const string configuration = "Release";
 #endif
+var root = FindRoot();
+if (args.Length > 0 && args[0] == "tee")
+{
+    return await TeeBench.RunAsync(
+        root,
+        configuration,
+        args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 200,
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3);
+}
+
+var requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 400;
+if (args.Length == 0 || args[0] != "ttfe")
+{
+    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds]");
+    return 2;
+}
+
 var emulatorDll = Path.Combine(root, "samples/ChatUpstream/bin", configuration, "net10.0/ChatUpstream.dll");
 var sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
 var emulatorPort = ChildProcess.FreePort();

@@ -25,6 +25,7 @@ internal sealed class ChatStreamMiddleware(
     StopEndpoint stop,
     IStreamStore store,
     IOptionsMonitor<ResumeOptions> resumeOptions,
+    IOptions<StreamStoreOptions> storeOptions,
     TimeProvider time,
     SidecarMetrics metrics,
     ILogger<ChatStreamMiddleware> logger)
@@ -36,6 +37,13 @@ internal sealed class ChatStreamMiddleware(
         var isDelete = HttpMethods.IsDelete(request.Method);
         if ((!isPost && !isDelete && !HttpMethods.IsGet(request.Method)) || !ChatRoute.TryMatch(request.Path, out var agentId, out var sessionId))
         {
+            await next(context);
+            return;
+        }
+
+        if (!isPost && !storeOptions.Value.Enabled)
+        {
+            // No store: resume and stop are the upstream's, as without the sidecar.
             await next(context);
             return;
         }

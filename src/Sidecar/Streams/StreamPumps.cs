@@ -57,6 +57,11 @@ internal sealed class StreamPumps(
     /// <summary>Registers the stream in the store, or returns null when it cannot be resumed (no valid message id).</summary>
     private StreamTee? OpenTee(ChatExchange exchange, string? messageId)
     {
+        if (!storeOptions.Value.Enabled)
+        {
+            return null;
+        }
+
         if (!StreamIds.IsValid(messageId) || !StreamIds.IsValid(exchange.SessionId) || !StreamIds.IsValid(exchange.AgentId))
         {
             Log.StreamNotTeed(logger, exchange.SessionId);

@@ -68,4 +68,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 307, Level = LogLevel.Information, Message = "Stop of session {SessionId}: {Result}")]
     public static partial void StopResult(ILogger logger, string sessionId, string result);
+
+    [LoggerMessage(EventId = 308, Level = LogLevel.Information, Message = "Store writer stopped: {Batches} write batches for {Events} events")]
+    public static partial void StoreWriterTotals(ILogger logger, long batches, long events);
 }

@@ -14,6 +14,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
     private readonly Dictionary<string, Entry> _streams = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _activeBySession = new(StringComparer.Ordinal);
     private long _totalBytes;
+    private DateTimeOffset _nextExpirySweep;
 
     public bool IsAvailable => true;
 
@@ -196,17 +197,21 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
 
     private static StreamRecord Snapshot(Entry entry) => entry.Stream with { EventCount = entry.Events.Count };
 
-    /// <summary>Drops expired streams, then finished streams oldest first until <paramref name="room"/> bytes fit.</summary>
+    /// <summary>Drops expired streams (a sweep at most once a second), then finished streams oldest first until <paramref name="room"/> bytes fit.</summary>
     private void Evict(long room = 0)
     {
         var now = time.GetUtcNow();
-        var retention = options.Value.Retention;
-        var lifetime = streams.Value.MaxDuration + retention;
-        foreach (var (id, entry) in _streams.ToList())
+        if (now >= _nextExpirySweep)
         {
-            if ((entry.EndedAt is { } ended && ended + retention <= now) || entry.StartedAt + lifetime <= now)
+            _nextExpirySweep = now + TimeSpan.FromSeconds(1);
+            var retention = options.Value.Retention;
+            var lifetime = streams.Value.MaxDuration + retention;
+            foreach (var (id, entry) in _streams.ToList())
             {
-                Remove(id, entry);
+                if ((entry.EndedAt is { } ended && ended + retention <= now) || entry.StartedAt + lifetime <= now)
+                {
+                    Remove(id, entry);
+                }
             }
         }
 

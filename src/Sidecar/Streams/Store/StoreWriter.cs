@@ -25,6 +25,8 @@ internal sealed class StoreWriter(
     private readonly System.Collections.Concurrent.ConcurrentDictionary<StreamTee, byte> _open = new();
     private long _pendingBytes;
     private int _watching;
+    private long _batches;
+    private long _events;
 
     /// <summary>Starts teeing one stream: its registration is queued first.</summary>
     public StreamTee Open(StreamRegistration registration)
@@ -103,6 +105,8 @@ internal sealed class StoreWriter(
         {
             await WriteBatchAsync(reader);
         }
+
+        Log.StoreWriterTotals(logger, _batches, _events);
     }
 
     private async Task WriteBatchAsync(ChannelReader<TeeOp> reader)
@@ -139,6 +143,8 @@ internal sealed class StoreWriter(
         }
 
         var writes = order.Select(o => o.Write).ToList();
+        _batches++;
+        _events += writes.Sum(w => w.Events.Count);
         bool[] applied;
         var started = time.GetTimestamp();
         try

@@ -7,6 +7,9 @@ public sealed class StreamStoreOptions
 {
     public const string SectionName = "Sidecar:Store";
 
+    /// <summary>Whether streams are stored at all; off, the sidecar neither tees nor serves resume (the GET goes to the upstream).</summary>
+    public bool Enabled { get; set; } = true;
+
     /// <summary>
     /// A StackExchange.Redis configuration string (<c>host:6379,password=...</c>); empty keeps
     /// streams in this process's memory (one replica only).
