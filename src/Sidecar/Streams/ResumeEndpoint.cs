@@ -25,6 +25,8 @@ internal sealed class ResumeEndpoint(
     SidecarMetrics metrics,
     ILogger<ResumeEndpoint> logger)
 {
+    // The first read is small so that the first events go out at once; the rest come in larger reads.
+    private const int FirstReadBatch = 64;
     private const int ReadBatch = 512;
 
     /// <summary>
@@ -112,7 +114,8 @@ internal sealed class ResumeEndpoint(
             await writer.FlushAsync(token);
             while (true)
             {
-                var events = await store.ReadAsync(stream.MessageId, next, ReadBatch, token);
+                var batch = next == from ? FirstReadBatch : ReadBatch;
+                var events = await store.ReadAsync(stream.MessageId, next, batch, token);
                 foreach (var evt in events)
                 {
                     if (eventIds)
@@ -129,7 +132,7 @@ internal sealed class ResumeEndpoint(
                 {
                     await writer.FlushAsync(token);
                     quietSince = time.GetTimestamp();
-                    if (events.Count == ReadBatch)
+                    if (events.Count == batch)
                     {
                         continue;
                     }
