@@ -59,7 +59,13 @@ Management: http://127.0.0.1:$management_port/healthz and /readyz. Ctrl-C stops 
 
 Stream an answer through the sidecar (reasoning, a createDocument artifact, then text):
 
-  $(chat 'reasoning artifact')
+  $(chat 'reasoning artifact deltas:200 pace:100')
+
+While it streams, resume it from another terminal (replay from the start, then live):
+
+  curl -N http://127.0.0.1:$public_port/api/v/c010/demo-session
+
+or stop it: curl -X DELETE http://127.0.0.1:$public_port/api/v/c010/demo-session
 
 Other scenarios (samples/ChatUpstream/README.md has the grammar): 'search', 'deltas:200',
 'drop:10' (the upstream connection drops), 'stall:5' (the upstream goes silent),
