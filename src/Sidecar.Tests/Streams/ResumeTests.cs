@@ -222,6 +222,30 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
     }
 
     [Theory]
+    [InlineData("403", HttpStatusCode.Forbidden, "RESUME_FORBIDDEN")]
+    [InlineData("404", HttpStatusCode.NotFound, "RESUME_NOT_FOUND")]
+    public async Task Resume_ByAnotherPrincipal_WhenConfigured_GetsATypedRefusal(string status, HttpStatusCode expected, string code)
+    {
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?> { ["Sidecar:Resume:DeniedStatus"] = status });
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var post = Chat.Post(session, "/scenario gate:2");
+        post.Headers.Authorization = new("Bearer", "token-of-alice");
+        using var response = await client.SendAsync(post, HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        await record.GateReached.DefaultTimeout();
+
+        using var resume = await client.SendAsync(Chat.Resume(session, bearer: "token-of-mallory")).DefaultTimeout();
+        using var stop = await client.SendAsync(Chat.Stop(session, bearer: "token-of-mallory")).DefaultTimeout();
+        record.ReleaseGate();
+
+        Assert.Equal(expected, resume.StatusCode);
+        Assert.Equal(code, (await ErrorJson.ReadAsync(resume)).GetProperty("errorCode").GetString());
+        Assert.Equal(expected, stop.StatusCode);
+        Assert.Equal(AnswerStatus.Completed, await record.Ended.DefaultTimeout());
+    }
+
+    [Theory]
     [InlineData("/api/v/c010/a%7Bb")]
     [InlineData("/api/v/c010/a%20b")]
     [InlineData("/api/v/c%24%24/session")]
