@@ -119,7 +119,7 @@ public sealed class RedisResumeTests : IAsyncLifetime
         var ended = _replicaA.PumpEnded(session);
         using var call = await Chat.StartAsync(clientA, _emulator, session, "/scenario gate:2");
         await call.Record.GateReached.DefaultTimeout();
-        await WaitForStoredEventsAsync(_replicaB, session, 2);
+        await StoreProbe.WaitForEventsAsync(_replicaB.Services.GetRequiredService<IStreamStore>(), session, 2);
 
         using var stop = await clientB.SendAsync(Chat.Stop(session)).DefaultTimeout();
 
@@ -154,7 +154,7 @@ public sealed class RedisResumeTests : IAsyncLifetime
         }
 
         // The producer writes to Redis in the background: resume once the four events are there.
-        await WaitForStoredEventsAsync(survivor, session, 4);
+        await StoreProbe.WaitForEventsAsync(survivor.Services.GetRequiredService<IStreamStore>(), session, 4);
         using var resumed = await survivorClient.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
         Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
         var reader = new TestEventReader(await resumed.Content.ReadAsStreamAsync());
@@ -182,29 +182,5 @@ public sealed class RedisResumeTests : IAsyncLifetime
         using var again = await survivorClient.SendAsync(Chat.Resume(session)).DefaultTimeout();
         var replayed = Chat.Text(await again.Content.ReadAsByteArrayAsync());
         Assert.EndsWith(ending + "\n\ndata: [DONE]\n\n", replayed, StringComparison.Ordinal);
-    }
-
-    private static Task WaitForStoredEventsAsync(SidecarServer sidecar, string session, long count) =>
-        WaitForStoredEventsCoreAsync(sidecar.Services.GetRequiredService<IStreamStore>(), session, count).DefaultTimeout();
-
-    private static async Task WaitForStoredEventsCoreAsync(IStreamStore store, string session, long count)
-    {
-        while (true)
-        {
-            var stream = await store.FindActiveAsync(session, CancellationToken.None).DefaultTimeout();
-            if (stream is { EventCount: var stored } && stored >= count)
-            {
-                return;
-            }
-
-            if (stream is null)
-            {
-                // Not registered yet (its registration is the writer's next batch).
-                await Task.Yield();
-                continue;
-            }
-
-            await store.WaitForChangeAsync(stream.MessageId, stream.EventCount, TimeSpan.FromSeconds(1), CancellationToken.None).DefaultTimeout();
-        }
     }
 }

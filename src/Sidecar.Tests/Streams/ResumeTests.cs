@@ -121,7 +121,7 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         }
 
         await ended.DefaultTimeout();
-        await WaitUntilStoredAsync(session);
+        await StoreProbe.WaitForEndAsync(_sidecar.Services.GetRequiredService<IStreamStore>(), session);
         using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
 
         Assert.Equal(HttpStatusCode.NoContent, resumed.StatusCode);
@@ -142,7 +142,7 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
 
         call.Record.ReleaseGate();
         Assert.Equal(StreamOutcome.UpstreamFailed, (await ended.DefaultTimeout()).Outcome);
-        await WaitUntilStoredAsync(session);
+        await StoreProbe.WaitForEndAsync(_sidecar.Services.GetRequiredService<IStreamStore>(), session);
         using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
 
         Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
@@ -155,11 +155,8 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
     {
         using var client = _sidecar.CreateClient();
         var session = Chat.NewSession();
-        var post = Chat.Post(session, "/scenario gate:2");
-        post.Headers.Authorization = new("Bearer", "token-of-alice");
-        using var response = await client.SendAsync(post, HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        using var response = await StartAsAliceAsync(client, session);
         var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
-        await record.GateReached.DefaultTimeout();
 
         using var mallory = await client.SendAsync(Chat.Resume(session, bearer: "token-of-mallory")).DefaultTimeout();
         using var anonymous = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
@@ -196,7 +193,7 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         Assert.Equal(Chat.Text(upstream) + ending, Chat.Text(await followed.ReadToEndAsync()));
 
         // Stopped is a normal ending: nothing left to resume.
-        await WaitUntilStoredAsync(session);
+        await StoreProbe.WaitForEndAsync(_sidecar.Services.GetRequiredService<IStreamStore>(), session);
         using var later = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
         Assert.Equal(HttpStatusCode.NoContent, later.StatusCode);
     }
@@ -229,11 +226,8 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?> { ["Sidecar:Resume:DeniedStatus"] = status });
         using var client = sidecar.CreateClient();
         var session = Chat.NewSession();
-        var post = Chat.Post(session, "/scenario gate:2");
-        post.Headers.Authorization = new("Bearer", "token-of-alice");
-        using var response = await client.SendAsync(post, HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        using var response = await StartAsAliceAsync(client, session);
         var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
-        await record.GateReached.DefaultTimeout();
 
         using var resume = await client.SendAsync(Chat.Resume(session, bearer: "token-of-mallory")).DefaultTimeout();
         using var stop = await client.SendAsync(Chat.Stop(session, bearer: "token-of-mallory")).DefaultTimeout();
@@ -298,15 +292,13 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         Assert.Equal(HttpStatusCode.NoContent, unknownSession.StatusCode);
     }
 
-    /// <summary>The store is written in the background: wait until the stream's end is recorded.</summary>
-    private async Task WaitUntilStoredAsync(string session)
+    /// <summary>Alice starts a chat (bearer token) that waits at its second event.</summary>
+    private async Task<HttpResponseMessage> StartAsAliceAsync(HttpClient client, string session)
     {
-        var store = _sidecar.Services.GetRequiredService<IStreamStore>();
-        var stream = await store.FindActiveAsync(session, CancellationToken.None);
-        while (stream is { State: StoredStreamState.Live })
-        {
-            await store.WaitForChangeAsync(stream.MessageId, stream.EventCount, TimeSpan.FromSeconds(1), CancellationToken.None).DefaultTimeout();
-            stream = await store.FindActiveAsync(session, CancellationToken.None);
-        }
+        var post = Chat.Post(session, "/scenario gate:2");
+        post.Headers.Authorization = new("Bearer", "token-of-alice");
+        var response = await client.SendAsync(post, HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        await (await _emulator.Journal.ForSession(session).DefaultTimeout()).GateReached.DefaultTimeout();
+        return response;
     }
 }

@@ -65,7 +65,7 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         await back.Task.DefaultTimeout();
         var next = Chat.NewSession();
         using var again = await Chat.StartAsync(client, _emulator, next, "/scenario gate:2");
-        await WaitForStoredEventsAsync(store, next, 2).DefaultTimeout();
+        await StoreProbe.WaitForEventsAsync(store, next, 2);
         using var resumed = await client.SendAsync(Chat.Resume(next), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
         Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
         again.Record.ReleaseGate();
@@ -151,25 +151,5 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         Assert.Equal(category, error.RootElement.GetProperty("category").GetString());
         Assert.Equal(message, error.RootElement.GetProperty("message").GetString());
         Assert.Equal("sidecar", error.RootElement.GetProperty("source").GetString());
-    }
-
-    private static async Task WaitForStoredEventsAsync(IStreamStore store, string session, long count)
-    {
-        while (true)
-        {
-            var stream = await store.FindActiveAsync(session, CancellationToken.None);
-            if (stream is { EventCount: var stored } && stored >= count)
-            {
-                return;
-            }
-
-            if (stream is null)
-            {
-                await Task.Yield();
-                continue;
-            }
-
-            await store.WaitForChangeAsync(stream.MessageId, stream.EventCount, TimeSpan.FromSeconds(1), CancellationToken.None);
-        }
     }
 }
