@@ -34,15 +34,19 @@ public sealed class SidecarServer : IAsyncDisposable
 
     internal StreamPumps Pumps => _app.Services.GetRequiredService<StreamPumps>();
 
+    /// <summary>Warnings and errors the sidecar logged (for failure messages).</summary>
+    public CapturedLogs Logs { get; private set; } = new();
+
     public static async Task<SidecarServer> StartAsync(Uri upstream, IDictionary<string, string?>? settings = null, TimeProvider? time = null)
     {
-        var app = Build(upstream, settings, time);
+        var logs = new CapturedLogs();
+        var app = Build(upstream, settings, time, logs);
         await app.StartAsync().DefaultTimeout();
-        return new SidecarServer(app);
+        return new SidecarServer(app) { Logs = logs };
     }
 
     /// <summary>Builds without starting (for start-up validation tests).</summary>
-    public static WebApplication Build(Uri upstream, IDictionary<string, string?>? settings = null, TimeProvider? time = null)
+    public static WebApplication Build(Uri upstream, IDictionary<string, string?>? settings = null, TimeProvider? time = null, CapturedLogs? logs = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
         var config = new Dictionary<string, string?>
@@ -59,6 +63,11 @@ public sealed class SidecarServer : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(config);
         builder.Logging.ClearProviders();
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs);
+        }
+
         if (Environment.GetEnvironmentVariable("SIDECAR_TEST_LOGS") == "1")
         {
             builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff ").SetMinimumLevel(LogLevel.Debug);

@@ -46,6 +46,7 @@ public sealed class RedisResumeTests : IAsyncLifetime
             Assert.NotNull(await call.Reader.NextAsync());
         }
 
+        await StoreProbe.WaitForEventsAsync(_replicaB.Services.GetRequiredService<IStreamStore>(), session, 6);
         using var resumed = await clientB.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
         var replay = new TestEventReader(await resumed.Content.ReadAsStreamAsync());
         for (var i = 0; i < 6; i++)
@@ -53,8 +54,7 @@ public sealed class RedisResumeTests : IAsyncLifetime
             Assert.StartsWith($"id: {i}\n", await replay.NextAsync());
         }
 
-        // Live from here: every further event reaches B through Redis (the poll is 5 s, the test
-        // would notice a follower that only polls).
+        // Live from here: every further event reaches B through Redis notifications.
         call.Record.ReleaseGate();
         var live = await call.Reader.ReadToEndAsync();
         var followed = await replay.ReadToEndAsync();
@@ -80,6 +80,7 @@ public sealed class RedisResumeTests : IAsyncLifetime
         }
 
         call.Dispose();
+        await StoreProbe.WaitForEventsAsync(_replicaB.Services.GetRequiredService<IStreamStore>(), session, 9);
         using var resumed = await clientB.SendAsync(Chat.Resume(session, lastEventId: "8"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
         var rest = new TestEventReader(await resumed.Content.ReadAsStreamAsync());
         call.Record.ReleaseGate();

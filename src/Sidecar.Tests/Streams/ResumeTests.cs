@@ -14,6 +14,9 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
     private readonly EmulatorServer _emulator = fixture.Emulator;
     private readonly SidecarServer _sidecar = fixture.Sidecar;
 
+    private Task StoredAsync(string session, long events, SidecarServer? sidecar = null) =>
+        StoreProbe.WaitForEventsAsync((sidecar ?? _sidecar).Services.GetRequiredService<IStreamStore>(), session, events);
+
     [Fact]
     public async Task Resume_LiveStream_ReplaysFromTheStartThenFollowsToTheEnd()
     {
@@ -25,6 +28,7 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
             Assert.NotNull(await call.Reader.NextAsync());
         }
 
+        await StoredAsync(session, 5);
         using var resumed = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
         var resumeReader = new TestEventReader(await resumed.Content.ReadAsStreamAsync());
         Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
@@ -69,6 +73,7 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
 
             await call.Record.GateReached.DefaultTimeout();
             call.Dispose();
+            await StoredAsync(session, seen);
 
             using var full = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
             using var after = await client.SendAsync(Chat.Resume(session, lastEventId: lastId), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
@@ -92,6 +97,7 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         var session = Chat.NewSession();
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:100");
         await call.Record.GateReached.DefaultTimeout();
+        await StoredAsync(session, 3);
 
         var resumers = await Task.WhenAll(Enumerable.Range(0, 20).Select(async _ =>
         {
@@ -145,9 +151,15 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         await StoreProbe.WaitForEndAsync(_sidecar.Services.GetRequiredService<IStreamStore>(), session);
         using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
 
+        // What was stored, then the ending the stream never had: a typed error, then [DONE].
         Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
-        var expected = Chat.WithIds(Chat.Events(call.Record.SentBytes())).Concat("data: [DONE]\n\n"u8.ToArray()).ToArray();
-        Assert.Equal(expected, await resumed.Content.ReadAsByteArrayAsync());
+        var prefix = Chat.WithIds(Chat.Events(call.Record.SentBytes()));
+        var body = await resumed.Content.ReadAsByteArrayAsync();
+        Assert.Equal(prefix, body[..prefix.Length]);
+        var ending = Chat.Text(body[prefix.Length..]);
+        Assert.StartsWith("data: {\"type\":\"error\",\"errorText\":", ending, StringComparison.Ordinal);
+        Assert.Contains("STREAM_INTERRUPTED", ending, StringComparison.Ordinal);
+        Assert.EndsWith("\n\ndata: [DONE]\n\n", ending, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -180,6 +192,7 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
             Assert.NotNull(await call.Reader.NextAsync());
         }
 
+        await StoredAsync(session, 3);
         using var follower = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
         var followed = new TestEventReader(await follower.Content.ReadAsStreamAsync());
         using var stop = await client.SendAsync(Chat.Stop(session)).DefaultTimeout();
@@ -226,7 +239,7 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?> { ["Sidecar:Resume:DeniedStatus"] = status });
         using var client = sidecar.CreateClient();
         var session = Chat.NewSession();
-        using var response = await StartAsAliceAsync(client, session);
+        using var response = await StartAsAliceAsync(client, session, sidecar);
         var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
 
         using var resume = await client.SendAsync(Chat.Resume(session, bearer: "token-of-mallory")).DefaultTimeout();
@@ -293,12 +306,13 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
     }
 
     /// <summary>Alice starts a chat (bearer token) that waits at its second event.</summary>
-    private async Task<HttpResponseMessage> StartAsAliceAsync(HttpClient client, string session)
+    private async Task<HttpResponseMessage> StartAsAliceAsync(HttpClient client, string session, SidecarServer? sidecar = null)
     {
         var post = Chat.Post(session, "/scenario gate:2");
         post.Headers.Authorization = new("Bearer", "token-of-alice");
         var response = await client.SendAsync(post, HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
         await (await _emulator.Journal.ForSession(session).DefaultTimeout()).GateReached.DefaultTimeout();
+        await StoredAsync(session, 2, sidecar);
         return response;
     }
 }

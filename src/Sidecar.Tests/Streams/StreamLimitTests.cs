@@ -59,7 +59,7 @@ public class StreamLimitTests
         var (pump, outcome) = await ended.DefaultTimeout();
         var record = await emulator.Journal.ForSession(session).DefaultTimeout();
 
-        Assert.Equal(StreamOutcome.Completed, outcome);
+        Assert.True(outcome == StreamOutcome.Completed, $"{outcome}\n{sidecar.Logs.Text}");
         Assert.Equal(AnswerStatus.Completed, await record.Ended.DefaultTimeout());
         Assert.Equal(record.TotalFrames, pump.State.Events);
         await cutOff.WaitForTotalAsync(1).DefaultTimeout();

@@ -36,6 +36,9 @@ internal enum SidecarError
     /// <summary>The live answer streams, but the store lost it: a reload will not find it.</summary>
     ResumeNotEnabled,
 
+    /// <summary>A resumed stream had ended badly without saying so in its stored events.</summary>
+    StreamInterrupted,
+
     /// <summary>The replica producing a stream stopped renewing its lease: it is gone, and so is the rest of the answer.</summary>
     ProducerLost,
 }
@@ -61,6 +64,8 @@ internal static class SidecarErrors
                 "There is no stream to resume.", "RESUME_NOT_FOUND"),
             SidecarError.ResumeNotEnabled => (ErrorType.ServerError, "Resume unavailable",
                 "We couldn't enable stream resume for this session.", "RESUME_NOT_ENABLED"),
+            SidecarError.StreamInterrupted => (ErrorType.ServerError, "Stream interrupted",
+                "The response was interrupted before it finished. Please try again.", "STREAM_INTERRUPTED"),
             SidecarError.ProducerLost => (ErrorType.ServerError, "Stream interrupted",
                 "The response was interrupted before it finished. Please try again.", "PRODUCER_LOST"),
             SidecarError.UpstreamUnavailable => (ErrorType.ServiceUnavailable, "Service unavailable",
@@ -84,7 +89,7 @@ internal static class SidecarErrors
             Category: error switch
             {
                 SidecarError.ResumeUnavailable or SidecarError.ResumeNotEnabled => "resume",
-                SidecarError.ProducerLost => "stream",
+                SidecarError.ProducerLost or SidecarError.StreamInterrupted => "stream",
                 _ => null,
             },
             Severity: "recoverable",

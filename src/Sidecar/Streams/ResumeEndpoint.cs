@@ -112,60 +112,26 @@ internal sealed class ResumeEndpoint(
             // StartAsync only queues the headers: flush them, the resumer may wait long for an event.
             await response.StartAsync(token);
             await writer.FlushAsync(token);
-            while (true)
+            var (ending, failure) = await CopyAsync();
+            var lastPart = last.IsEmpty ? UiPartType.None : SseEvent.Parse(new ReadOnlySequence<byte>(last), terminated: true).Part.Type;
+            if (lastPart != UiPartType.Done)
             {
-                var batch = next == from ? FirstReadBatch : ReadBatch;
-                var events = await store.ReadAsync(stream.MessageId, next, batch, token);
-                foreach (var evt in events)
+                if (!last.IsEmpty && !EndsEvent(last.Span))
                 {
-                    if (eventIds)
-                    {
-                        SseWriter.WriteId(writer, evt.Sequence);
-                    }
-
-                    writer.Write(evt.Raw.Span);
-                    last = evt.Raw;
-                    next = evt.Sequence + 1;
+                    // The upstream died inside an event: close it, so that what follows stands alone.
+                    writer.Write("\n\n"u8);
                 }
 
-                if (events.Count > 0)
+                // A stream that did not end well says so, once: never a bare [DONE] after half an answer.
+                failure ??= ending == StoredStreamState.Failed && lastPart is not (UiPartType.Error or UiPartType.Abort)
+                    ? SidecarError.StreamInterrupted
+                    : null;
+                if (failure is { } error)
                 {
-                    await writer.FlushAsync(token);
-                    quietSince = time.GetTimestamp();
-                    if (events.Count == batch)
-                    {
-                        continue;
-                    }
+                    metrics.Resume(error == SidecarError.StreamInterrupted ? "interrupted" : "failed");
+                    writer.Write(TerminalParts.Error(SidecarErrors.Create(error, time, context.TraceIdentifier, stream.SessionId, stream.MessageId)));
                 }
 
-                var current = await store.GetAsync(stream.MessageId, token);
-                if (current is null || (current.State != StoredStreamState.Live && next >= current.EventCount))
-                {
-                    break;
-                }
-
-                if (current.State == StoredStreamState.Live && time.GetUtcNow() > current.LeaseExpiresAt && next >= current.EventCount)
-                {
-                    // The producing replica stopped renewing its lease: it is gone. End the stream in
-                    // the store for every resumer, then replay that ending like any other event.
-                    await StoreProducerLostAsync(context, current, token);
-                    continue;
-                }
-
-                if (heartbeat > TimeSpan.Zero && time.GetElapsedTime(quietSince) >= heartbeat)
-                {
-                    writer.Write(SseBytes.KeepAlive);
-                    await writer.FlushAsync(token);
-                    metrics.HeartbeatSent();
-                    quietSince = time.GetTimestamp();
-                }
-
-                var wait = heartbeat > TimeSpan.Zero && heartbeat < poll ? heartbeat : poll;
-                await store.WaitForChangeAsync(stream.MessageId, next, wait, token);
-            }
-
-            if (last.IsEmpty || SseEvent.Parse(new ReadOnlySequence<byte>(last), terminated: true).Part.Type != UiPartType.Done)
-            {
                 writer.Write(TerminalParts.Done);
             }
 
@@ -180,17 +146,115 @@ internal sealed class ResumeEndpoint(
             // The store failed mid-replay: end cleanly, with the reason, rather than hang or reset.
             Log.ResumeStoreFailed(logger, stream.SessionId, ex.GetType().Name);
             metrics.Resume("failed");
+            if (!last.IsEmpty && !EndsEvent(last.Span))
+            {
+                writer.Write("\n\n"u8);
+            }
+
             writer.Write(TerminalParts.Error(SidecarErrors.Create(SidecarError.ResumeUnavailable, time, context.TraceIdentifier, stream.SessionId, stream.MessageId)));
             writer.Write(TerminalParts.Done);
             await writer.FlushAsync(CancellationToken.None);
         }
+
+        // Replays and follows until the stored [DONE], the stream's end, or a failure of the store's copy.
+        async Task<(StoredStreamState? Ending, SidecarError? Failure)> CopyAsync()
+        {
+            var missed = false;
+            while (true)
+            {
+                var batch = next == from ? FirstReadBatch : ReadBatch;
+                var events = await store.ReadAsync(stream.MessageId, next, batch, token);
+                foreach (var evt in events)
+                {
+                    if (evt.Sequence != next && next != from)
+                    {
+                        return (null, SidecarError.ResumeUnavailable);
+                    }
+
+                    if (eventIds)
+                    {
+                        SseWriter.WriteId(writer, evt.Sequence);
+                    }
+
+                    writer.Write(evt.Raw.Span);
+                    last = evt.Raw;
+                    next = evt.Sequence + 1;
+                }
+
+                if (events.Count > 0)
+                {
+                    await writer.FlushAsync(token);
+                    quietSince = time.GetTimestamp();
+                    if (IsDone(last.Span))
+                    {
+                        // The answer is whole; anything stored after it is not the client's.
+                        return (StoredStreamState.Completed, null);
+                    }
+
+                    if (events.Count == batch)
+                    {
+                        continue;
+                    }
+                }
+
+                var current = await store.GetAsync(stream.MessageId, token);
+                if (current is null || current.Incomplete)
+                {
+                    // Expired, evicted, or lost a write: the store no longer holds the whole answer.
+                    return (null, SidecarError.ResumeUnavailable);
+                }
+
+                if (next < current.EventCount)
+                {
+                    // Appended between the read and this look: read again. Twice in a row with
+                    // nothing to read means the events are gone (evicted) while the count stayed.
+                    if (events.Count == 0 && missed)
+                    {
+                        return (null, SidecarError.ResumeUnavailable);
+                    }
+
+                    missed = events.Count == 0;
+                    continue;
+                }
+
+                missed = false;
+
+                if (current.State != StoredStreamState.Live && next >= current.EventCount)
+                {
+                    return (current.State, null);
+                }
+
+                if (current.State == StoredStreamState.Live && time.GetUtcNow() > current.LeaseExpiresAt && next >= current.EventCount
+                    && await StoreProducerLostAsync(context, current, token))
+                {
+                    // The producing replica stopped renewing its lease: it is gone. Its ending is now
+                    // stored for every resumer; replay it like any other event.
+                    continue;
+                }
+
+                if (heartbeat > TimeSpan.Zero && time.GetElapsedTime(quietSince) >= heartbeat)
+                {
+                    writer.Write(SseBytes.KeepAlive);
+                    await writer.FlushAsync(token);
+                    metrics.HeartbeatSent();
+                    quietSince = time.GetTimestamp();
+                }
+
+                var wait = heartbeat > TimeSpan.Zero && heartbeat < poll ? heartbeat : poll;
+                await store.WaitForChangeAsync(stream.MessageId, next, wait, token);
+            }
+        }
     }
+
+    private static bool EndsEvent(ReadOnlySpan<byte> raw) => raw.EndsWith("\n\n"u8) || raw.EndsWith("\r\r"u8) || raw.EndsWith("\r\n\r\n"u8);
+
+    private static bool IsDone(ReadOnlySpan<byte> raw) => raw.StartsWith("data: [DONE]"u8) || raw.StartsWith("data:[DONE]"u8);
 
     /// <summary>
     /// Appends the terminal error part at the stream's end and marks it failed. The append only
     /// applies where the stream ends, so when several resumers notice at once one ending is stored.
     /// </summary>
-    private async Task StoreProducerLostAsync(HttpContext context, StreamRecord stream, CancellationToken token)
+    private async Task<bool> StoreProducerLostAsync(HttpContext context, StreamRecord stream, CancellationToken token)
     {
         var ending = TerminalParts.Error(SidecarErrors.Create(SidecarError.ProducerLost, time, context.TraceIdentifier, stream.SessionId, stream.MessageId));
         var append = new StreamWrite(stream.MessageId);
@@ -200,7 +264,11 @@ internal sealed class ResumeEndpoint(
             Log.ProducerLost(logger, stream.SessionId, stream.MessageId, stream.ReplicaId);
             metrics.ProducerLost();
             await store.WriteAsync([new StreamWrite(stream.MessageId) { End = StoredStreamState.Failed }], token);
+            return true;
         }
+
+        // Another resumer stored the ending first (or the producer wrote on): re-read after a wait.
+        return false;
     }
 
     /// <summary>Reads <c>Last-Event-ID</c> (or the <c>lastEventId</c> query parameter): resume after that event.</summary>

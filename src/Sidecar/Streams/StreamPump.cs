@@ -36,6 +36,7 @@ internal sealed class StreamPump
     private readonly StreamTee? _tee;
     private readonly ResumeUnavailableSignal _resumeSignal;
     private bool _resumeLostUnsaid;
+    private bool _teeEnded;
     private readonly Channel<SseEvent> _live = Channel.CreateUnbounded<SseEvent>(LiveChannelOptions);
 
     // The stop source has no timer, so it is never disposed: Stop may race with the end of the run.
@@ -158,7 +159,7 @@ internal sealed class StreamPump
         }
         catch (Exception ex) when (ex is IOException or HttpRequestException or ObjectDisposedException or OperationCanceledException)
         {
-            Log.UpstreamReadFailed(_logger, Exchange.SessionId, State.MessageId, ex.GetType().Name);
+            Log.UpstreamReadFailed(_logger, Exchange.SessionId, State.MessageId, ex.GetType().Name + ": " + ex.Message + " / " + ex.InnerException?.Message);
             outcome = StreamOutcome.UpstreamFailed;
         }
         catch (Exception ex)
@@ -179,7 +180,11 @@ internal sealed class StreamPump
         }
 
         // A normal (or stopped) ending is "no stream" to a later resume; any other is replayed with its ending.
-        _tee?.End(outcome is StreamOutcome.Completed or StreamOutcome.Stopped ? StoredStreamState.Completed : StoredStreamState.Failed);
+        if (!_teeEnded)
+        {
+            _tee?.End(outcome is StreamOutcome.Completed or StreamOutcome.Stopped ? StoredStreamState.Completed : StoredStreamState.Failed);
+        }
+
         return outcome;
     }
 
@@ -203,7 +208,7 @@ internal sealed class StreamPump
                 State.Observe(evt);
                 evt.Sequence = State.Events - 1;
                 _metrics.EventForwarded(evt.Raw.Length);
-                _tee?.Append(evt.Sequence, evt.Raw);
+                TeeEvent(evt);
                 Publish(evt);
             }
 
@@ -284,8 +289,29 @@ internal sealed class StreamPump
         var evt = SseEvent.Parse(new System.Buffers.ReadOnlySequence<byte>(raw), terminated: true);
         State.Observe(evt);
         evt.Sequence = State.Events - 1;
-        _tee?.Append(evt.Sequence, evt.Raw);
+        TeeEvent(evt);
         Publish(evt);
+    }
+
+    /// <summary>
+    /// Stores an event. At [DONE] the stored stream ends: resumers then end where the live client
+    /// ended, and whatever the upstream does afterwards is not part of the answer.
+    /// </summary>
+    private void TeeEvent(SseEvent evt)
+    {
+        if (_tee is null || _teeEnded)
+        {
+            return;
+        }
+
+        _tee.Append(evt.Sequence, evt.Raw);
+        if (evt.Part.Type == UiPartType.Done)
+        {
+            _teeEnded = true;
+            // Whole (finish, no error) or stopped by its owner: a later resume has nothing to add.
+            var stopped = Volatile.Read(ref _cause) == (int)StreamOutcome.Stopped;
+            _tee.End((State.FinishSeen && !State.ErrorSeen) || stopped ? StoredStreamState.Completed : StoredStreamState.Failed);
+        }
     }
 
     /// <summary>A part the sidecar adds for the live client only: not stored, no event id.</summary>

@@ -51,7 +51,13 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         _ = _connection.Value;
     }
 
-    public bool IsAvailable => _connection.IsValueCreated && _connection.Value.IsCompletedSuccessfully && _connection.Value.Result.IsConnected;
+    /// <summary>False only when Redis is known to be down; while the first connection is being made, writes wait for it.</summary>
+    public bool IsAvailable => _connection.Value switch
+    {
+        { IsCompletedSuccessfully: true } connected => connected.Result.IsConnected,
+        { IsCompleted: true } => false,
+        _ => true,
+    };
 
     public event Action? Unavailable;
 
@@ -117,6 +123,12 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
             if (write.MarkIncomplete)
             {
                 tasks.Add(batch.HashSetAsync(meta, "incomplete", 1));
+            }
+
+            if (write.Begin is null && write.End is null && (write.RenewLeaseUntil is not null || write.MarkIncomplete))
+            {
+                // These may create the hash when its registration was lost: it must still expire.
+                tasks.Add(batch.KeyExpireAsync(meta, lifetime, ExpireWhen.HasNoExpiry));
             }
 
             if (write.End is { } state)
@@ -246,8 +258,16 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
 
         // Stops are heard by every replica; the one producing the stream acts on it. The
         // subscription is re-established by the client after a reconnect.
-        var stops = await connection.GetSubscriber().SubscribeAsync(StopChannel);
-        stops.OnMessage(message => StopRequested?.Invoke(message.Message.ToString()));
+        try
+        {
+            var stops = await connection.GetSubscriber().SubscribeAsync(StopChannel);
+            stops.OnMessage(message => StopRequested?.Invoke(message.Message.ToString()));
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // Redis is down at start: the client subscribes again once it connects.
+        }
+
         return connection;
     }
 
@@ -266,8 +286,16 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
                 subscription.Waiters++;
             }
 
-            await subscription.EnsureSubscribedAsync(await _connection.Value.WaitAsync(cancellationToken), NotifyChannel(messageId));
-            return subscription;
+            try
+            {
+                await subscription.EnsureSubscribedAsync(await _connection.Value.WaitAsync(cancellationToken), NotifyChannel(messageId)).WaitAsync(cancellationToken);
+                return subscription;
+            }
+            catch
+            {
+                await ReleaseAsync(messageId, subscription);
+                throw;
+            }
         }
     }
 

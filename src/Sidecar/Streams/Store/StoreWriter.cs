@@ -21,6 +21,9 @@ internal sealed class StoreWriter(
 {
     private const int MaxBatchOps = 4096;
 
+    // One batch is one store call: keep it small enough not to stall Redis or pass the timeout.
+    private const long MaxBatchBytes = 1024 * 1024;
+
     private readonly Channel<TeeOp> _ops = Channel.CreateUnbounded<TeeOp>(new UnboundedChannelOptions { SingleReader = true });
     private readonly System.Collections.Concurrent.ConcurrentDictionary<StreamTee, byte> _open = new();
     private long _pendingBytes;
@@ -114,7 +117,7 @@ internal sealed class StoreWriter(
         var byTee = new Dictionary<StreamTee, StreamWrite>();
         var order = new List<(StreamTee Tee, StreamWrite Write)>();
         long bytes = 0;
-        for (var count = 0; count < MaxBatchOps && reader.TryRead(out var op); count++)
+        for (var count = 0; count < MaxBatchOps && bytes < MaxBatchBytes && reader.TryRead(out var op); count++)
         {
             if (!byTee.TryGetValue(op.Tee, out var write) || write.End is not null)
             {
