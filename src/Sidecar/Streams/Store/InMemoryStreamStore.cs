@@ -84,13 +84,15 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             return false;
         }
 
-        var applied = AppendTo(entry, write.Events);
+        var (applied, full) = AppendTo(entry, write.Events);
         if (write.RenewLeaseUntil is { } lease)
         {
             entry.Stream = entry.Stream with { LeaseExpiresAt = lease };
         }
 
-        if (write.MarkIncomplete || !applied)
+        // Full of live streams: this one lost an event. (A run that does not continue the stream is
+        // refused without harm: the stream still holds every event it had.)
+        if (write.MarkIncomplete || full)
         {
             entry.Stream = entry.Stream with { Incomplete = true };
         }
@@ -105,11 +107,11 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         return applied;
     }
 
-    private bool AppendTo(Entry entry, List<StoredEvent> events)
+    private (bool Applied, bool Full) AppendTo(Entry entry, List<StoredEvent> events)
     {
         if (events.Count == 0)
         {
-            return true;
+            return (true, false);
         }
 
         var bytes = events.Sum(e => (long)e.Raw.Length);
@@ -119,13 +121,13 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             if (_totalBytes + bytes > options.Value.InMemoryMaxBytes)
             {
                 // Full of live streams: this one loses resume, the others keep theirs.
-                return false;
+                return (false, true);
             }
         }
 
         if (events[0].Sequence != entry.Events.Count)
         {
-            return false;
+            return (false, false);
         }
 
         foreach (var evt in events)
@@ -135,7 +137,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
 
         entry.Bytes += bytes;
         _totalBytes += bytes;
-        return true;
+        return (true, false);
     }
 
     public Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken)
