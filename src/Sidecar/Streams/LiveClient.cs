@@ -46,6 +46,8 @@ internal sealed class LiveClient(
         }
         finally
         {
+            // The request is over once this returns: the pump must not abort a connection later.
+            pump.LiveClientTooSlow = null;
             if (!servedToTheEnd)
             {
                 metrics.ClientDisconnected("streaming");
@@ -106,7 +108,7 @@ internal sealed class LiveClient(
         }
 
         // The feed also ends when the pump cut a client that fell too far behind.
-        return !aborted.IsCancellationRequested && !pump.IsLiveDetached;
+        return !aborted.IsCancellationRequested && !pump.IsLiveCut;
     }
 
     /// <summary>Queues a heartbeat on every tick that found no event written since the previous one.</summary>

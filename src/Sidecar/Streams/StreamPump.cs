@@ -37,6 +37,8 @@ internal sealed class StreamPump
     private readonly ResumeUnavailableSignal _resumeSignal;
     private bool _resumeLostUnsaid;
     private bool _teeEnded;
+    private Action? _liveClientTooSlow;
+    private bool _liveCut;
     private readonly Channel<SseEvent> _live = Channel.CreateUnbounded<SseEvent>(LiveChannelOptions);
 
     // The stop source has no timer, so it is never disposed: Stop may race with the end of the run.
@@ -93,11 +95,15 @@ internal sealed class StreamPump
     /// <summary>The events for the live client, in order; completed when the pump ends, after <c>[DONE]</c>, or when the client is detached.</summary>
     public ChannelReader<SseEvent> Live => _live.Reader;
 
-    /// <summary>Whether the live client has been detached (it left, or fell too far behind).</summary>
-    public bool IsLiveDetached => _liveDetached;
+    /// <summary>Whether the pump cut the live client off because it fell too far behind.</summary>
+    public bool IsLiveCut => Volatile.Read(ref _liveCut);
 
-    /// <summary>Called (once) when the live client falls more than the backlog limit behind.</summary>
-    public Action? LiveClientTooSlow { get; set; }
+    /// <summary>Called (once) when the live client falls more than the backlog limit behind; cleared when its request ends.</summary>
+    public Action? LiveClientTooSlow
+    {
+        get => Volatile.Read(ref _liveClientTooSlow);
+        set => Volatile.Write(ref _liveClientTooSlow, value);
+    }
 
     /// <summary>Queues a heartbeat for the live client (from the client's heartbeat timer).</summary>
     public void EnqueueHeartbeat()
@@ -239,8 +245,9 @@ internal sealed class StreamPump
         {
             // The client reads slower than the upstream writes: stop buffering for it.
             Log.LiveClientTooSlow(_logger, Exchange.SessionId, State.MessageId, _options.MaxClientBacklogBytes);
+            Volatile.Write(ref _liveCut, true);
             DetachLiveClient();
-            LiveClientTooSlow?.Invoke();
+            Interlocked.Exchange(ref _liveClientTooSlow, null)?.Invoke();
             return;
         }
 
@@ -262,6 +269,7 @@ internal sealed class StreamPump
         if (evt.Part.Type == UiPartType.Done)
         {
             // The answer is whole: the client's response ends here, whatever the upstream does next.
+            _liveDetached = true;
             _live.Writer.TryComplete();
         }
     }
