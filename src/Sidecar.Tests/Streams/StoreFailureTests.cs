@@ -77,12 +77,7 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
     {
         await using var sidecar = await StartSidecarAsync("DataPart");
         using var client = sidecar.CreateClient();
-        var store = sidecar.Services.GetRequiredService<IStreamStore>();
-        await ConnectedAsync(store);
-        var down = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        store.Unavailable += () => down.TrySetResult();
-        _redis.Kill();
-        await down.Task.DefaultTimeout();
+        await KillRedisAsync(sidecar.Services.GetRequiredService<IStreamStore>());
 
         var session = Chat.NewSession();
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:5");
@@ -101,12 +96,7 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
     {
         await using var sidecar = await StartSidecarAsync("FailFast");
         using var client = sidecar.CreateClient();
-        var store = sidecar.Services.GetRequiredService<IStreamStore>();
-        await ConnectedAsync(store);
-        var down = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        store.Unavailable += () => down.TrySetResult();
-        _redis.Kill();
-        await down.Task.DefaultTimeout();
+        await KillRedisAsync(sidecar.Services.GetRequiredService<IStreamStore>());
         var session = Chat.NewSession();
 
         using var response = await client.SendAsync(Chat.Post(session, "hello")).DefaultTimeout();
@@ -125,6 +115,16 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
             ["Sidecar:Resume:UnavailableSignal"] = signal,
             ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00",
         });
+
+    /// <summary>Kills Redis under a connected store and waits until the store has noticed.</summary>
+    private async Task KillRedisAsync(IStreamStore store)
+    {
+        await ConnectedAsync(store);
+        var down = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.Unavailable += () => down.TrySetResult();
+        _redis.Kill();
+        await down.Task.DefaultTimeout();
+    }
 
     /// <summary>Waits until the sidecar's store has its Redis connection.</summary>
     private static async Task ConnectedAsync(IStreamStore store)
