@@ -293,6 +293,22 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
     }
 
     [Fact]
+    public async Task Resume_UnderAnotherAgentsPath_IsTheUpstreamsToAnswer()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:2");
+        await call.Record.GateReached.DefaultTimeout();
+        await StoredAsync(session, 2);
+
+        using var otherAgent = await client.SendAsync(Chat.Resume(session, agentId: "c011")).DefaultTimeout();
+        call.Record.ReleaseGate();
+
+        Assert.Equal(HttpStatusCode.BadRequest, otherAgent.StatusCode);
+        Assert.Contains("INVALID_AGENT", await otherAgent.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Resume_OfASessionTheStoreDoesNotKnow_IsTheUpstreamsToAnswer()
     {
         using var client = _sidecar.CreateClient();

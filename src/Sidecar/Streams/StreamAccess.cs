@@ -59,8 +59,9 @@ internal sealed class StreamAccess(
             return (StreamAccessResult.StoreFailed, null);
         }
 
-        if (stream is null)
+        if (stream is null || !string.Equals(stream.AgentId, agentId, StringComparison.Ordinal))
         {
+            // Another agent's path is not this stream's: the upstream answers it as it always has.
             return (StreamAccessResult.NotFound, null);
         }
 
