@@ -21,7 +21,11 @@ internal static class OwnerIdentity
 {
     private static readonly byte[] Domain = "c010-sidecar-owner-v1\0"u8.ToArray();
 
-    public static string Hash(HttpRequest request, string sessionId)
+    /// <summary>
+    /// The owner hash of the request's principal: HMAC-SHA256 with <paramref name="key"/> when one is
+    /// configured (so that a reader of Redis cannot test guesses), else a domain-separated SHA-256.
+    /// </summary>
+    public static string Hash(HttpRequest request, string sessionId, string? key = null)
     {
         var authorization = request.Headers.Authorization.ToString();
         var identity = authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && authorization.Length > 7
@@ -33,7 +37,9 @@ internal static class OwnerIdentity
         var bytes = new byte[Domain.Length + Encoding.UTF8.GetByteCount(identity)];
         Domain.CopyTo(bytes, 0);
         Encoding.UTF8.GetBytes(identity, bytes.AsSpan(Domain.Length));
-        return Convert.ToHexStringLower(SHA256.HashData(bytes));
+        return string.IsNullOrEmpty(key)
+            ? Convert.ToHexStringLower(SHA256.HashData(bytes))
+            : Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(key), bytes));
     }
 
     private static string Credential(string kind, string value) =>

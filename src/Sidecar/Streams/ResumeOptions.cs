@@ -20,6 +20,13 @@ public sealed class ResumeOptions
     [AllowedValues(204, 403, 404)]
     public int DeniedStatus { get; set; } = 204;
 
+    /// <summary>
+    /// A secret, the same on every replica, that keys the owner hashes stored with each stream
+    /// (HMAC-SHA256). Without it the hash is a plain SHA-256 that anyone who can read Redis could
+    /// test guesses against. Set it from a Kubernetes secret (<c>Sidecar__Resume__OwnerHashKey</c>).
+    /// </summary>
+    public string? OwnerHashKey { get; set; }
+
     /// <summary>How often a resumer following a live stream re-reads the store when no notification came.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
     public TimeSpan FollowPollInterval { get; set; } = TimeSpan.FromSeconds(1);

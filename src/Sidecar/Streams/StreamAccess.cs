@@ -65,7 +65,7 @@ internal sealed class StreamAccess(
             return (StreamAccessResult.NotFound, null);
         }
 
-        return string.Equals(stream.OwnerHash, OwnerIdentity.Hash(context.Request, sessionId), StringComparison.Ordinal)
+        return string.Equals(stream.OwnerHash, OwnerIdentity.Hash(context.Request, sessionId, options.CurrentValue.OwnerHashKey), StringComparison.Ordinal)
             ? (StreamAccessResult.Found, stream)
             : (StreamAccessResult.Denied, stream);
     }
