@@ -21,7 +21,7 @@ internal static class RealClient
 
     public static async Task<Result> SendAsync(Uri chatUrl, string sessionId, string text)
     {
-        var directory = Path.Combine(RepositoryRoot(), "src", "Sidecar.Tests", "ClientConformance", "client");
+        var directory = Path.Combine(Loopback.RepositoryRoot(), "src", "Sidecar.Tests", "ClientConformance", "client");
         Assert.True(Directory.Exists(Path.Combine(directory, "node_modules", "ai")), $"run 'npm ci' in {directory} (scripts/test.sh does)");
         var info = new ProcessStartInfo("node") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
         info.ArgumentList.Add("chat.mjs");
@@ -51,16 +51,5 @@ internal static class RealClient
             root.GetProperty("error").ValueKind == JsonValueKind.Null ? null : root.GetProperty("error"),
             root.GetProperty("assistant").ValueKind == JsonValueKind.Null ? null : root.GetProperty("assistant"),
             [.. root.GetProperty("data").EnumerateArray()]);
-    }
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Sidecar.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("the tests run from inside the repository");
     }
 }

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 
 namespace Sidecar.Tests.Common;
 
@@ -18,7 +16,8 @@ internal static class RedisCluster
     private static string Start()
     {
         var directory = Directory.CreateTempSubdirectory("sidecar-cluster-");
-        var ports = Enumerable.Range(0, 3).Select(_ => FreePort()).ToArray();
+        // Cluster nodes also listen on port + 10000 (the cluster bus).
+        var ports = Enumerable.Range(0, 3).Select(_ => Loopback.FreePort(below: 55536)).ToArray();
         var nodes = new List<Process>();
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
@@ -39,7 +38,7 @@ internal static class RedisCluster
 
         foreach (var port in ports)
         {
-            WaitForPort(port);
+            Loopback.WaitForListener(port, "redis-server (cluster node)");
         }
 
         var create = new List<string> { "--cluster", "create" };
@@ -98,40 +97,5 @@ internal static class RedisCluster
         }
 
         return process;
-    }
-
-    private static int FreePort()
-    {
-        // Cluster nodes also listen on port + 10000 (the cluster bus): keep both under 65536.
-        while (true)
-        {
-            using var probe = new TcpListener(IPAddress.Loopback, 0);
-            probe.Start();
-            var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            if (port + 10000 < 65536)
-            {
-                return port;
-            }
-        }
-    }
-
-    private static void WaitForPort(int port)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            try
-            {
-                using var client = new TcpClient();
-                client.Connect(IPAddress.Loopback, port);
-                return;
-            }
-            catch (SocketException)
-            {
-                Thread.Yield();
-            }
-        }
-
-        throw new InvalidOperationException($"redis-server on {port} did not start");
     }
 }

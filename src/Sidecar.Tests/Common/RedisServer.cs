@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 
 namespace Sidecar.Tests.Common;
 
@@ -38,14 +36,7 @@ internal sealed class OwnedRedis : IDisposable
 {
     private Process? _process;
 
-    public OwnedRedis()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        Port = ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
-
-    public int Port { get; }
+    public int Port { get; } = Loopback.FreePort();
 
     public string Configuration => $"127.0.0.1:{Port}";
 
@@ -72,23 +63,7 @@ internal sealed class OwnedRedis : IDisposable
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
 
-        // Ready when it accepts a connection.
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            try
-            {
-                using var client = new TcpClient();
-                client.Connect(IPAddress.Loopback, Port);
-                return;
-            }
-            catch (SocketException)
-            {
-                Thread.Yield();
-            }
-        }
-
-        throw new InvalidOperationException("redis-server did not start");
+        Loopback.WaitForListener(Port, "redis-server");
     }
 
     /// <summary>Kills the server (SIGKILL) and waits for it to be gone.</summary>

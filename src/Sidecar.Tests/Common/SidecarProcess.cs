@@ -26,7 +26,7 @@ internal sealed partial class SidecarProcess : IDisposable
 #else
         const string configuration = "Release";
 #endif
-        var dll = Path.Combine(RepositoryRoot(), "src", "Sidecar", "bin", configuration, "net10.0", "Sidecar.dll");
+        var dll = Path.Combine(Loopback.RepositoryRoot(), "src", "Sidecar", "bin", configuration, "net10.0", "Sidecar.dll");
         Assert.True(File.Exists(dll), $"build the solution first: {dll} is missing");
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         info.ArgumentList.Add(dll);
@@ -108,17 +108,6 @@ internal sealed partial class SidecarProcess : IDisposable
         }
 
         _process.Dispose();
-    }
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Sidecar.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("the tests run from inside the repository");
     }
 
     [GeneratedRegex(@"Now listening on: (http://\S+)")]

@@ -11,7 +11,7 @@ public class UpstreamFailureTests
     [InlineData("GET")]
     public async Task Request_UpstreamRefusesConnections_GetsTypedServiceUnavailable(string method)
     {
-        await using var sidecar = await SidecarServer.StartAsync(new Uri($"http://127.0.0.1:{ClosedPort()}"));
+        await using var sidecar = await SidecarServer.StartAsync(new Uri($"http://127.0.0.1:{Loopback.FreePort()}"));
         using var client = sidecar.CreateClient();
         var session = Chat.NewSession();
         using var request = method == "POST" ? Chat.Post(session, "hi") : new HttpRequestMessage(HttpMethod.Get, "/api/trpc/x");
@@ -46,12 +46,5 @@ public class UpstreamFailureTests
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
         ErrorJson.AssertContractShape(error, "TIMEOUT", 504);
         (await accepted).Dispose();
-    }
-
-    private static int ClosedPort()
-    {
-        using var socket = new TcpListener(IPAddress.Loopback, 0);
-        socket.Start();
-        return ((IPEndPoint)socket.LocalEndpoint).Port;
     }
 }

@@ -21,8 +21,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Stream ended: session {SessionId} message {MessageId} outcome {Outcome}, {Events} events, {Bytes} bytes, {ElapsedMs:F0} ms")]
     public static partial void StreamEnded(ILogger logger, string sessionId, string? messageId, string outcome, long events, long bytes, double elapsedMs);
 
-    [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "Upstream body failed mid-stream: session {SessionId} message {MessageId} ({ExceptionType})")]
-    public static partial void UpstreamReadFailed(ILogger logger, string sessionId, string? messageId, string exceptionType);
+    [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "Upstream body failed mid-stream: session {SessionId} message {MessageId} ({Error})")]
+    public static partial void UpstreamReadFailed(ILogger logger, string sessionId, string? messageId, string error);
 
     [LoggerMessage(EventId = 202, Level = LogLevel.Debug, Message = "Client left the stream: session {SessionId} message {MessageId}; the upstream is drained")]
     public static partial void ClientDisconnected(ILogger logger, string sessionId, string? messageId);
