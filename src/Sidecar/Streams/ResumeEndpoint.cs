@@ -251,19 +251,17 @@ internal sealed class ResumeEndpoint(
     private static bool IsDone(ReadOnlySpan<byte> raw) => raw.StartsWith("data: [DONE]"u8) || raw.StartsWith("data:[DONE]"u8);
 
     /// <summary>
-    /// Appends the terminal error part at the stream's end and marks it failed. The append only
-    /// applies where the stream ends, so when several resumers notice at once one ending is stored.
+    /// Stores the terminal error part at the stream's end and marks it failed, in one atomic step
+    /// that only applies while the producer's lease has lapsed and nothing was appended since: when
+    /// several resumers notice at once, one ending is stored.
     /// </summary>
     private async Task<bool> StoreProducerLostAsync(HttpContext context, StreamRecord stream, CancellationToken token)
     {
         var ending = TerminalParts.Error(SidecarErrors.Create(SidecarError.ProducerLost, time, context.TraceIdentifier, stream.SessionId, stream.MessageId));
-        var append = new StreamWrite(stream.MessageId);
-        append.Events.Add(new StoredEvent(stream.EventCount, ending));
-        if ((await store.WriteAsync([append], token))[0])
+        if (await store.EndAbandonedAsync(stream.MessageId, stream.EventCount, ending, time.GetUtcNow(), token))
         {
             Log.ProducerLost(logger, stream.SessionId, stream.MessageId, stream.ReplicaId);
             metrics.ProducerLost();
-            await store.WriteAsync([new StreamWrite(stream.MessageId) { End = StoredStreamState.Failed }], token);
             return true;
         }
 

@@ -106,6 +106,66 @@ public abstract class StreamStoreContractTests
     }
 
     [Fact]
+    public async Task Write_AfterTheStreamEnded_ChangesNothing()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 2), End(id, StoredStreamState.Failed));
+
+        var late = Append(id, 2, 1);
+        late.End = StoredStreamState.Completed;
+        late.MarkIncomplete = true;
+        var applied = await Store.WriteAsync([late], default);
+        var stream = await Store.GetAsync(id, default);
+
+        Assert.False(applied.Single());
+        Assert.Equal(2, stream!.EventCount);
+        Assert.Equal(StoredStreamState.Failed, stream.State);
+        Assert.False(stream.Incomplete);
+    }
+
+    [Fact]
+    public async Task EndAbandoned_AfterTheLeaseLapsed_StoresTheEndingOnce()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 2));
+        var ending = Encoding.UTF8.GetBytes("data: {\"type\":\"error\",\"errorText\":\"gone\"}\n\n");
+        var lapsed = Start.AddSeconds(16);
+
+        var first = await Store.EndAbandonedAsync(id, 2, ending, lapsed, default);
+        var second = await Store.EndAbandonedAsync(id, 2, ending, lapsed, default);
+        var third = await Store.EndAbandonedAsync(id, 3, ending, lapsed, default);
+        var producerWritesOn = await Store.WriteAsync([Append(id, 3, 1)], default);
+
+        Assert.True(first);
+        Assert.False(second);
+        Assert.False(third);
+        Assert.False(producerWritesOn.Single());
+        var stream = await Store.GetAsync(id, default);
+        Assert.Equal(StoredStreamState.Failed, stream!.State);
+        Assert.Equal(3, stream.EventCount);
+        Assert.Equal(ending, (await Store.ReadAsync(id, 2, 10, default)).Single().Raw.ToArray());
+    }
+
+    [Fact]
+    public async Task EndAbandoned_WhileTheLeaseHoldsOrAfterNewEvents_ChangesNothing()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 2));
+        byte[] ending = [.. "data: {}\n\n"u8];
+
+        var leaseHolds = await Store.EndAbandonedAsync(id, 2, ending, Start.AddSeconds(10), default);
+        var staleCount = await Store.EndAbandonedAsync(id, 1, ending, Start.AddSeconds(16), default);
+        var unknown = await Store.EndAbandonedAsync(NewId(), 0, ending, Start.AddSeconds(16), default);
+
+        Assert.False(leaseHolds);
+        Assert.False(staleCount);
+        Assert.False(unknown);
+        var stream = await Store.GetAsync(id, default);
+        Assert.Equal(StoredStreamState.Live, stream!.State);
+        Assert.Equal(2, stream.EventCount);
+    }
+
+    [Fact]
     public async Task WaitForChange_WakesWhenEventsAreAppended()
     {
         var id = NewId();

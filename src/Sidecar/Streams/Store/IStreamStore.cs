@@ -88,8 +88,19 @@ public interface IStreamStore
     /// <summary>Asks whichever replica produces the stream to stop it: every replica hears the request.</summary>
     Task RequestStopAsync(string messageId, CancellationToken cancellationToken);
 
-    /// <summary>Applies a batch of writes; the result says, per write, whether it was applied.</summary>
+    /// <summary>
+    /// Applies a batch of writes, each atomically; the result says, per write, whether it was
+    /// applied. A write to a stream that is unknown or no longer live changes nothing.
+    /// </summary>
     Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Ends a stream whose producer is gone, atomically and once: appends <paramref name="ending"/>
+    /// and marks it failed, only while it is live, holds exactly <paramref name="eventCount"/>
+    /// events and its lease has expired at <paramref name="now"/>. False when any of these fails
+    /// (another resumer ended it first, or the producer wrote on).
+    /// </summary>
+    Task<bool> EndAbandonedAsync(string messageId, long eventCount, ReadOnlyMemory<byte> ending, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>The session's active (latest) stream, or null.</summary>
     Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken);

@@ -79,7 +79,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             _activeBySession[registration.SessionId] = registration.MessageId;
         }
 
-        if (!_streams.TryGetValue(write.MessageId, out var entry))
+        if (!_streams.TryGetValue(write.MessageId, out var entry) || entry.Stream.State != StoredStreamState.Live)
         {
             return false;
         }
@@ -138,6 +138,26 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         entry.Bytes += bytes;
         _totalBytes += bytes;
         return (true, false);
+    }
+
+    public Task<bool> EndAbandonedAsync(string messageId, long eventCount, ReadOnlyMemory<byte> ending, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (!_streams.TryGetValue(messageId, out var entry) || entry.Stream.State != StoredStreamState.Live
+                || entry.Events.Count != eventCount || entry.Stream.LeaseExpiresAt >= now)
+            {
+                return Task.FromResult(false);
+            }
+
+            entry.Events.Add(ending);
+            entry.Bytes += ending.Length;
+            _totalBytes += ending.Length;
+            entry.Stream = entry.Stream with { State = StoredStreamState.Failed };
+            entry.EndedAt = now;
+            entry.Signal();
+            return Task.FromResult(true);
+        }
     }
 
     public Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken)

@@ -20,17 +20,58 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
 {
     private static readonly RedisValue Data = "d";
 
-    // Appends a contiguous run of events, atomically: only when the stream exists and the run
-    // starts at its current count. KEYS: meta, events. ARGV: first sequence, TTL in ms (0: keep),
-    // then the events' bytes.
-    private const string AppendScript = """
-        local count = tonumber(redis.call('HGET', KEYS[1], 'count'))
-        if count == nil or count ~= tonumber(ARGV[1]) then return 0 end
-        for i = 3, #ARGV do
-          redis.call('XADD', KEYS[2], '0-' .. (count + i - 2), 'd', ARGV[i])
+    // One producer write, atomically (see StreamWrite). Writes to a stream that is unknown or no
+    // longer live change nothing: once a resumer has ended a lapsed stream, its producer cannot
+    // append behind the ending. Events are appended only when they continue the stream.
+    // KEYS: meta, events. ARGV: begin (1/0), lifetime ms, retention ms, lease ms (0: keep),
+    // incomplete (1/0), end state (-1: none), first sequence, session, agent, owner, replica,
+    // then the events' bytes. Returns 1 when everything applied.
+    private const string WriteScript = """
+        local meta, events = KEYS[1], KEYS[2]
+        if ARGV[1] == '1' then
+          redis.call('DEL', events)
+          redis.call('HSET', meta, 'session', ARGV[8], 'agent', ARGV[9], 'owner', ARGV[10], 'replica', ARGV[11],
+            'state', 0, 'lease', ARGV[4], 'incomplete', 0, 'count', 0)
+          redis.call('PEXPIRE', meta, ARGV[2])
         end
-        redis.call('HSET', KEYS[1], 'count', count + #ARGV - 2)
-        if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+        if redis.call('HGET', meta, 'state') ~= '0' then return 0 end
+        local applied = 1
+        local n = #ARGV - 11
+        if n > 0 then
+          local count = tonumber(redis.call('HGET', meta, 'count'))
+          if count ~= tonumber(ARGV[7]) then
+            applied = 0
+          else
+            for i = 1, n do
+              redis.call('XADD', events, '0-' .. (count + i), 'd', ARGV[11 + i])
+            end
+            redis.call('HSET', meta, 'count', count + n)
+            if count == 0 then redis.call('PEXPIRE', events, ARGV[2]) end
+          end
+        end
+        if ARGV[4] ~= '0' then redis.call('HSET', meta, 'lease', ARGV[4]) end
+        if ARGV[5] == '1' then redis.call('HSET', meta, 'incomplete', 1) end
+        if ARGV[6] ~= '-1' then
+          redis.call('HSET', meta, 'state', ARGV[6])
+          redis.call('PEXPIRE', meta, ARGV[3])
+          redis.call('PEXPIRE', events, ARGV[3])
+        end
+        return applied
+        """;
+
+    // Ends a stream whose producer let its lease lapse, once: only while it is live, holds exactly
+    // the events the caller saw, and its lease has passed. KEYS: meta, events. ARGV: event count,
+    // now (ms), retention ms, the ending's bytes.
+    private const string EndAbandonedScript = """
+        local meta, events = KEYS[1], KEYS[2]
+        if redis.call('HGET', meta, 'state') ~= '0' then return 0 end
+        local count = tonumber(redis.call('HGET', meta, 'count'))
+        if count ~= tonumber(ARGV[1]) then return 0 end
+        if tonumber(redis.call('HGET', meta, 'lease') or '0') >= tonumber(ARGV[2]) then return 0 end
+        redis.call('XADD', events, '0-' .. (count + 1), 'd', ARGV[4])
+        redis.call('HSET', meta, 'count', count + 1, 'state', 2)
+        redis.call('PEXPIRE', meta, ARGV[3])
+        redis.call('PEXPIRE', events, ARGV[3])
         return 1
         """;
 
@@ -75,70 +116,49 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
     {
         var redis = await DatabaseAsync(cancellationToken);
         var batch = redis.CreateBatch();
-        var pending = new List<Task>[writes.Count];
-        var appends = new Task<RedisResult>?[writes.Count];
-        var lifetime = _streams.MaxDuration + _options.Retention;
+        var results = new Task<RedisResult>[writes.Count];
+        var others = new List<Task>();
+        var lifetime = (long)(_streams.MaxDuration + _options.Retention).TotalMilliseconds;
+        var retention = (long)_options.Retention.TotalMilliseconds;
         for (var i = 0; i < writes.Count; i++)
         {
             var write = writes[i];
-            var tasks = pending[i] = [];
-            var meta = MetaKey(write.MessageId);
-            var events = EventsKey(write.MessageId);
-            if (write.Begin is { } begin)
+            var begin = write.Begin;
+            var lease = begin?.LeaseExpiresAt ?? write.RenewLeaseUntil;
+            if (write.RenewLeaseUntil is { } renewed && lease < renewed)
             {
-                tasks.Add(batch.HashSetAsync(meta,
-                [
-                    new("session", begin.SessionId),
-                    new("agent", begin.AgentId),
-                    new("owner", begin.OwnerHash),
-                    new("state", (int)StoredStreamState.Live),
-                    new("replica", begin.ReplicaId),
-                    new("lease", begin.LeaseExpiresAt.ToUnixTimeMilliseconds()),
-                    new("incomplete", 0),
-                    new("count", 0),
-                ]));
-                tasks.Add(batch.KeyExpireAsync(meta, lifetime));
-                tasks.Add(batch.StringSetAsync(ActiveKey(begin.SessionId), write.MessageId, lifetime));
+                lease = renewed;
             }
 
-            if (write.Events.Count > 0)
+            var values = new RedisValue[11 + write.Events.Count];
+            values[0] = begin is null ? 0 : 1;
+            values[1] = lifetime;
+            values[2] = retention;
+            values[3] = lease?.ToUnixTimeMilliseconds() ?? 0;
+            values[4] = write.MarkIncomplete ? 1 : 0;
+            values[5] = write.End is { } end ? (int)end : -1;
+            values[6] = write.Events.Count > 0 ? write.Events[0].Sequence : -1;
+            values[7] = begin?.SessionId ?? string.Empty;
+            values[8] = begin?.AgentId ?? string.Empty;
+            values[9] = begin?.OwnerHash ?? string.Empty;
+            values[10] = begin?.ReplicaId ?? string.Empty;
+            for (var e = 0; e < write.Events.Count; e++)
             {
-                var values = new RedisValue[write.Events.Count + 2];
-                values[0] = write.Events[0].Sequence;
-                values[1] = write.Events[0].Sequence == 0 ? (long)lifetime.TotalMilliseconds : 0;
-                for (var e = 0; e < write.Events.Count; e++)
-                {
-                    values[e + 2] = write.Events[e].Raw;
-                }
-
-                appends[i] = batch.ScriptEvaluateAsync(AppendScript, [meta, events], values);
-                tasks.Add(appends[i]!);
+                values[e + 11] = write.Events[e].Raw;
             }
 
-            if (write.RenewLeaseUntil is { } lease)
+            results[i] = batch.ScriptEvaluateAsync(WriteScript, [MetaKey(write.MessageId), EventsKey(write.MessageId)], values);
+            if (begin is not null)
             {
-                tasks.Add(batch.HashSetAsync(meta, "lease", lease.ToUnixTimeMilliseconds()));
+                // Another hash slot (the session's): a separate command.
+                others.Add(batch.StringSetAsync(ActiveKey(begin.SessionId), write.MessageId, TimeSpan.FromMilliseconds(lifetime)));
             }
 
-            if (write.MarkIncomplete)
+            if (begin is not null || write.Events.Count > 0 || write.End is not null || write.MarkIncomplete)
             {
-                tasks.Add(batch.HashSetAsync(meta, "incomplete", 1));
+                // Lease renewals alone wake nobody: followers only care about events and state.
+                others.Add(batch.PublishAsync(NotifyChannel(write.MessageId), 1));
             }
-
-            if (write.Begin is null && write.End is null && (write.RenewLeaseUntil is not null || write.MarkIncomplete))
-            {
-                // These may create the hash when its registration was lost: it must still expire.
-                tasks.Add(batch.KeyExpireAsync(meta, lifetime, ExpireWhen.HasNoExpiry));
-            }
-
-            if (write.End is { } state)
-            {
-                tasks.Add(batch.HashSetAsync(meta, "state", (int)state));
-                tasks.Add(batch.KeyExpireAsync(meta, _options.Retention));
-                tasks.Add(batch.KeyExpireAsync(events, _options.Retention));
-            }
-
-            tasks.Add(batch.PublishAsync(NotifyChannel(write.MessageId), 1));
         }
 
         batch.Execute();
@@ -147,9 +167,7 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         {
             try
             {
-                await Task.WhenAll(pending[i]).WaitAsync(cancellationToken);
-                // The append script refuses a run that does not continue the stream.
-                applied[i] = appends[i] is not { } append || (int)append.Result == 1;
+                applied[i] = (int)(await results[i].WaitAsync(cancellationToken)) == 1;
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
@@ -157,7 +175,33 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
             }
         }
 
+        try
+        {
+            await Task.WhenAll(others).WaitAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // A lost pointer or notification: resumers poll, and a session without its pointer is
+            // resumed by the upstream (204), as before the sidecar.
+        }
+
         return applied;
+    }
+
+    public async Task<bool> EndAbandonedAsync(string messageId, long eventCount, ReadOnlyMemory<byte> ending, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var redis = await DatabaseAsync(cancellationToken);
+        var result = await redis.ScriptEvaluateAsync(
+            EndAbandonedScript,
+            [MetaKey(messageId), EventsKey(messageId)],
+            [eventCount, now.ToUnixTimeMilliseconds(), (long)_options.Retention.TotalMilliseconds, ending]).WaitAsync(cancellationToken);
+        if ((int)result != 1)
+        {
+            return false;
+        }
+
+        await redis.PublishAsync(NotifyChannel(messageId), 1).WaitAsync(cancellationToken);
+        return true;
     }
 
     public async Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken)
