@@ -16,27 +16,45 @@ internal static class StoreProbe
 
     private static async Task WaitAsync(IStreamStore store, string session, Func<StreamRecord, bool> done)
     {
-        while (true)
+        IStreamFollower? follower = null;
+        try
         {
-            var stream = await store.FindActiveAsync(session, CancellationToken.None);
-            if (stream is not null && done(stream))
+            while (true)
             {
-                return;
-            }
+                var mark = follower?.Mark ?? 0;
+                var stream = await store.FindActiveAsync(session, CancellationToken.None);
+                if (stream is not null && done(stream))
+                {
+                    return;
+                }
 
-            if (stream is { Incomplete: true })
+                if (stream is { Incomplete: true })
+                {
+                    throw new InvalidOperationException($"The stream of session {session} lost resume (a store write failed or timed out) at {stream.EventCount} events.");
+                }
+
+                if (stream is null)
+                {
+                    // Not registered yet: its registration is in the writer's next batch.
+                    await Task.Yield();
+                }
+                else if (follower is null)
+                {
+                    // Follow it, then look again: a change in between is not missed.
+                    follower = await store.FollowAsync(stream.MessageId, CancellationToken.None);
+                }
+                else
+                {
+                    await follower.WaitAsync(mark, TimeSpan.FromSeconds(1), CancellationToken.None);
+                }
+            }
+        }
+        finally
+        {
+            if (follower is not null)
             {
-                throw new InvalidOperationException($"The stream of session {session} lost resume (a store write failed or timed out) at {stream.EventCount} events.");
+                await follower.DisposeAsync();
             }
-
-            if (stream is null)
-            {
-                // Not registered yet: its registration is in the writer's next batch.
-                await Task.Yield();
-                continue;
-            }
-
-            await store.WaitForChangeAsync(stream.MessageId, stream.EventCount, TimeSpan.FromSeconds(1), CancellationToken.None);
         }
     }
 }

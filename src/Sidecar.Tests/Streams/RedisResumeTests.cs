@@ -20,7 +20,9 @@ public sealed class RedisResumeTests : IAsyncLifetime
         {
             ["Sidecar:Store:Redis"] = RedisServer.Configuration,
             ["Sidecar:Store:KeyPrefix"] = RedisServer.NewPrefix(),
-            ["Sidecar:Resume:FollowPollInterval"] = "00:00:05",
+            // Longer than the test timeout: a follower that only polled, missing notifications, fails.
+            ["Sidecar:Resume:FollowPollInterval"] = "00:01:00",
+            ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00",
         };
         _replicaA = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>(shared) { ["Sidecar:Resume:ReplicaId"] = "a" });
         _replicaB = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>(shared) { ["Sidecar:Resume:ReplicaId"] = "b" });

@@ -159,89 +159,122 @@ internal sealed class ResumeEndpoint(
         // Replays and follows until the stored [DONE], the stream's end, or a failure of the store's copy.
         async Task<(StoredStreamState? Ending, SidecarError? Failure)> CopyAsync()
         {
-            var missed = false;
-            while (true)
+            // Subscribed to the stream's changes only once the replay has caught up with it, so
+            // that the first bytes of a replay never wait on a subscription.
+            IStreamFollower? follower = null;
+            try
             {
-                var batch = next == from ? FirstReadBatch : ReadBatch;
-                var events = await store.ReadAsync(stream.MessageId, next, batch, token);
-                foreach (var evt in events)
+                return await FollowAsync();
+            }
+            finally
+            {
+                if (follower is not null)
                 {
-                    if (evt.Sequence != next && next != from)
+                    await follower.DisposeAsync();
+                }
+            }
+
+            async Task<(StoredStreamState? Ending, SidecarError? Failure)> FollowAsync()
+            {
+                var missed = false;
+                while (true)
+                {
+                    // Marked before the read: a change after it ends the next wait at once.
+                    var mark = follower?.Mark ?? 0;
+                    var batch = next == from ? FirstReadBatch : ReadBatch;
+                    var events = await store.ReadAsync(stream.MessageId, next, batch, token);
+                    foreach (var evt in events)
                     {
+                        if (evt.Sequence != next && next != from)
+                        {
+                            return (null, SidecarError.ResumeUnavailable);
+                        }
+
+                        if (eventIds)
+                        {
+                            SseWriter.WriteId(writer, evt.Sequence);
+                        }
+
+                        writer.Write(evt.Raw.Span);
+                        last = evt.Raw;
+                        next = evt.Sequence + 1;
+                    }
+
+                    var wait = heartbeat > TimeSpan.Zero && heartbeat < poll ? heartbeat : poll;
+                    if (events.Count > 0)
+                    {
+                        await writer.FlushAsync(token);
+                        quietSince = time.GetTimestamp();
+                        if (IsDone(last.Span))
+                        {
+                            // The answer is whole; anything stored after it is not the client's.
+                            return (StoredStreamState.Completed, null);
+                        }
+
+                        if (events.Count == batch)
+                        {
+                            continue;
+                        }
+
+                        if (follower is not null)
+                        {
+                            // Caught up with a live stream: its end or its next events are notified.
+                            await follower.WaitAsync(mark, wait, token);
+                            continue;
+                        }
+                    }
+
+                    var current = await store.GetAsync(stream.MessageId, token);
+                    if (current is null || current.Incomplete)
+                    {
+                        // Expired, evicted, or lost a write: the store no longer holds the whole answer.
                         return (null, SidecarError.ResumeUnavailable);
                     }
 
-                    if (eventIds)
+                    if (next < current.EventCount)
                     {
-                        SseWriter.WriteId(writer, evt.Sequence);
-                    }
+                        // Appended between the read and this look: read again. Twice in a row with
+                        // nothing to read means the events are gone (evicted) while the count stayed.
+                        if (events.Count == 0 && missed)
+                        {
+                            return (null, SidecarError.ResumeUnavailable);
+                        }
 
-                    writer.Write(evt.Raw.Span);
-                    last = evt.Raw;
-                    next = evt.Sequence + 1;
-                }
-
-                if (events.Count > 0)
-                {
-                    await writer.FlushAsync(token);
-                    quietSince = time.GetTimestamp();
-                    if (IsDone(last.Span))
-                    {
-                        // The answer is whole; anything stored after it is not the client's.
-                        return (StoredStreamState.Completed, null);
-                    }
-
-                    if (events.Count == batch)
-                    {
+                        missed = events.Count == 0;
                         continue;
                     }
-                }
 
-                var current = await store.GetAsync(stream.MessageId, token);
-                if (current is null || current.Incomplete)
-                {
-                    // Expired, evicted, or lost a write: the store no longer holds the whole answer.
-                    return (null, SidecarError.ResumeUnavailable);
-                }
+                    missed = false;
 
-                if (next < current.EventCount)
-                {
-                    // Appended between the read and this look: read again. Twice in a row with
-                    // nothing to read means the events are gone (evicted) while the count stayed.
-                    if (events.Count == 0 && missed)
+                    if (current.State != StoredStreamState.Live)
                     {
-                        return (null, SidecarError.ResumeUnavailable);
+                        return (current.State, null);
                     }
 
-                    missed = events.Count == 0;
-                    continue;
+                    if (time.GetUtcNow() > current.LeaseExpiresAt && await StoreProducerLostAsync(context, current, token))
+                    {
+                        // The producing replica stopped renewing its lease: it is gone. Its ending is now
+                        // stored for every resumer; replay it like any other event.
+                        continue;
+                    }
+
+                    if (follower is null)
+                    {
+                        // Caught up: follow from here on, and read once more for what came meanwhile.
+                        follower = await store.FollowAsync(stream.MessageId, token);
+                        continue;
+                    }
+
+                    if (heartbeat > TimeSpan.Zero && time.GetElapsedTime(quietSince) >= heartbeat)
+                    {
+                        writer.Write(SseBytes.KeepAlive);
+                        await writer.FlushAsync(token);
+                        metrics.HeartbeatSent();
+                        quietSince = time.GetTimestamp();
+                    }
+
+                    await follower.WaitAsync(mark, wait, token);
                 }
-
-                missed = false;
-
-                if (current.State != StoredStreamState.Live && next >= current.EventCount)
-                {
-                    return (current.State, null);
-                }
-
-                if (current.State == StoredStreamState.Live && time.GetUtcNow() > current.LeaseExpiresAt && next >= current.EventCount
-                    && await StoreProducerLostAsync(context, current, token))
-                {
-                    // The producing replica stopped renewing its lease: it is gone. Its ending is now
-                    // stored for every resumer; replay it like any other event.
-                    continue;
-                }
-
-                if (heartbeat > TimeSpan.Zero && time.GetElapsedTime(quietSince) >= heartbeat)
-                {
-                    writer.Write(SseBytes.KeepAlive);
-                    await writer.FlushAsync(token);
-                    metrics.HeartbeatSent();
-                    quietSince = time.GetTimestamp();
-                }
-
-                var wait = heartbeat > TimeSpan.Zero && heartbeat < poll ? heartbeat : poll;
-                await store.WaitForChangeAsync(stream.MessageId, next, wait, token);
             }
         }
     }

@@ -166,12 +166,13 @@ public abstract class StreamStoreContractTests
     }
 
     [Fact]
-    public async Task WaitForChange_WakesWhenEventsAreAppended()
+    public async Task Follower_WakesWhenEventsAreAppended()
     {
         var id = NewId();
         await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 1));
+        await using var follower = await Store.FollowAsync(id, default).DefaultTimeout();
 
-        var waiting = Store.WaitForChangeAsync(id, 1, TimeSpan.FromHours(1), default);
+        var waiting = follower.WaitAsync(follower.Mark, TimeSpan.FromHours(1), default);
         Assert.False(waiting.IsCompleted);
         await WriteOkAsync(Append(id, 1, 1));
 
@@ -179,24 +180,51 @@ public abstract class StreamStoreContractTests
     }
 
     [Fact]
-    public async Task WaitForChange_WakesWhenTheStreamEnds()
+    public async Task Follower_WakesWhenTheStreamEnds()
     {
         var id = NewId();
         await WriteOkAsync(Begin(id, "s-" + id));
+        await using var follower = await Store.FollowAsync(id, default).DefaultTimeout();
 
-        var waiting = Store.WaitForChangeAsync(id, 0, TimeSpan.FromHours(1), default);
+        var waiting = follower.WaitAsync(follower.Mark, TimeSpan.FromHours(1), default);
         await WriteOkAsync(End(id, StoredStreamState.Completed));
 
         await waiting.DefaultTimeout();
     }
 
     [Fact]
-    public async Task WaitForChange_WhenAlreadyAhead_ReturnsAtOnce()
+    public async Task Follower_AChangeAfterTheMark_EndsTheNextWaitAtOnce()
     {
         var id = NewId();
-        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 3));
+        await WriteOkAsync(Begin(id, "s-" + id));
+        await using var follower = await Store.FollowAsync(id, default).DefaultTimeout();
+        var mark = follower.Mark;
+        await WriteOkAsync(Append(id, 0, 1));
+        await follower.WaitAsync(mark, TimeSpan.FromHours(1), default).DefaultTimeout();
 
-        await Store.WaitForChangeAsync(id, 1, TimeSpan.FromHours(1), default).DefaultTimeout();
+        // The change has been heard; a reader that marked before it and waits only now must not block.
+        var stale = follower.WaitAsync(mark, TimeSpan.FromHours(1), default);
+
+        Assert.True(stale.IsCompleted);
+        Assert.NotEqual(mark, follower.Mark);
+    }
+
+    [Fact]
+    public async Task Follower_ManyWaitsOnOneSubscription_EachSeeTheirChange()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id));
+        await using var follower = await Store.FollowAsync(id, default).DefaultTimeout();
+
+        for (var i = 0; i < 20; i++)
+        {
+            var mark = follower.Mark;
+            var waiting = follower.WaitAsync(mark, TimeSpan.FromHours(1), default);
+            await WriteOkAsync(Append(id, i, 1));
+            await waiting.DefaultTimeout();
+        }
+
+        Assert.Equal(20, (await Store.GetAsync(id, default))!.EventCount);
     }
 
     [Fact]

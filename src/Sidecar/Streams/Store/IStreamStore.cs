@@ -112,8 +112,25 @@ public interface IStreamStore
     Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Completes when the stream may hold more than <paramref name="knownEventCount"/> events or
-    /// may have changed state, or when <paramref name="timeout"/> passes (callers re-read either way).
+    /// Starts following a stream's changes (appends, state), until disposed: one subscription
+    /// however often its owner waits.
     /// </summary>
-    Task WaitForChangeAsync(string messageId, long knownEventCount, TimeSpan timeout, CancellationToken cancellationToken);
+    Task<IStreamFollower> FollowAsync(string messageId, CancellationToken cancellationToken);
+}
+
+/// <summary>Wakes a reader of a live stream when the stream changes.</summary>
+/// <remarks>
+/// Take a <see cref="Mark"/> before reading the store, then wait with it: a change between the
+/// read and the wait ends the wait at once, so that none is missed.
+/// </remarks>
+public interface IStreamFollower : IAsyncDisposable
+{
+    /// <summary>How many changes were heard so far.</summary>
+    long Mark { get; }
+
+    /// <summary>
+    /// Completes when a change was heard since <paramref name="mark"/> (at once if one already was),
+    /// or when <paramref name="timeout"/> passes: callers re-read either way.
+    /// </summary>
+    Task WaitAsync(long mark, TimeSpan timeout, CancellationToken cancellationToken);
 }

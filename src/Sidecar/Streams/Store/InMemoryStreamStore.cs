@@ -200,22 +200,8 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         }
     }
 
-    public async Task WaitForChangeAsync(string messageId, long knownEventCount, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        Task changed;
-        lock (_gate)
-        {
-            if (!_streams.TryGetValue(messageId, out var entry) || entry.Events.Count > knownEventCount || entry.Stream.State != StoredStreamState.Live)
-            {
-                return;
-            }
-
-            changed = entry.Changed.Task;
-        }
-
-        await changed.WaitAsync(timeout, time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        cancellationToken.ThrowIfCancellationRequested();
-    }
+    public Task<IStreamFollower> FollowAsync(string messageId, CancellationToken cancellationToken) =>
+        Task.FromResult<IStreamFollower>(new Follower(this, messageId, time));
 
     private static StreamRecord Snapshot(Entry entry) => entry.Stream with { EventCount = entry.Events.Count };
 
@@ -280,12 +266,50 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
 
         public TaskCompletionSource Changed { get; private set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+        /// <summary>How many times it changed: what followers mark.</summary>
+        public long Version { get; private set; }
+
         /// <summary>Wakes every waiter; the next waiters wait on a fresh signal.</summary>
         public void Signal()
         {
             var changed = Changed;
             Changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            Version++;
             changed.TrySetResult();
         }
+    }
+
+    /// <summary>Follows one stream through its entry's change signal; a stream that is gone (evicted) counts as changed.</summary>
+    private sealed class Follower(InMemoryStreamStore store, string messageId, TimeProvider time) : IStreamFollower
+    {
+        public long Mark
+        {
+            get
+            {
+                lock (store._gate)
+                {
+                    return store._streams.TryGetValue(messageId, out var entry) ? entry.Version : -1;
+                }
+            }
+        }
+
+        public async Task WaitAsync(long mark, TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            Task changed;
+            lock (store._gate)
+            {
+                if (!store._streams.TryGetValue(messageId, out var entry) || entry.Version != mark)
+                {
+                    return;
+                }
+
+                changed = entry.Changed.Task;
+            }
+
+            await changed.WaitAsync(timeout, time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }

@@ -251,28 +251,10 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         return events;
     }
 
-    public async Task WaitForChangeAsync(string messageId, long knownEventCount, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<IStreamFollower> FollowAsync(string messageId, CancellationToken cancellationToken)
     {
         var subscription = await SubscribeAsync(messageId, cancellationToken);
-        try
-        {
-            var changed = subscription.Changed;
-            // Subscribed first, then checked: a write between the caller's read and the
-            // subscription is seen here rather than missed.
-            var redis = await DatabaseAsync(cancellationToken);
-            var meta = await redis.HashGetAsync(MetaKey(messageId), ["count", "state"]).WaitAsync(cancellationToken);
-            if (!meta[0].TryParse(out long count) || count > knownEventCount || (meta[1].TryParse(out int state) && state != (int)StoredStreamState.Live))
-            {
-                return;
-            }
-
-            await changed.WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            cancellationToken.ThrowIfCancellationRequested();
-        }
-        finally
-        {
-            await ReleaseAsync(messageId, subscription);
-        }
+        return new Follower(this, messageId, subscription);
     }
 
     public void Dispose()
@@ -371,6 +353,35 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
 
     private static RedisValue EntryId(long sequence) => "0-" + (sequence + 1).ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>One follower: holds the stream's shared subscription until disposed.</summary>
+    private sealed class Follower(RedisStreamStore store, string messageId, Subscription subscription) : IStreamFollower
+    {
+        private int _disposed;
+
+        public long Mark => subscription.Version;
+
+        public async Task WaitAsync(long mark, TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            // Changed is taken before the version is compared: a message in between ends the wait.
+            var changed = subscription.Changed;
+            if (subscription.Version != mark)
+            {
+                return;
+            }
+
+            await changed.WaitAsync(timeout, store._time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                await store.ReleaseAsync(messageId, subscription);
+            }
+        }
+    }
+
     /// <summary>One pub/sub subscription shared by every local follower of a stream.</summary>
     private sealed class Subscription
     {
@@ -381,7 +392,11 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
 
         public bool Closed { get; set; }
 
+        private long _version;
+
         public Task Changed => Volatile.Read(ref _changed).Task;
+
+        public long Version => Interlocked.Read(ref _version);
 
         public Task<ChannelMessageQueue> EnsureSubscribedAsync(IConnectionMultiplexer connection, RedisChannel channel)
         {
@@ -422,7 +437,11 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         private async Task<ChannelMessageQueue> SubscribeAsync(IConnectionMultiplexer connection, RedisChannel channel)
         {
             var queue = await connection.GetSubscriber().SubscribeAsync(channel);
-            queue.OnMessage(_ => Interlocked.Exchange(ref _changed, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult());
+            queue.OnMessage(_ =>
+            {
+                Interlocked.Increment(ref _version);
+                Interlocked.Exchange(ref _changed, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+            });
             return queue;
         }
     }
