@@ -70,6 +70,16 @@ internal sealed class ChildProcess : IDisposable
         throw new TimeoutException($"{dll} did not become ready");
     }
 
+    /// <summary>The CPU time the process has used so far (user and system).</summary>
+    public TimeSpan CpuTime
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
+    }
+
     public static int FreePort()
     {
         using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);

@@ -38,6 +38,14 @@ internal static partial class TeeBench
 
             using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = int.MaxValue }) { Timeout = TimeSpan.FromMinutes(2) };
             var targets = new (string Name, int Port)[] { ("direct", emulatorPort), ("sidecar, no tee", unteePort), ("sidecar, in-memory store", memoryPort), ("sidecar, Redis tee", teedPort) };
+            // Whose CPU a target's rounds cost: the proxy's own (none for direct), and Redis's.
+            var proxies = new Dictionary<string, Func<TimeSpan>>
+            {
+                ["direct"] = () => TimeSpan.Zero,
+                ["sidecar, no tee"] = () => untee.CpuTime,
+                ["sidecar, in-memory store"] = () => memory.CpuTime,
+                ["sidecar, Redis tee"] = () => teed.CpuTime,
+            };
             var elapsed = targets.ToDictionary(t => t.Name, _ => 0.0);
             var events = targets.ToDictionary(t => t.Name, _ => 0L);
 
@@ -48,6 +56,10 @@ internal static partial class TeeBench
             }
 
             var redisBefore = await RedisStatsAsync(redisPort);
+            // CPU over the whole measured phase: the store writer works on after a round's
+            // clients are done, and an idle sidecar costs next to nothing between its rounds.
+            var cpuBefore = proxies.ToDictionary(p => p.Key, p => p.Value());
+            var redisCpuBefore = RedisCpu(redis);
             var redisEvents = 0L;
             for (var round = 0; round < rounds; round++)
             {
@@ -65,6 +77,8 @@ internal static partial class TeeBench
             }
 
             var redisAfter = await RedisStatsAsync(redisPort);
+            var proxyCpu = proxies.ToDictionary(p => p.Key, p => p.Value() - cpuBefore[p.Key]);
+            var redisCpu = RedisCpu(redis) - redisCpuBefore;
             var resumeMemory = await ResumeFirstByteAsync(http, memoryPort, emulatorPort, 200);
             var resumeRedis = await ResumeFirstByteAsync(http, teedPort, emulatorPort, 200);
 
@@ -73,13 +87,16 @@ internal static partial class TeeBench
             var (batches, stored) = WriterTotals(redisSidecar);
 
             Console.WriteLine($"{concurrency} concurrent unpaced streams of ~200 events, {rounds} rounds per target, rotating order");
-            Console.WriteLine("target                      events/s   vs direct   vs no tee");
+            Console.WriteLine("target                      events/s   vs direct   vs no tee   proxy CPU/event   Redis CPU/event");
             var baseline = events["direct"] / elapsed["direct"];
             var noTeeRate = events["sidecar, no tee"] / elapsed["sidecar, no tee"];
             foreach (var (name, _) in targets)
             {
                 var rate = events[name] / elapsed[name];
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-26} {rate,9:F0}   {rate / baseline,8:F2}x   {rate / noTeeRate,8:F2}x"));
+                var perEvent = proxyCpu[name].TotalMicroseconds / Math.Max(1, events[name]);
+                var redisPerEvent = name == "sidecar, Redis tee" ? $"{redisCpu.TotalMicroseconds / Math.Max(1, events[name]),12:F1} us" : "";
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{name,-26} {rate,9:F0}   {rate / baseline,8:F2}x   {rate / noTeeRate,8:F2}x   {perEvent,12:F1} us   {redisPerEvent}"));
             }
 
             var commands = redisAfter.Commands - redisBefore.Commands;
@@ -95,6 +112,12 @@ internal static partial class TeeBench
             redis.Kill();
             await redis.WaitForExitAsync();
         }
+    }
+
+    private static TimeSpan RedisCpu(Process redis)
+    {
+        redis.Refresh();
+        return redis.TotalProcessorTime;
     }
 
     private static async Task<(ChildProcess Process, int Port)> StartSidecarAsync(string dll, int emulatorPort, string[] extra, IDictionary<string, string> environment)
