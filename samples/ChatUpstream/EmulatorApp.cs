@@ -158,6 +158,12 @@ public static class EmulatorApp
                     return AnswerStatus.EndedEarly;
                 }
 
+                if (i == s.HalfAfter)
+                {
+                    await WriteAsync(body, frames[i][..(frames[i].Length / 2)], s.ChunkBytes, record, recordBodies, aborted);
+                    return AnswerStatus.EndedEarly;
+                }
+
                 if (i == s.StreamErrorAfter)
                 {
                     await WriteAsync(body, AnswerScript.StreamError(record.MessageId, info, s.Crlf), s.ChunkBytes, record, recordBodies, aborted);

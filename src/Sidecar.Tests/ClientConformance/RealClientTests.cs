@@ -47,6 +47,54 @@ public class RealClientTests(DefaultSidecarFixture fixture) : IClassFixture<Defa
         Assert.NotEmpty(result.Text);
     }
 
+    [Theory]
+    // Paced, so that the frames before the drop are read before the reset discards unsent bytes.
+    [InlineData("pace:30 drop:5", "SERVER_ERROR", "upstream_failed", false)]
+    [InlineData("end:7", "SERVER_ERROR", "ended_without_finish", false)]
+    [InlineData("half:7", "SERVER_ERROR", "ended_without_finish", false)]
+    [InlineData("artifact end:11", "SERVER_ERROR", "ended_without_finish", true)]
+    public async Task Send_UpstreamFailsMidStream_ClientEndsInErrorWithTheTypedErrorText(string scenario, string type, string reason, bool artifact)
+    {
+        var session = Chat.NewSession();
+
+        var result = await RealClient.SendAsync(ChatUrl(fixture.Sidecar.PublicAddress, session), session, "/scenario " + scenario);
+
+        // Directly, these end as a bare TypeError (drop) or as "ready" with half an answer (end).
+        AssertStreamError(result, type, reason);
+        if (artifact)
+        {
+            // The artifact leaves "streaming": its data stream got data-finish.
+            Assert.Equal("data-finish", result.Data[^1].GetProperty("type").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task Send_UpstreamGoesSilent_ClientEndsInATimeoutErrorInsteadOfSpinning()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(fixture.Emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Streams:UpstreamIdleTimeout"] = "00:00:00.300",
+        });
+        var session = Chat.NewSession();
+
+        var result = await RealClient.SendAsync(ChatUrl(sidecar.PublicAddress, session), session, "/scenario stall:6");
+
+        AssertStreamError(result, "TIMEOUT", "upstream_idle");
+    }
+
+    private static void AssertStreamError(RealClient.Result result, string type, string reason)
+    {
+        Assert.Equal("error", result.Status);
+        using var errorText = JsonDocument.Parse(result.Error!.Value.GetProperty("message").GetString()!);
+        var error = errorText.RootElement;
+        Assert.Equal(type, error.GetProperty("type").GetString());
+        Assert.Equal("stream", error.GetProperty("category").GetString());
+        Assert.Equal("recoverable", error.GetProperty("severity").GetString());
+        Assert.Equal("sidecar", error.GetProperty("source").GetString());
+        Assert.Equal(reason, error.GetProperty("metadata").GetProperty("reason").GetString());
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("metadata").GetProperty("messageId").GetString()));
+    }
+
     [Fact]
     public async Task Send_QuietStreamWithHeartbeats_ClientIgnoresTheComments()
     {

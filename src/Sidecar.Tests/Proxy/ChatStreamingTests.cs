@@ -56,7 +56,6 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
     [InlineData("persist-error")]
     [InlineData("resume-error")]
     [InlineData("stream-error:6")]
-    [InlineData("end:7")]
     [InlineData("crlf artifact")]
     [InlineData("chunk:7 reasoning")]
     [InlineData("chunk:1 deltas:3")]
@@ -87,7 +86,7 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
     [InlineData("", "Completed", true, true, 0)]
     [InlineData("persist-error", "UpstreamErrorPart", true, true, 0)]
     [InlineData("stream-error:6", "UpstreamErrorPart", false, true, 0)]
-    [InlineData("end:7", "EndedWithoutFinish", false, false, 0)]
+    [InlineData("end:7", "EndedWithoutFinish", false, true, 0)]
     [InlineData("malformed:no-final-blank", "Completed", true, true, 0)]
     [InlineData("malformed:bad-json", "Completed", true, true, 1)]
     [InlineData("malformed:long-line:1000000", "Completed", true, true, 0)]
@@ -110,23 +109,34 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         Assert.Equal(invalidParts, pump.State.InvalidParts);
     }
 
-    [Fact]
-    public async Task Post_ArtifactCutOffBeforeDataFinish_StateShowsTheArtifactOpen()
+    [Theory]
+    [InlineData("end:7", false)]
+    [InlineData("crlf end:7", false)]
+    // start, start-step, 3 tool-input parts, kind, id, title, clear, 2 code deltas: then the body ends.
+    [InlineData("artifact end:11", true)]
+    public async Task Post_UpstreamEndsCleanlyBeforeFinish_ClientGetsThePrefixThenATypedEnding(string scenario, bool artifactOpen)
     {
         using var client = _sidecar.CreateClient();
         var session = Chat.NewSession();
         var ended = _sidecar.PumpEnded(session);
 
-        // start, start-step, 3 tool-input parts, kind, id, title, clear, 2 code deltas: then the body ends.
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario artifact end:11"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
-        var (pump, _) = await ended.DefaultTimeout();
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario " + scenario), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        var (pump, outcome) = await ended.DefaultTimeout();
 
-        Assert.True(pump.State.ArtifactOpen);
+        // Without the sidecar the client would end "ready": a silent truncation.
+        var sent = record.SentBytes();
+        Assert.Equal(sent, body[..sent.Length]);
+        var ending = Endings.Parts(Chat.Text(body[sent.Length..]));
+        Assert.Equal(artifactOpen ? 3 : 2, ending.Count);
+        Endings.AssertErrorEnding(ending, "SERVER_ERROR", "stream", "ended_without_finish", artifactOpen, response.Headers.GetValues("x-message-id").Single());
+        Assert.Equal(StreamOutcome.EndedWithoutFinish, outcome);
+        Assert.False(pump.State.ArtifactOpen);
     }
 
     [Fact]
-    public async Task Post_UpstreamDropsMidStream_ClientGetsTheSamePrefixThenTheSameReset()
+    public async Task Post_UpstreamDropsMidStream_ClientGetsThePrefixThenATypedErrorAndDone()
     {
         using var client = _sidecar.CreateClient();
         var session = Chat.NewSession();
@@ -141,11 +151,33 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
 
         // The five events are through; now the upstream's connection drops.
         record.ReleaseGate();
-        var failure = await Record.ExceptionAsync(() => reader.ReadToEndAsync());
+        var body = await reader.ReadToEndAsync();
 
+        // Without the sidecar the client would get a bare "TypeError: terminated".
         Assert.Equal(StreamOutcome.UpstreamFailed, (await ended.DefaultTimeout()).Outcome);
-        Assert.IsAssignableFrom<IOException>(failure);
-        Assert.Equal(record.SentBytes(), reader.AllBytes);
+        var sent = record.SentBytes();
+        Assert.Equal(sent, body[..sent.Length]);
+        var ending = Endings.Parts(Chat.Text(body[sent.Length..]));
+        Assert.Equal(2, ending.Count);
+        Endings.AssertErrorEnding(ending, "SERVER_ERROR", "stream", "upstream_failed", messageId: call.Response.Headers.GetValues("x-message-id").Single());
+    }
+
+    [Fact]
+    public async Task Post_UpstreamEndsInsideAnEvent_TheHalfEventIsDroppedAndTheEndingStandsAlone()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+
+        // Five frames, then half of the sixth (a text-delta cut inside its JSON), then a clean end of body.
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario half:5"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+
+        var whole = Chat.Events(record.SentBytes())[..5].SelectMany(e => e).ToArray();
+        Assert.Equal(whole, body[..whole.Length]);
+        var ending = Endings.Parts(Chat.Text(body[whole.Length..]));
+        Assert.Equal(2, ending.Count);
+        Endings.AssertErrorEnding(ending, "SERVER_ERROR", "stream", "ended_without_finish");
     }
 
     [Fact]

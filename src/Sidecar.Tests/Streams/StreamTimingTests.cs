@@ -75,7 +75,10 @@ public class StreamTimingTests : IAsyncLifetime
 
         Assert.Equal(StreamOutcome.UpstreamIdle, (await ended.DefaultTimeout()).Outcome);
         Assert.Equal(AnswerStatus.StalledThenAbandoned, await record.Ended.DefaultTimeout());
-        await Assert.ThrowsAnyAsync<IOException>(() => reader.ReadToEndAsync());
+        // Without the sidecar the client would spin in "streaming" forever.
+        var parts = Endings.Parts(Chat.Text(await reader.ReadToEndAsync()));
+        Assert.Equal(3 + 2, parts.Count);
+        Endings.AssertErrorEnding(parts, "TIMEOUT", "stream", "upstream_idle");
     }
 
     [Fact]
@@ -104,6 +107,8 @@ public class StreamTimingTests : IAsyncLifetime
         _time.Advance(TimeSpan.FromSeconds(30));
         Assert.Equal(StreamOutcome.MaxDurationExceeded, (await ended.DefaultTimeout()).Outcome);
         Assert.Equal(AnswerStatus.ReaderGone, await call.Record.Ended.DefaultTimeout());
+        var parts = Endings.Parts(Chat.Text(await call.Reader.ReadToEndAsync()));
+        Endings.AssertErrorEnding(parts, "TIMEOUT", "stream", "max_duration");
     }
 
     [Fact]
@@ -146,7 +151,7 @@ public class StreamTimingTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Shutdown_StreamStillRunningAtTheDrainDeadline_IsCutOff()
+    public async Task Shutdown_StreamStillRunningAtTheDrainDeadline_EndsWithATypedError()
     {
         using var client = _sidecar.CreateClient();
         var session = Chat.NewSession();
@@ -160,6 +165,9 @@ public class StreamTimingTests : IAsyncLifetime
         _time.Advance(TimeSpan.FromSeconds(1));
 
         Assert.Equal(StreamOutcome.ShuttingDown, (await ended.DefaultTimeout()).Outcome);
+        var parts = Endings.Parts(Chat.Text(await call.Reader.ReadToEndAsync()));
+        Assert.Equal(3 + 2, parts.Count);
+        Endings.AssertErrorEnding(parts, "SERVICE_UNAVAILABLE", "stream", "shutting_down");
         await stopping.DefaultTimeout();
         Assert.Equal(AnswerStatus.ReaderGone, await call.Record.Ended.DefaultTimeout());
     }

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Sidecar.Hosting;
+using Sidecar.Persistence;
 using Sidecar.Proxy;
 using Sidecar.Streams;
 using Sidecar.Telemetry;
@@ -24,6 +25,7 @@ public static class SidecarServiceCollectionExtensions
         services.AddSidecarHosting();
         services.AddSidecarTelemetry();
         services.AddSidecarStreams();
+        services.AddSidecarPersistence();
         services.AddSidecarProxy(configuration);
 
         // Streams get their drain time at shutdown; the host must wait at least that long.
@@ -50,6 +52,7 @@ public static class SidecarServiceCollectionExtensions
     public static WebApplication MapSidecar(this WebApplication app)
     {
         app.MapSidecarHealth();
+        app.MapAckEndpoint();
         app.MapSidecarProxy();
         return app;
     }

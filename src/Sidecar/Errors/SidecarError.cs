@@ -36,8 +36,29 @@ internal enum SidecarError
     /// <summary>The live answer streams, but the store lost it: a reload will not find it.</summary>
     ResumeNotEnabled,
 
-    /// <summary>A resumed stream had ended badly without saying so in its stored events.</summary>
+    /// <summary>
+    /// The upstream's stream broke off before <c>finish</c> (reset, early end, an oversized event or
+    /// stream), or a resumed stream had ended badly without saying so in its stored events.
+    /// </summary>
     StreamInterrupted,
+
+    /// <summary>The upstream went silent for longer than the idle timeout, or the stream ran past its maximum duration.</summary>
+    StreamTimedOut,
+
+    /// <summary>The sidecar shut down before the stream finished (past the drain deadline).</summary>
+    StreamShutDown,
+
+    /// <summary>The assistant message was not saved: a failed acknowledgment, or none before the deadline.</summary>
+    PersistenceFailed,
+
+    /// <summary>An acknowledgment callback without the right bearer token.</summary>
+    AckUnauthorized,
+
+    /// <summary>An acknowledgment callback whose id or body is not an acknowledgment.</summary>
+    AckInvalid,
+
+    /// <summary>An acknowledgment for a message no replica and no store knows.</summary>
+    AckUnknownMessage,
 
     /// <summary>The replica producing a stream stopped renewing its lease: it is gone, and so is the rest of the answer.</summary>
     ProducerLost,
@@ -48,7 +69,8 @@ internal static class SidecarErrors
 {
     public const string Source = "sidecar";
 
-    public static ErrorBody Create(SidecarError error, TimeProvider time, string? requestId, string? sessionId = null, string? messageId = null)
+    /// <summary>The error body of <paramref name="error"/>; <paramref name="reason"/> (an outcome tag such as <c>upstream_idle</c>) goes into <c>metadata.reason</c>.</summary>
+    public static ErrorBody Create(SidecarError error, TimeProvider time, string? requestId, string? sessionId = null, string? messageId = null, string? reason = null)
     {
         var (type, title, message, code) = error switch
         {
@@ -66,6 +88,18 @@ internal static class SidecarErrors
                 "We couldn't enable stream resume for this session.", "RESUME_NOT_ENABLED"),
             SidecarError.StreamInterrupted => (ErrorType.ServerError, "Stream interrupted",
                 "The response was interrupted before it finished. Please try again.", "STREAM_INTERRUPTED"),
+            SidecarError.StreamTimedOut => (ErrorType.Timeout, "Stream timed out",
+                "The response took too long and was stopped. Please try again.", "STREAM_TIMEOUT"),
+            SidecarError.StreamShutDown => (ErrorType.ServiceUnavailable, "Service restarting",
+                "The service restarted before the response finished. Please try again.", "STREAM_SHUT_DOWN"),
+            SidecarError.PersistenceFailed => (ErrorType.ServerError, "Persistence error",
+                "We couldn't save this response. Refreshing may lose it.", "PERSISTENCE_FAILED"),
+            SidecarError.AckUnauthorized => (ErrorType.Authentication, "Unauthorized",
+                "A valid bearer token is required.", "ACK_UNAUTHORIZED"),
+            SidecarError.AckInvalid => (ErrorType.InvalidRequest, "Invalid request",
+                "Expected {\"status\":\"saved\"|\"failed\",\"error\"?} for a valid message id.", "ACK_INVALID"),
+            SidecarError.AckUnknownMessage => (ErrorType.InvalidRequest, "Not found",
+                "No stream of this message is known.", "ACK_UNKNOWN_MESSAGE"),
             SidecarError.ProducerLost => (ErrorType.ServerError, "Stream interrupted",
                 "The response was interrupted before it finished. Please try again.", "PRODUCER_LOST"),
             SidecarError.UpstreamUnavailable => (ErrorType.ServiceUnavailable, "Service unavailable",
@@ -83,17 +117,18 @@ internal static class SidecarErrors
             type.WireName(),
             title,
             message,
-            error == SidecarError.ResumeNotFound ? 404 : type.StatusCode(),
+            error is SidecarError.ResumeNotFound or SidecarError.AckUnknownMessage ? 404 : type.StatusCode(),
             code,
             Source,
             Category: error switch
             {
                 SidecarError.ResumeUnavailable or SidecarError.ResumeNotEnabled => "resume",
-                SidecarError.ProducerLost or SidecarError.StreamInterrupted => "stream",
+                SidecarError.ProducerLost or SidecarError.StreamInterrupted or SidecarError.StreamTimedOut or SidecarError.StreamShutDown => "stream",
+                SidecarError.PersistenceFailed => "persistence",
                 _ => null,
             },
             Severity: "recoverable",
-            new ErrorMetadata(Timestamp(time), requestId, sessionId, messageId, Reason: error == SidecarError.ProducerLost ? "producer_lost" : null));
+            new ErrorMetadata(Timestamp(time), requestId, sessionId, messageId, Reason: reason ?? (error == SidecarError.ProducerLost ? "producer_lost" : null)));
     }
 
     /// <summary>ISO 8601 UTC with milliseconds, as JavaScript's <c>toISOString()</c> writes it.</summary>

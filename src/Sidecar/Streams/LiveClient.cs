@@ -56,17 +56,11 @@ internal sealed class LiveClient(
             }
         }
 
-        if (!servedToTheEnd || pump.State.DoneSeen)
+        if (servedToTheEnd && !pump.State.DoneSeen)
         {
-            // Gone, or the answer is whole (the upstream may still misbehave after [DONE]).
-            return;
-        }
-
-        var outcome = await pump.Completion;
-        if (!outcome.UpstreamEndedCleanly())
-        {
-            // The upstream's body failed or was cut off: end the client's response the same way,
-            // so the client does not mistake a truncated answer for a complete one.
+            // Every pump ends its stream with [DONE], after a typed error part when it failed; a
+            // feed that closed without it is a bug: close the connection, so that the client does
+            // not take a truncated answer for a complete one.
             context.Abort();
         }
     }

@@ -32,6 +32,12 @@ internal enum StreamOutcome
 
     /// <summary>Its owner asked to stop generating (DELETE on the chat route).</summary>
     Stopped,
+
+    /// <summary>The answer finished, but its save was reported failed (an ack, or the upstream's own persistence error).</summary>
+    PersistenceFailed,
+
+    /// <summary>The answer finished, but no acknowledgment of its save came before the deadline.</summary>
+    PersistenceUnacknowledged,
 }
 
 internal static class StreamOutcomes
@@ -49,6 +55,23 @@ internal static class StreamOutcomes
         StreamOutcome.MaxDurationExceeded => "max_duration",
         StreamOutcome.ShuttingDown => "shutting_down",
         StreamOutcome.Stopped => "stopped",
+        StreamOutcome.PersistenceFailed => "persistence_failed",
+        StreamOutcome.PersistenceUnacknowledged => "persistence_unacknowledged",
+        _ => throw new ArgumentOutOfRangeException(nameof(outcome), outcome, null),
+    };
+
+    /// <summary>
+    /// The error part the sidecar ends a stream with when it ended this way and the upstream said
+    /// nothing itself (no <c>error</c> part of its own): null for the endings that need none.
+    /// </summary>
+    public static Errors.SidecarError? InjectedError(this StreamOutcome outcome) => outcome switch
+    {
+        StreamOutcome.Completed or StreamOutcome.UpstreamErrorPart or StreamOutcome.Stopped => null,
+        StreamOutcome.EndedWithoutFinish or StreamOutcome.UpstreamFailed or StreamOutcome.EventTooLarge
+            or StreamOutcome.StreamTooLarge => Errors.SidecarError.StreamInterrupted,
+        StreamOutcome.UpstreamIdle or StreamOutcome.MaxDurationExceeded => Errors.SidecarError.StreamTimedOut,
+        StreamOutcome.ShuttingDown => Errors.SidecarError.StreamShutDown,
+        StreamOutcome.PersistenceFailed or StreamOutcome.PersistenceUnacknowledged => Errors.SidecarError.PersistenceFailed,
         _ => throw new ArgumentOutOfRangeException(nameof(outcome), outcome, null),
     };
 

@@ -2,6 +2,7 @@ using System.IO.Pipelines;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Sidecar.Errors;
+using Sidecar.Persistence;
 using Sidecar.Sse;
 using Sidecar.Streams.Store;
 using Sidecar.Telemetry;
@@ -34,7 +35,20 @@ internal sealed class StreamPump
     private readonly ILogger _logger;
     private readonly SidecarMetrics _metrics;
     private readonly StreamTee? _tee;
+    private readonly AckWaiter? _ack;
+    private readonly bool _inBandAcks;
+    private readonly bool _removeInBandAck;
     private readonly ResumeUnavailableSignal _resumeSignal;
+
+    // Emission (store and live client, in one order) happens on the read loop and, for a held
+    // finish, when its acknowledgment or deadline arrives: one lock keeps the order.
+    private readonly Lock _emitGate = new();
+    private List<SseEvent>? _held;
+    private bool _ended;
+    private long _emitted;
+    private bool _lastUnterminated;
+    private PersistenceAck? _ackResult;
+    private bool _ackTimedOut;
     private bool _resumeLostUnsaid;
     private bool _teeEnded;
     private Action? _liveClientTooSlow;
@@ -57,10 +71,16 @@ internal sealed class StreamPump
         ILogger logger,
         SidecarMetrics metrics,
         StreamTee? tee,
-        ResumeUnavailableSignal resumeSignal = ResumeUnavailableSignal.ErrorPart)
+        ResumeUnavailableSignal resumeSignal = ResumeUnavailableSignal.ErrorPart,
+        AckWaiter? ack = null,
+        bool inBandAcks = false,
+        bool removeInBandAck = true)
     {
         Exchange = exchange;
         _tee = tee;
+        _ack = ack;
+        _inBandAcks = inBandAcks && ack is not null;
+        _removeInBandAck = removeInBandAck;
         _resumeSignal = resumeSignal;
         _upstream = upstream;
         _upstreamOwner = upstreamOwner;
@@ -81,6 +101,9 @@ internal sealed class StreamPump
     }
 
     public ChatExchange Exchange { get; }
+
+    /// <summary>The wait for this answer's save acknowledgment, or null when none is awaited.</summary>
+    public AckWaiter? Ack => _ack;
 
     /// <summary>The stream's side of the store writer, or null when it is not stored.</summary>
     public StreamTee? Tee => _tee;
@@ -176,14 +199,11 @@ internal sealed class StreamPump
         }
         finally
         {
-            if (outcome == StreamOutcome.Stopped)
-            {
-                EndStopped();
-            }
-
-            _live.Writer.TryComplete();
             await ReleaseAsync(pipe);
         }
+
+        outcome = await EndAsync(outcome);
+        _live.Writer.TryComplete();
 
         // A normal (or stopped) ending is "no stream" to a later resume; any other is replayed with its ending.
         if (!_teeEnded)
@@ -192,6 +212,74 @@ internal sealed class StreamPump
         }
 
         return outcome;
+    }
+
+    /// <summary>
+    /// Ends the stream for the live client and every resumer, whatever happened upstream: waits for
+    /// a held <c>finish</c>'s acknowledgment (bounded by its deadline), then adds what the ending
+    /// needs so that the client always ends in a clear state: <c>data-finish</c> for an open
+    /// artifact, the typed <c>error</c> part (never a second one after the upstream's own), and
+    /// <c>[DONE]</c>. Returns the final outcome.
+    /// </summary>
+    private async Task<StreamOutcome> EndAsync(StreamOutcome outcome)
+    {
+        if (_ack is not null && outcome != StreamOutcome.Stopped)
+        {
+            bool holding;
+            lock (_emitGate)
+            {
+                holding = _held is not null;
+            }
+
+            if (holding)
+            {
+                await ResolveHeldAsync();
+            }
+        }
+
+        lock (_emitGate)
+        {
+            if (_held is not null)
+            {
+                // Stopped while holding finish: the answer is whole, what was held goes out.
+                ReleaseHeld(saved: true);
+            }
+
+            if (_ackResult is { Status: AckStatus.Failed })
+            {
+                outcome = StreamOutcome.PersistenceFailed;
+            }
+            else if (_ackTimedOut)
+            {
+                outcome = StreamOutcome.PersistenceUnacknowledged;
+            }
+
+            if (_ended)
+            {
+                return outcome;
+            }
+
+            if (outcome == StreamOutcome.Stopped)
+            {
+                if (!State.FinishSeen && !State.ErrorSeen)
+                {
+                    EmitOwn("data: {\"type\":\"abort\"}\n\n"u8.ToArray(), "stopped");
+                }
+            }
+            else if (!State.FinishSeen && !State.ErrorSeen && outcome.InjectedError() is { } error)
+            {
+                if (State.ArtifactOpen)
+                {
+                    // The client's artifact leaves "streaming" only on data-finish.
+                    EmitOwn("data: {\"type\":\"data-finish\",\"data\":null,\"transient\":true}\n\n"u8.ToArray(), outcome.Tag());
+                }
+
+                EmitOwn(TerminalParts.Error(SidecarErrors.Create(error, _time, Exchange.RequestId, Exchange.SessionId, State.MessageId, outcome.Tag())), outcome.Tag());
+            }
+
+            EmitOwn(TerminalParts.Done.ToArray(), outcome.Tag());
+            return outcome;
+        }
     }
 
     private async Task<StreamOutcome> ReadToEndAsync(PipeReader pipe, SseEventReader framer, CancellationTokenSource idle, CancellationToken cancellationToken)
@@ -211,11 +299,17 @@ internal sealed class StreamPump
                 }
 
                 var evt = SseEvent.Parse(bytes, terminated: status == SseReadStatus.Event);
+                if (!evt.IsTerminated && !State.FinishSeen)
+                {
+                    // The body ended inside an event of an unfinished answer: the half event is not
+                    // the client's (it would fail to parse); the ending says what happened.
+                    Log.UpstreamEndedInsideEvent(_logger, Exchange.SessionId, State.MessageId, evt.Raw.Length);
+                    continue;
+                }
+
                 State.Observe(evt);
-                evt.Sequence = State.Events - 1;
                 _metrics.EventForwarded(evt.Raw.Length);
-                TeeEvent(evt);
-                Publish(evt);
+                Forward(evt);
             }
 
             if (status == SseReadStatus.TooLarge)
@@ -231,6 +325,171 @@ internal sealed class StreamPump
                     : State.FinishSeen ? StreamOutcome.Completed
                     : StreamOutcome.EndedWithoutFinish;
             }
+        }
+    }
+
+    /// <summary>An upstream event: out at once, or held while the answer's save is awaited.</summary>
+    private void Forward(SseEvent evt)
+    {
+        lock (_emitGate)
+        {
+            if (_ended)
+            {
+                // The answer ended at [DONE] (ours or the upstream's): the rest is drained, not sent.
+                return;
+            }
+
+            if (_held is not null)
+            {
+                Hold(evt);
+                return;
+            }
+
+            if (evt.Part.Type == UiPartType.Finish && _ack is not null)
+            {
+                // The client must not see success before the save is known: finish waits.
+                _held = [evt];
+                _ack.Start();
+                _ = ResolveHeldAsync();
+                return;
+            }
+
+            if (evt.Part.Type == UiPartType.DataPersistence && _inBandAcks)
+            {
+                // An in-band ack before finish: kept for when finish comes.
+                NoteInBandAck(evt);
+                if (_removeInBandAck)
+                {
+                    return;
+                }
+            }
+
+            Emit(evt);
+        }
+    }
+
+    /// <summary>An event after a held finish: an in-band ack or the upstream's own error decides; the rest waits.</summary>
+    private void Hold(SseEvent evt)
+    {
+        switch (evt.Part.Type)
+        {
+            case UiPartType.DataPersistence when _inBandAcks:
+                NoteInBandAck(evt);
+                if (!_removeInBandAck)
+                {
+                    _held!.Add(evt);
+                }
+
+                return;
+            case UiPartType.Error:
+                // The upstream's own error after finish (its persistence error): a failed save, said by the upstream.
+                _held!.Add(evt);
+                _ack!.TrySet(new PersistenceAck(AckStatus.Failed, "upstream_error"));
+                return;
+            default:
+                _held!.Add(evt);
+                return;
+        }
+    }
+
+    private void NoteInBandAck(SseEvent evt)
+    {
+        if (PersistenceAck.ParseInBand(evt.Data.Span, out var messageId) is { } ack && (messageId is null || messageId == State.MessageId))
+        {
+            _ack!.TrySet(ack);
+        }
+        else
+        {
+            Log.InBandAckInvalid(_logger, Exchange.SessionId, State.MessageId);
+        }
+    }
+
+    /// <summary>Waits for the held finish's acknowledgment (or its deadline) and lets the held parts out accordingly.</summary>
+    private async Task ResolveHeldAsync()
+    {
+        var ack = await _ack!.Result.ConfigureAwait(false);
+        lock (_emitGate)
+        {
+            if (_held is null)
+            {
+                return;
+            }
+
+            _ackResult = ack;
+            _ackTimedOut = ack is null;
+            _metrics.PersistenceAck(ack?.Source ?? "deadline", ack is null ? "timeout" : ack.Status == AckStatus.Saved ? "saved" : "failed", _time.GetElapsedTime(_ack.StartedAt));
+            if (ack is not { Status: AckStatus.Saved })
+            {
+                Log.PersistenceNotSaved(_logger, Exchange.SessionId, State.MessageId, ack?.Source ?? "deadline", ack?.Error);
+            }
+
+            ReleaseHeld(saved: ack is { Status: AckStatus.Saved });
+        }
+    }
+
+    /// <summary>
+    /// Lets held parts out. Saved: unchanged. Otherwise: up to the upstream's own error part if it
+    /// sent one (only the first error counts), else the contract's persistence error, then [DONE].
+    /// </summary>
+    private void ReleaseHeld(bool saved)
+    {
+        var held = _held!;
+        _held = null;
+        foreach (var evt in held)
+        {
+            if (_ended || (!saved && evt.Part.Type == UiPartType.Done))
+            {
+                break;
+            }
+
+            Emit(evt);
+            if (!saved && evt.Part.Type == UiPartType.Error)
+            {
+                EmitOwn(TerminalParts.Done.ToArray(), "persistence");
+                return;
+            }
+        }
+
+        if (!saved && !_ended)
+        {
+            EmitOwn(TerminalParts.Error(SidecarErrors.Create(SidecarError.PersistenceFailed, _time, Exchange.RequestId, Exchange.SessionId, State.MessageId,
+                _ackTimedOut ? StreamOutcome.PersistenceUnacknowledged.Tag() : StreamOutcome.PersistenceFailed.Tag())), "persistence");
+            EmitOwn(TerminalParts.Done.ToArray(), "persistence");
+        }
+    }
+
+    /// <summary>A part the sidecar adds to the stream itself (an ending): stored and sent like upstream events.</summary>
+    private void EmitOwn(byte[] raw, string reason)
+    {
+        if (_lastUnterminated)
+        {
+            // The upstream's last event had no blank line: close it so that ours stands alone.
+            raw = [.. "\n\n"u8, .. raw];
+        }
+
+        var evt = SseEvent.Parse(new System.Buffers.ReadOnlySequence<byte>(raw), terminated: true);
+        State.Observe(evt);
+        _metrics.PartInjected(evt.Part.Type switch
+        {
+            UiPartType.Done => "done",
+            UiPartType.Error => "error",
+            UiPartType.Abort => "abort",
+            UiPartType.DataFinish => "data_finish",
+            _ => "other",
+        }, reason);
+        Emit(evt);
+    }
+
+    /// <summary>Numbers an event, stores it and hands it to the live client, in that order; [DONE] ends both.</summary>
+    private void Emit(SseEvent evt)
+    {
+        evt.Sequence = _emitted++;
+        _lastUnterminated = !evt.IsTerminated;
+        TeeEvent(evt);
+        Publish(evt);
+        if (evt.Part.Type == UiPartType.Done)
+        {
+            _ended = true;
         }
     }
 
@@ -272,33 +531,6 @@ internal sealed class StreamPump
             _liveDetached = true;
             _live.Writer.TryComplete();
         }
-    }
-
-    /// <summary>
-    /// Ends a stream its owner stopped, for the live client and, through the store, every resumer:
-    /// <c>abort</c> (unless the answer had already finished or failed), then <c>[DONE]</c>.
-    /// </summary>
-    private void EndStopped()
-    {
-        if (!State.FinishSeen && !State.ErrorSeen && !State.DoneSeen)
-        {
-            PublishEnding("data: {\"type\":\"abort\"}\n\n"u8.ToArray());
-        }
-
-        if (!State.DoneSeen)
-        {
-            PublishEnding(TerminalParts.Done.ToArray());
-        }
-    }
-
-    /// <summary>A part the sidecar adds as part of the stream: stored, with its event id.</summary>
-    private void PublishEnding(byte[] raw)
-    {
-        var evt = SseEvent.Parse(new System.Buffers.ReadOnlySequence<byte>(raw), terminated: true);
-        State.Observe(evt);
-        evt.Sequence = State.Events - 1;
-        TeeEvent(evt);
-        Publish(evt);
     }
 
     /// <summary>

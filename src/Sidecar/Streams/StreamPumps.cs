@@ -17,6 +17,7 @@ internal sealed class StreamPumps(
     IOptions<StreamStoreOptions> storeOptions,
     IOptionsMonitor<ResumeOptions> resumeOptions,
     StoreWriter storeWriter,
+    Persistence.PersistenceAcks acks,
     IStreamStore store,
     SidecarReplica replica,
     TimeProvider time,
@@ -42,7 +43,8 @@ internal sealed class StreamPumps(
     /// <summary>Takes ownership of an upstream event stream and starts pumping it.</summary>
     public StreamPump Start(ChatExchange exchange, Stream upstream, IDisposable upstreamOwner, string? messageId)
     {
-        var pump = new StreamPump(exchange, upstream, upstreamOwner, messageId, options.CurrentValue, time, logger, metrics, OpenTee(exchange, messageId), resumeOptions.CurrentValue.UnavailableSignal);
+        var pump = new StreamPump(exchange, upstream, upstreamOwner, messageId, options.CurrentValue, time, logger, metrics, OpenTee(exchange, messageId),
+            resumeOptions.CurrentValue.UnavailableSignal, acks.Open(exchange, messageId), acks.Mode == Persistence.PersistenceAckMode.InBand, acks.RemoveInBandAck);
         _active.TryAdd(pump, 0);
         metrics.StreamStarted();
         _ = ObserveAsync(pump);
@@ -152,6 +154,11 @@ internal sealed class StreamPumps(
     {
         var outcome = await pump.Completion;
         _active.TryRemove(pump, out _);
+        if (pump.Ack is { } ack)
+        {
+            acks.Close(ack);
+        }
+
         var elapsed = time.GetElapsedTime(pump.StartedAt);
         metrics.StreamEnded(outcome, elapsed);
         Log.StreamEnded(logger, pump.Exchange.SessionId, pump.State.MessageId, outcome.Tag(), pump.State.Events, pump.State.Bytes, elapsed.TotalMilliseconds);

@@ -4,7 +4,7 @@ namespace Sidecar.Telemetry;
 
 /// <summary>
 /// Every log event the sidecar writes, with its id: this file is the registry of event ids.
-/// Ids are grouped by capability: 1xx proxy, 2xx streams, 3xx store and resume.
+/// Ids are grouped by capability: 1xx proxy, 2xx streams, 3xx store and resume, 4xx persistence.
 /// Session and message ids are logged (they are opaque ids), never credentials or message content.
 /// </summary>
 internal static partial class Log
@@ -41,6 +41,24 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 208, Level = LogLevel.Error, Message = "A stream-ended handler failed")]
     public static partial void EndedHandlerFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 209, Level = LogLevel.Warning, Message = "Upstream body ended inside an event of an unfinished answer: session {SessionId} message {MessageId}; the {Bytes} bytes of the half event are dropped")]
+    public static partial void UpstreamEndedInsideEvent(ILogger logger, string sessionId, string? messageId, int bytes);
+
+    [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "An in-band persistence part is not an acknowledgment of this answer: session {SessionId} message {MessageId}; ignored")]
+    public static partial void InBandAckInvalid(ILogger logger, string sessionId, string? messageId);
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Warning, Message = "Answer not saved: session {SessionId} message {MessageId} (ack source {Source}, error {Error}); the client is told")]
+    public static partial void PersistenceNotSaved(ILogger logger, string sessionId, string? messageId, string source, string? error);
+
+    [LoggerMessage(EventId = 402, Level = LogLevel.Information, Message = "Save acknowledgment for message {MessageId}: {Status}, applied {Where}")]
+    public static partial void AckAccepted(ILogger logger, string messageId, string status, string where);
+
+    [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "Save acknowledgment callback refused: {Reason}")]
+    public static partial void AckRejected(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 404, Level = LogLevel.Information, Message = "Save probe for session {SessionId} message {MessageId} stopped without a saved answer ({Reason})")]
+    public static partial void ProbeGaveUp(ILogger logger, string sessionId, string messageId, string reason);
 
     [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "The start part's messageId differs from x-message-id: session {SessionId} message {MessageId}")]
     public static partial void StartMessageIdMismatch(ILogger logger, string sessionId, string? messageId);

@@ -23,6 +23,10 @@ internal sealed class SidecarMetrics
     private readonly Counter<long> _storeLost;
     private readonly Counter<long> _resumes;
     private readonly Counter<long> _stops;
+    private readonly Counter<long> _injected;
+    private readonly Counter<long> _acks;
+    private readonly Histogram<double> _ackDuration;
+    private readonly Counter<long> _ackCallbacks;
 
     public SidecarMetrics(IMeterFactory meterFactory)
     {
@@ -43,6 +47,11 @@ internal sealed class SidecarMetrics
         _storeLost = meter.CreateCounter<long>("sidecar.store.lost", "{stream}", "Streams that lost resume because a store write failed or was dropped, by reason.");
         _resumes = meter.CreateCounter<long>("sidecar.resume.requests", "{request}", "Resume requests, by result.");
         _stops = meter.CreateCounter<long>("sidecar.stop.requests", "{request}", "Stop-generating requests, by result.");
+        _injected = meter.CreateCounter<long>("sidecar.stream.injected", "{part}", "Parts the sidecar added to streams to end them cleanly, by part and reason.");
+        _acks = meter.CreateCounter<long>("sidecar.persistence.acks", "{ack}", "Save acknowledgments awaited for finished answers, by source and result (saved, failed, timeout).");
+        _ackDuration = meter.CreateHistogram("sidecar.persistence.ack.duration", "s", "Time from the upstream's finish to the save acknowledgment (or the deadline).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+        _ackCallbacks = meter.CreateCounter<long>("sidecar.persistence.callbacks", "{request}", "Acknowledgment callbacks received, by result.");
         _clientDisconnects = meter.CreateCounter<long>("sidecar.client.disconnected", "{client}", "Chat clients that left before their answer ended, by phase; their answers go on.");
     }
 
@@ -86,6 +95,21 @@ internal sealed class SidecarMetrics
 
     /// <summary>A resume request ended: <c>replayed</c>, <c>no_stream</c>, <c>denied</c>, <c>invalid</c>, <c>failed</c>.</summary>
     public void Resume(string result) => _resumes.Add(1, new KeyValuePair<string, object?>("result", result));
+
+    /// <summary>The sidecar added a part to end a stream: <c>error</c>, <c>data_finish</c>, <c>abort</c>, <c>done</c>; the reason is an outcome tag.</summary>
+    public void PartInjected(string part, string reason) =>
+        _injected.Add(1, new KeyValuePair<string, object?>("part", part), new KeyValuePair<string, object?>("reason", reason));
+
+    /// <summary>A held finish was decided: by <paramref name="source"/> (<c>in_band</c>, <c>callback</c>, <c>probe</c>, <c>upstream_error</c>, <c>deadline</c>).</summary>
+    public void PersistenceAck(string source, string result, TimeSpan waited)
+    {
+        KeyValuePair<string, object?>[] tags = [new("source", source), new("result", result)];
+        _acks.Add(1, tags);
+        _ackDuration.Record(waited.TotalSeconds, tags);
+    }
+
+    /// <summary>An acknowledgment callback was answered: <c>delivered</c>, <c>forwarded</c>, <c>unknown</c>, <c>unauthorized</c>, <c>invalid</c>.</summary>
+    public void AckCallback(string result) => _ackCallbacks.Add(1, new KeyValuePair<string, object?>("result", result));
 
     /// <summary>A chat client left early: <c>before_headers</c> (the upstream had not answered yet) or <c>streaming</c>.</summary>
     public void ClientDisconnected(string phase) => _clientDisconnects.Add(1, new KeyValuePair<string, object?>("phase", phase));

@@ -88,6 +88,12 @@ public interface IStreamStore
     /// <summary>Asks whichever replica produces the stream to stop it: every replica hears the request.</summary>
     Task RequestStopAsync(string messageId, CancellationToken cancellationToken);
 
+    /// <summary>Raised on every replica when a save acknowledgment for a message is published (message id, the ack's JSON).</summary>
+    event Action<string, string>? AckPublished;
+
+    /// <summary>Passes a save acknowledgment to every replica: the one holding the stream applies it.</summary>
+    Task PublishAckAsync(string messageId, string ack, CancellationToken cancellationToken);
+
     /// <summary>
     /// Applies a batch of writes, each atomically; the result says, per write, whether it was
     /// applied. A write to a stream that is unknown or no longer live changes nothing.

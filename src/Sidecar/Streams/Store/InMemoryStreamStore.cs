@@ -39,6 +39,14 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         return Task.CompletedTask;
     }
 
+    public event Action<string, string>? AckPublished;
+
+    public Task PublishAckAsync(string messageId, string ack, CancellationToken cancellationToken)
+    {
+        AckPublished?.Invoke(messageId, ack);
+        return Task.CompletedTask;
+    }
+
     public long TotalBytes
     {
         get

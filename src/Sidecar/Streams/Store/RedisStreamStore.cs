@@ -112,6 +112,14 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         await connection.GetSubscriber().PublishAsync(StopChannel, messageId).WaitAsync(cancellationToken);
     }
 
+    public event Action<string, string>? AckPublished;
+
+    public async Task PublishAckAsync(string messageId, string ack, CancellationToken cancellationToken)
+    {
+        var connection = await _connection.Value.WaitAsync(cancellationToken);
+        await connection.GetSubscriber().PublishAsync(AckChannel, messageId + "\n" + ack).WaitAsync(cancellationToken);
+    }
+
     public async Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken)
     {
         var redis = await DatabaseAsync(cancellationToken);
@@ -282,12 +290,22 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         connection.ConnectionFailed += (_, _) => Unavailable?.Invoke();
         connection.ConnectionRestored += (_, _) => Available?.Invoke();
 
-        // Stops are heard by every replica; the one producing the stream acts on it. The
+        // Stops and save acknowledgments are heard by every replica; the one producing the stream acts on them. The
         // subscription is re-established by the client after a reconnect.
         try
         {
             var stops = await connection.GetSubscriber().SubscribeAsync(StopChannel);
             stops.OnMessage(message => StopRequested?.Invoke(message.Message.ToString()));
+            var acks = await connection.GetSubscriber().SubscribeAsync(AckChannel);
+            acks.OnMessage(message =>
+            {
+                var text = message.Message.ToString();
+                var newline = text.IndexOf('\n', StringComparison.Ordinal);
+                if (newline > 0)
+                {
+                    AckPublished?.Invoke(text[..newline], text[(newline + 1)..]);
+                }
+            });
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -340,6 +358,8 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         _subscriptions.TryRemove(new KeyValuePair<string, Subscription>(messageId, subscription));
         await subscription.UnsubscribeAsync();
     }
+
+    private RedisChannel AckChannel => RedisChannel.Literal($"{_options.KeyPrefix}:control:ack");
 
     private RedisChannel StopChannel => RedisChannel.Literal($"{_options.KeyPrefix}:control:stop");
 

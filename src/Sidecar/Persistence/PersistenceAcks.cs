@@ -1,0 +1,98 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Sidecar.Streams;
+using Sidecar.Streams.Store;
+
+namespace Sidecar.Persistence;
+
+/// <summary>Where an acknowledgment went.</summary>
+internal enum AckDelivery
+{
+    /// <summary>A stream on this replica took it.</summary>
+    Delivered,
+
+    /// <summary>The store knows the stream: it went to every replica, the one holding the stream applies it.</summary>
+    Forwarded,
+
+    /// <summary>Neither this replica nor the store knows the message.</summary>
+    Unknown,
+}
+
+/// <summary>
+/// The acknowledgment waits of the streams on this replica, by message id, and the way an
+/// acknowledgment reaches them from any replica (through the store's pub/sub).
+/// </summary>
+internal sealed class PersistenceAcks(
+    IOptionsMonitor<PersistenceOptions> options,
+    IStreamStore store,
+    AckProbe probe,
+    TimeProvider time) : IHostedService
+{
+    private readonly ConcurrentDictionary<string, AckWaiter> _waiting = new(StringComparer.Ordinal);
+
+    public PersistenceAckMode Mode => options.CurrentValue.Mode;
+
+    public bool RemoveInBandAck => options.CurrentValue.RemoveInBandAck;
+
+    /// <summary>Starts waiting for a stream's acknowledgment, or returns null when none is awaited.</summary>
+    public AckWaiter? Open(ChatExchange exchange, string? messageId)
+    {
+        var current = options.CurrentValue;
+        if (current.Mode == PersistenceAckMode.None || !StreamIds.IsValid(messageId))
+        {
+            return null;
+        }
+
+        var waiter = new AckWaiter(messageId!, exchange.SessionId, exchange.AgentId, current.AckTimeout, time,
+            current.Mode == PersistenceAckMode.Probe ? probe.RunAsync : null);
+        _waiting[messageId!] = waiter;
+        return waiter;
+    }
+
+    /// <summary>The stream has ended: its wait is over.</summary>
+    public void Close(AckWaiter waiter)
+    {
+        _waiting.TryRemove(new KeyValuePair<string, AckWaiter>(waiter.MessageId, waiter));
+        waiter.Dispose();
+    }
+
+    /// <summary>An acknowledgment from a callback: applied here, or passed to the replica that holds the stream.</summary>
+    public async Task<AckDelivery> DeliverAsync(string messageId, PersistenceAck ack, CancellationToken cancellationToken)
+    {
+        if (_waiting.TryGetValue(messageId, out var waiter))
+        {
+            waiter.TrySet(ack);
+            return AckDelivery.Delivered;
+        }
+
+        if (await store.GetAsync(messageId, cancellationToken) is null)
+        {
+            return AckDelivery.Unknown;
+        }
+
+        await store.PublishAckAsync(messageId, ack.ToJson(), cancellationToken);
+        return AckDelivery.Forwarded;
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        store.AckPublished += OnAckPublished;
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        store.AckPublished -= OnAckPublished;
+        return Task.CompletedTask;
+    }
+
+    private void OnAckPublished(string messageId, string json)
+    {
+        if (_waiting.TryGetValue(messageId, out var waiter)
+            && PersistenceAck.Parse(System.Text.Encoding.UTF8.GetBytes(json), "callback", out _) is { } ack)
+        {
+            waiter.TrySet(ack);
+        }
+    }
+}
