@@ -84,6 +84,19 @@ public static class AnswerScript
         parts.Add(Parts.FinishStep());
         parts.Add(Parts.Finish());
 
+        if (s.InBandAck is { } status)
+        {
+            parts.Add(Parts.Data("persistence", Parts.Write(w =>
+            {
+                w.WriteString("messageId", messageId);
+                w.WriteString("status", status);
+                if (status == "failed")
+                {
+                    w.WriteString("error", "appendMessage failed: connection lost");
+                }
+            })));
+        }
+
         if (s.PersistenceError)
         {
             parts.Add(Parts.Error(ErrorShapes.StreamErrorText(request, messageId, "persistence", "We couldn't save this response. Refreshing may lose it.")));

@@ -35,6 +35,10 @@ public static class EmulatorApp
         app.MapGet("/", () => Results.Content("<!doctype html><html><head><title>c010</title></head><body><h1>c010 chat (emulator)</h1></body></html>", "text/html; charset=utf-8"));
         app.MapMethods("/api/trpc/{**procedure}", ["GET", "POST"], Echo);
         app.MapMethods("/__emulator/echo/{**path}", ["GET", "POST", "PUT", "DELETE", "PATCH"], Echo);
+        app.MapGet("/api/internal/messages/{sessionId}/{messageId}", (string sessionId, string messageId, EmulatorJournal journal, TimeProvider time) =>
+            journal.Find(messageId) is { } record && record.SessionId == sessionId && record.IsSaved(time.GetTimestamp())
+                ? Results.Json(new { id = messageId, sessionId, role = "assistant" })
+                : Results.NotFound());
         app.MapPost("/__emulator/release/{messageId}", (string messageId, EmulatorJournal journal) =>
         {
             if (journal.Find(messageId) is not { } record)
@@ -164,6 +168,17 @@ public static class EmulatorApp
                     return AnswerStatus.EndedEarly;
                 }
 
+                var isFinish = frames[i].AsSpan().IndexOf("{\"type\":\"finish\"}"u8) >= 0;
+                if (isFinish && s.CallbackAck is not null && s.CallbackEarly)
+                {
+                    await PostCallbackAsync(s, record, o, time, aborted);
+                }
+
+                if (s.AckDelayMs > 0 && s.InBandAck is not null && frames[i].AsSpan().IndexOf("\"type\":\"data-persistence\""u8) >= 0)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(s.AckDelayMs), time, aborted);
+                }
+
                 if (i == s.StreamErrorAfter)
                 {
                     await WriteAsync(body, AnswerScript.StreamError(record.MessageId, info, s.Crlf), s.ChunkBytes, record, recordBodies, aborted);
@@ -172,6 +187,19 @@ public static class EmulatorApp
                 }
 
                 await WriteAsync(body, frames[i], s.ChunkBytes, record, recordBodies, aborted);
+                if (isFinish)
+                {
+                    // The service appends the assistant message once the model has finished.
+                    if (!s.SaveFails)
+                    {
+                        record.SavedAt(time.GetTimestamp() + (long)(s.SavedAfterMs * time.TimestampFrequency / 1000.0));
+                    }
+
+                    if (s.CallbackAck is not null && !s.CallbackEarly)
+                    {
+                        await PostCallbackAsync(s, record, o, time, aborted);
+                    }
+                }
             }
 
             if (s.StallAfter == frames.Count)
@@ -188,6 +216,29 @@ public static class EmulatorApp
         {
             return s.StallAfter is not null && record.FramesSent >= s.StallAfter ? AnswerStatus.StalledThenAbandoned : AnswerStatus.ReaderGone;
         }
+    }
+
+    /// <summary>Tells the sidecar whether the answer was saved, as the service would after appendMessage.</summary>
+    private static async Task PostCallbackAsync(Scenario s, AnswerRecord record, EmulatorOptions o, TimeProvider time, CancellationToken token)
+    {
+        if (s.AckDelayMs > 0)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(s.AckDelayMs), time, token);
+        }
+
+        if (o.AckCallbackUrl is null)
+        {
+            return;
+        }
+
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, o.AckCallbackUrl.Replace("{messageId}", record.MessageId, StringComparison.Ordinal))
+        {
+            Content = new StringContent(s.CallbackAck == "saved" ? "{\"status\":\"saved\"}" : "{\"status\":\"failed\",\"error\":\"appendMessage failed\"}", Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", o.AckCallbackToken);
+        using var response = await http.SendAsync(request, token);
+        record.CallbackStatus = (int)response.StatusCode;
     }
 
     private static async Task WriteAsync(Stream body, byte[] frame, int chunkBytes, AnswerRecord record, bool recordBodies, CancellationToken token)

@@ -28,6 +28,7 @@ public sealed class AnswerRecord(string messageId, string sessionId, IReadOnlyDi
     private readonly TaskCompletionSource _stalled = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ArrayBufferWriter<byte> _sent = new();
     private int _framesSent;
+    private long _savedAt = long.MaxValue;
 
     public string MessageId { get; } = messageId;
     public string SessionId { get; } = sessionId;
@@ -49,6 +50,14 @@ public sealed class AnswerRecord(string messageId, string sessionId, IReadOnlyDi
     public byte[] SentBytes() { lock (_sent) { return _sent.WrittenSpan.ToArray(); } }
 
     public void ReleaseGate() => _gate.TrySetResult();
+
+    /// <summary>Whether the answer counts as saved at <paramref name="timestamp"/> (the probe endpoint asks).</summary>
+    public bool IsSaved(long timestamp) => timestamp >= Interlocked.Read(ref _savedAt);
+
+    /// <summary>The acknowledgment callback's answer (status code), when the scenario posted one.</summary>
+    public int? CallbackStatus { get; internal set; }
+
+    internal void SavedAt(long timestamp) => Interlocked.Exchange(ref _savedAt, timestamp);
 
     internal Task WaitAtGateAsync(CancellationToken token)
     {

@@ -12,6 +12,15 @@ public sealed class EmulatorOptions
     /// <summary>The longest a <c>stall</c> scenario keeps its connection open.</summary>
     public TimeSpan StallLimit { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// Where <c>callback</c> scenarios post their save acknowledgment (the sidecar's
+    /// <c>/sidecar/v1/acks/{messageId}</c> on its management port); <c>{messageId}</c> is replaced.
+    /// </summary>
+    public string? AckCallbackUrl { get; set; }
+
+    /// <summary>The bearer token sent with acknowledgment callbacks.</summary>
+    public string? AckCallbackToken { get; set; }
+
     /// <summary>The contract's request body limit.</summary>
     public long MaxRequestBodyBytes { get; set; } = 1_000_000;
 }

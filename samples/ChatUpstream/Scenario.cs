@@ -23,6 +23,12 @@ public sealed record Scenario
     public int? StreamErrorAfter { get; init; }
     public bool PersistenceError { get; init; }
     public bool ResumeError { get; init; }
+    public string? InBandAck { get; init; }
+    public string? CallbackAck { get; init; }
+    public bool CallbackEarly { get; init; }
+    public int AckDelayMs { get; init; }
+    public bool SaveFails { get; init; }
+    public int SavedAfterMs { get; init; }
     public string? ErrorBody { get; init; }
     public bool Crlf { get; init; }
     public int ChunkBytes { get; init; }
@@ -73,6 +79,12 @@ public sealed record Scenario
                     case "stream-error": scenario = scenario with { StreamErrorAfter = Number(1) }; break;
                     case "persist-error": scenario = scenario with { PersistenceError = true }; break;
                     case "resume-error": scenario = scenario with { ResumeError = true }; break;
+                    case "ack" when arg is "saved" or "failed": scenario = scenario with { InBandAck = arg }; break;
+                    case "callback" when arg is "saved" or "failed": scenario = scenario with { CallbackAck = arg }; break;
+                    case "callback-early" when arg is "saved" or "failed": scenario = scenario with { CallbackAck = arg, CallbackEarly = true }; break;
+                    case "ack-delay": scenario = scenario with { AckDelayMs = Number(0) }; break;
+                    case "save" when arg == "failed": scenario = scenario with { SaveFails = true }; break;
+                    case "saved-after": scenario = scenario with { SavedAfterMs = Number(0) }; break;
                     case "error" when arg is not null && ErrorShapes.IsKnown(arg): scenario = scenario with { ErrorBody = arg }; break;
                     case "crlf": scenario = scenario with { Crlf = true }; break;
                     case "chunk": scenario = scenario with { ChunkBytes = Math.Max(1, Number(1)) }; break;

@@ -23,6 +23,9 @@ public sealed class EmulatorServer : IAsyncDisposable
 
     public EmulatorJournal Journal { get; }
 
+    /// <summary>The emulator's settings, read per request: tests may change them after start (e.g. the ack callback URL).</summary>
+    public EmulatorOptions Options => _app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<EmulatorOptions>>().Value;
+
     public static async Task<EmulatorServer> StartAsync(Action<EmulatorOptions>? configure = null)
     {
         var app = EmulatorApp.Create(["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default", "Warning"], o =>

@@ -9,6 +9,7 @@ internal sealed class AckWaiter(string messageId, string sessionId, string agent
 {
     private readonly TaskCompletionSource<PersistenceAck?> _result = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _deadline = new(Timeout.InfiniteTimeSpan, time);
+    private readonly TaskCompletionSource _waiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _started;
 
     public string MessageId { get; } = messageId;
@@ -19,6 +20,9 @@ internal sealed class AckWaiter(string messageId, string sessionId, string agent
 
     /// <summary>When <c>finish</c> was seen (the start of the wait), as a timestamp of the time provider.</summary>
     public long StartedAt { get; private set; }
+
+    /// <summary>Completes when the wait has started (the upstream's finish was seen and held).</summary>
+    public Task Started => _waiting.Task;
 
     /// <summary>The acknowledgment, or null when the deadline passed without one.</summary>
     public Task<PersistenceAck?> Result => _result.Task;
@@ -41,6 +45,8 @@ internal sealed class AckWaiter(string messageId, string sessionId, string agent
         {
             _ = probe(this, _deadline.Token);
         }
+
+        _waiting.TrySetResult();
     }
 
     public void Dispose()

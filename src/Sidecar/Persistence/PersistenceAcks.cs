@@ -15,7 +15,7 @@ internal enum AckDelivery
     /// <summary>The store knows the stream: it went to every replica, the one holding the stream applies it.</summary>
     Forwarded,
 
-    /// <summary>Neither this replica nor the store knows the message.</summary>
+    /// <summary>Neither this replica nor the store knows the message (after a short wait for its registration).</summary>
     Unknown,
 }
 
@@ -29,6 +29,10 @@ internal sealed class PersistenceAcks(
     AckProbe probe,
     TimeProvider time) : IHostedService
 {
+    // How long a message the store does not know may take to appear (its registration is written in the background).
+    private static readonly TimeSpan UnknownAfter = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan RegistrationPoll = TimeSpan.FromMilliseconds(50);
+
     private readonly ConcurrentDictionary<string, AckWaiter> _waiting = new(StringComparer.Ordinal);
 
     public PersistenceAckMode Mode => options.CurrentValue.Mode;
@@ -66,12 +70,20 @@ internal sealed class PersistenceAcks(
             return AckDelivery.Delivered;
         }
 
-        if (await store.GetAsync(messageId, cancellationToken) is null)
+        // Published first: the replica holding the stream hears it even when the stream's
+        // registration (written in the background) has not reached the store yet.
+        await store.PublishAckAsync(messageId, ack.ToJson(), cancellationToken);
+        var started = time.GetTimestamp();
+        while (await store.GetAsync(messageId, cancellationToken) is null)
         {
-            return AckDelivery.Unknown;
+            if (time.GetElapsedTime(started) >= UnknownAfter)
+            {
+                return AckDelivery.Unknown;
+            }
+
+            await Task.Delay(RegistrationPoll, time, cancellationToken);
         }
 
-        await store.PublishAckAsync(messageId, ack.ToJson(), cancellationToken);
         return AckDelivery.Forwarded;
     }
 

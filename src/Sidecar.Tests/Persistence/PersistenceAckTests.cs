@@ -1,0 +1,329 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using ChatUpstream;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using Sidecar.Streams;
+using Sidecar.Streams.Store;
+using Sidecar.Tests.Common;
+
+namespace Sidecar.Tests.Persistence;
+
+/// <summary>
+/// The upstream's finish is held until the answer's save is acknowledged: saved lets it through
+/// unchanged; failed, or no acknowledgment before the deadline, adds the contract's persistence
+/// error after finish. Live and on resume.
+/// </summary>
+public sealed class PersistenceAckTests : IAsyncLifetime
+{
+    private const string Token = "test-callback-token-0123456789";
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 24, 12, 0, 0, TimeSpan.Zero));
+    private EmulatorServer _emulator = null!;
+
+    public async Task InitializeAsync() => _emulator = await EmulatorServer.StartAsync();
+
+    public async Task DisposeAsync() => await _emulator.DisposeAsync();
+
+    [Fact]
+    public async Task InBand_Saved_ClientGetsTheAnswerUnchanged_WithoutTheAckPart()
+    {
+        await using var sidecar = await StartSidecarAsync("InBand");
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario ack:saved"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+
+        var expected = Chat.Events(record.SentBytes()).Where(e => !Chat.Text(e).Contains("data-persistence", StringComparison.Ordinal)).SelectMany(e => e).ToArray();
+        Assert.Equal(Chat.Text(expected), Chat.Text(body));
+    }
+
+    [Fact]
+    public async Task InBand_Failed_ClientGetsFinishThenThePersistenceErrorThenDone()
+    {
+        await using var sidecar = await StartSidecarAsync("InBand");
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario ack:failed"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var parts = Endings.Parts(Chat.Text(await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync()));
+
+        Assert.Equal("{\"type\":\"finish\"}", parts[^3]);
+        var error = Endings.AssertErrorEnding(parts, "SERVER_ERROR", "persistence", "persistence_failed", messageId: response.Headers.GetValues("x-message-id").Single());
+        Assert.Equal("We couldn't save this response. Refreshing may lose it.", error.GetProperty("message").GetString());
+        Assert.DoesNotContain(parts, p => p.Contains("data-persistence", StringComparison.Ordinal));
+        Assert.Equal(StreamOutcome.PersistenceFailed, (await ended.DefaultTimeout()).Outcome);
+    }
+
+    [Fact]
+    public async Task InBand_NoAckBeforeTheDeadline_FinishIsHeldThenThePersistenceErrorFollows()
+    {
+        await using var sidecar = await StartSidecarAsync("InBand", _time);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2");
+        Assert.Equal(AnswerStatus.Completed, await call.Record.Ended.DefaultTimeout());
+        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
+        await pump.Ack!.Started.DefaultTimeout();
+
+        // The upstream has sent everything; the client has everything but finish and [DONE].
+        var beforeFinish = new List<string>();
+        string? line;
+        while ((line = await call.Reader.NextAsync()) != "data: {\"type\":\"finish-step\"}")
+        {
+            beforeFinish.Add(line!);
+        }
+
+        _time.Advance(TimeSpan.FromSeconds(4.9));
+        Assert.False(ended.IsCompleted);
+        _time.Advance(TimeSpan.FromSeconds(0.1));
+
+        var parts = Endings.Parts(Chat.Text(await call.Reader.ReadToEndAsync()));
+        Assert.Equal("{\"type\":\"finish\"}", parts[^3]);
+        Endings.AssertErrorEnding(parts, "SERVER_ERROR", "persistence", "persistence_unacknowledged");
+        Assert.Equal(StreamOutcome.PersistenceUnacknowledged, (await ended.DefaultTimeout()).Outcome);
+    }
+
+    [Fact]
+    public async Task UpstreamsOwnPersistenceError_CountsAsFailed_AndNoSecondErrorIsAdded()
+    {
+        await using var sidecar = await StartSidecarAsync("InBand");
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario persist-error"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+
+        Assert.Equal(Chat.Text(record.SentBytes()), Chat.Text(body));
+        Assert.Equal(StreamOutcome.PersistenceFailed, (await ended.DefaultTimeout()).Outcome);
+    }
+
+    [Fact]
+    public async Task Callback_Saved_ClientGetsTheAnswerUnchanged_AndTheCallbackIsAccepted()
+    {
+        await using var sidecar = await StartSidecarAsync("Callback");
+        UseCallbackOf(sidecar);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario callback:saved"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+
+        Assert.Equal(Chat.Text(record.SentBytes()), Chat.Text(body));
+        Assert.Equal(202, record.CallbackStatus);
+    }
+
+    [Theory]
+    [InlineData("callback:failed", "persistence_failed")]
+    [InlineData("callback-early:failed", "persistence_failed")]
+    public async Task Callback_Failed_EvenBeforeFinish_ClientGetsThePersistenceError(string scenario, string reason)
+    {
+        await using var sidecar = await StartSidecarAsync("Callback");
+        UseCallbackOf(sidecar);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario " + scenario), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var parts = Endings.Parts(Chat.Text(await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync()));
+
+        Assert.Equal("{\"type\":\"finish\"}", parts[^3]);
+        Endings.AssertErrorEnding(parts, "SERVER_ERROR", "persistence", reason);
+        Assert.Equal(202, (await _emulator.Journal.ForSession(session).DefaultTimeout()).CallbackStatus);
+    }
+
+    [Theory]
+    [InlineData("callback:saved", false)]
+    [InlineData("callback:failed", true)]
+    [InlineData("callback-early:failed", true)]
+    public async Task Callback_ReceivedByAnotherReplica_ReachesTheReplicaHoldingTheStream(string scenario, bool failed)
+    {
+        var shared = new Dictionary<string, string?>
+        {
+            ["Sidecar:Store:Redis"] = RedisServer.Configuration,
+            ["Sidecar:Store:KeyPrefix"] = RedisServer.NewPrefix(),
+        };
+        await using var replicaA = await StartSidecarAsync("Callback", settings: shared);
+        await using var replicaB = await StartSidecarAsync("Callback", settings: shared);
+        UseCallbackOf(replicaB);
+        using var client = replicaA.CreateClient();
+        var session = Chat.NewSession();
+        var ended = replicaA.PumpEnded(session);
+
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario " + scenario), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+
+        // The emulator's handler ends after the callback's answer (the client may have its ending before).
+        await record.Ended.DefaultTimeout();
+        Assert.Equal(202, record.CallbackStatus);
+        if (failed)
+        {
+            Endings.AssertErrorEnding(Endings.Parts(Chat.Text(body)), "SERVER_ERROR", "persistence", "persistence_failed");
+            Assert.Equal(StreamOutcome.PersistenceFailed, (await ended.DefaultTimeout()).Outcome);
+        }
+        else
+        {
+            Assert.Equal(Chat.Text(record.SentBytes()), Chat.Text(body));
+            Assert.Equal(StreamOutcome.Completed, (await ended.DefaultTimeout()).Outcome);
+        }
+    }
+
+    [Fact]
+    public async Task Callback_AuthenticationIdsBodiesAndUnknownMessages_AreRefusedWithTypedErrors()
+    {
+        await using var sidecar = await StartSidecarAsync("Callback");
+        using var management = new HttpClient { BaseAddress = sidecar.ManagementAddress };
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        using var streamed = await client.SendAsync(Chat.Post(session, "/scenario deltas:1")).DefaultTimeout();
+        var messageId = streamed.Headers.GetValues("x-message-id").Single();
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await PostAckAsync(management, messageId, "{\"status\":\"saved\"}", token: null)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await PostAckAsync(management, messageId, "{\"status\":\"saved\"}", token: "wrong-token-0123456789")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await PostAckAsync(management, messageId, "{\"status\":\"maybe\"}")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await PostAckAsync(management, messageId, "not json")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await PostAckAsync(management, messageId, "{\"status\":\"saved\",\"error\":\"" + new string('x', 5000) + "\"}")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await PostAckAsync(management, "bad%20id", "{\"status\":\"saved\"}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await PostAckAsync(management, "unknownmessage01", "{\"status\":\"saved\"}")).StatusCode);
+        using var unauthorized = await PostAckAsync(management, messageId, "{\"status\":\"saved\"}", token: null);
+        ErrorJson.AssertContractShape(await ErrorJson.ReadAsync(unauthorized), "AUTHENTICATION", 401);
+
+        // A known (finished) message: accepted, and a duplicate is as harmless.
+        Assert.Equal(HttpStatusCode.Accepted, (await PostAckAsync(management, messageId, "{\"status\":\"saved\"}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await PostAckAsync(management, messageId, "{\"status\":\"saved\"}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Callback_DuplicateAndLateAcks_ChangeNothing()
+    {
+        await using var sidecar = await StartSidecarAsync("Callback", _time);
+        using var management = new HttpClient { BaseAddress = sidecar.ManagementAddress };
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2");
+        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
+        await pump.Ack!.Started.DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.Accepted, (await PostAckAsync(management, pump.State.MessageId!, "{\"status\":\"saved\"}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await PostAckAsync(management, pump.State.MessageId!, "{\"status\":\"failed\"}")).StatusCode);
+        var body = await call.Reader.ReadToEndAsync();
+
+        Assert.Equal(Chat.Text(call.Record.SentBytes()), Chat.Text(body));
+        Assert.Equal(StreamOutcome.Completed, (await ended.DefaultTimeout()).Outcome);
+        Assert.Equal(HttpStatusCode.Accepted, (await PostAckAsync(management, pump.State.MessageId!, "{\"status\":\"failed\"}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Probe_SavedAfterAWhile_FinishGoesOutOnceTheProbeSeesIt()
+    {
+        await using var sidecar = await StartSidecarAsync("Probe", settings: new()
+        {
+            ["Sidecar:Persistence:ProbeRetryDelay"] = "00:00:00.020",
+            ["Sidecar:Persistence:ProbeMaxRetryDelay"] = "00:00:00.050",
+        });
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario saved-after:200"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+
+        Assert.Equal(Chat.Text(record.SentBytes()), Chat.Text(body));
+        Assert.Equal(StreamOutcome.Completed, (await ended.DefaultTimeout()).Outcome);
+    }
+
+    [Fact]
+    public async Task Probe_NeverSaved_ThePersistenceErrorFollowsAtTheDeadline()
+    {
+        await using var sidecar = await StartSidecarAsync("Probe", _time);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario save:failed deltas:2");
+        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
+        await pump.Ack!.Started.DefaultTimeout();
+
+        _time.Advance(TimeSpan.FromSeconds(5));
+
+        var parts = Endings.Parts(Chat.Text(await call.Reader.ReadToEndAsync()));
+        Endings.AssertErrorEnding(parts, "SERVER_ERROR", "persistence", "persistence_unacknowledged");
+        Assert.Equal(StreamOutcome.PersistenceUnacknowledged, (await ended.DefaultTimeout()).Outcome);
+    }
+
+    [Fact]
+    public async Task None_FinishPassesAtOnce_AndAnInBandPartIsForwardedAsAnyTransientPart()
+    {
+        await using var sidecar = await StartSidecarAsync("None");
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario ack:failed"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+
+        Assert.Equal(Chat.Text((await _emulator.Journal.ForSession(session).DefaultTimeout()).SentBytes()), Chat.Text(body));
+    }
+
+    [Fact]
+    public async Task Resume_OfAnAnswerWhoseSaveFailed_ReplaysTheSameEnding()
+    {
+        await using var sidecar = await StartSidecarAsync("InBand", settings: new() { ["Sidecar:Resume:EventIds"] = "true" });
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario ack:failed"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var live = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        await StoreProbe.WaitForEndAsync(sidecar.Services.GetRequiredService<IStreamStore>(), session);
+        using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+        Assert.Equal(Chat.Text(live), await resumed.Content.ReadAsStringAsync());
+    }
+
+    private async Task<SidecarServer> StartSidecarAsync(string mode, TimeProvider? time = null, Dictionary<string, string?>? settings = null)
+    {
+        var all = new Dictionary<string, string?>
+        {
+            ["Sidecar:Persistence:Mode"] = mode,
+            ["Sidecar:Persistence:CallbackToken"] = Token,
+            ["Sidecar:Persistence:ProbeUrl"] = "{upstream}/api/internal/messages/{sessionId}/{messageId}",
+            ["Sidecar:Resume:EventIds"] = "false",
+            ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00",
+        };
+        foreach (var (key, value) in settings ?? [])
+        {
+            all[key] = value;
+        }
+
+        return await SidecarServer.StartAsync(_emulator.Address, all, time);
+    }
+
+    private void UseCallbackOf(SidecarServer sidecar)
+    {
+        _emulator.Options.AckCallbackUrl = new Uri(sidecar.ManagementAddress, "/sidecar/v1/acks/{messageId}").ToString().Replace("%7B", "{", StringComparison.Ordinal).Replace("%7D", "}", StringComparison.Ordinal);
+        _emulator.Options.AckCallbackToken = Token;
+    }
+
+    private static Task<HttpResponseMessage> PostAckAsync(HttpClient management, string messageId, string json, string? token = Token)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/sidecar/v1/acks/" + messageId)
+        {
+            Content = new StringContent(json, Encoding.UTF8, "application/json"),
+        };
+        if (token is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return management.SendAsync(request).DefaultTimeout();
+    }
+}
