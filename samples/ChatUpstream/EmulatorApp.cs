@@ -98,7 +98,7 @@ public static class EmulatorApp
         if (scenario.ErrorBody is { } kind)
         {
             var (status, body) = ErrorShapes.Create(kind, info);
-            await ErrorAsync(context, status, body);
+            await ErrorAsync(context, status, body, ErrorShapes.ContentType(kind));
             return;
         }
 
@@ -288,10 +288,10 @@ public static class EmulatorApp
         return Results.Json(new { method = context.Request.Method, path = context.Request.Path.Value, query = context.Request.QueryString.Value, headers });
     }
 
-    private static async Task ErrorAsync(HttpContext context, int status, string json)
+    private static async Task ErrorAsync(HttpContext context, int status, string json, string contentType = "application/json")
     {
         context.Response.StatusCode = status;
-        context.Response.ContentType = "application/json";
+        context.Response.ContentType = contentType;
         await context.Response.WriteAsync(json, context.RequestAborted);
     }
 

@@ -26,11 +26,23 @@ public static class ErrorShapes
         ["model-not-allowed"] = (403, r => Billing("Model not allowed", "Your plan does not include this model.", "MODEL_NOT_ALLOWED", r)),
         ["feature-not-allowed"] = (403, r => Billing("Feature not allowed", "Web search is not included in your plan.", "FEATURE_NOT_ALLOWED", r)),
         ["internal"] = (500, r => Billing("Internal error", "Something went wrong while checking your usage.", "INTERNAL_ERROR", r)),
+        // Not the route's own: what a crash or a proxy in front would answer.
+        ["html"] = (500, _ => "<!DOCTYPE html><html><head><title>500: Internal Server Error</title></head><body><h1>500</h1><p>Internal Server Error.</p></body></html>"),
+        ["empty"] = (502, _ => string.Empty),
+        ["huge"] = (500, r => Billing("Internal error", new string('x', 100_000), "INTERNAL_ERROR", r)),
     };
 
     public static bool IsKnown(string kind) => Kinds.ContainsKey(kind);
 
     public static IEnumerable<string> All => Kinds.Keys;
+
+    /// <summary>The content type of a kind's body.</summary>
+    public static string ContentType(string kind) => kind switch
+    {
+        "html" => "text/html; charset=utf-8",
+        "empty" => "text/plain",
+        _ => "application/json",
+    };
 
     public static (int Status, string Body) Create(string kind, RequestInfo request)
     {

@@ -82,6 +82,69 @@ public class RealClientTests(DefaultSidecarFixture fixture) : IClassFixture<Defa
         AssertStreamError(result, "TIMEOUT", "upstream_idle");
     }
 
+    [Theory]
+    [InlineData("rate-limit", "RATE_LIMIT", 429)]
+    [InlineData("memory", "SERVER_ERROR", 500)]
+    [InlineData("quota", "USAGE_LIMIT_EXCEEDED", 402)]
+    [InlineData("model-not-allowed", "MODEL_ACCESS_DENIED", 403)]
+    [InlineData("html", "SERVER_ERROR", 500)]
+    public async Task Send_UpstreamErrorBody_ClientGetsATypedErrorItCanClassify(string kind, string type, int status)
+    {
+        var session = Chat.NewSession();
+
+        var result = await RealClient.SendAsync(ChatUrl(fixture.Sidecar.PublicAddress, session), session, "/scenario error:" + kind);
+
+        // The client keeps only the body text as its error message: the type must be in it.
+        Assert.Equal("error", result.Status);
+        using var body = JsonDocument.Parse(result.Error!.Value.GetProperty("message").GetString()!);
+        Assert.Equal(type, body.RootElement.GetProperty("type").GetString());
+        Assert.Equal(status, body.RootElement.GetProperty("statusCode").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("InBand", "ack:saved", null)]
+    [InlineData("InBand", "ack:failed", "persistence_failed")]
+    [InlineData("InBand", "deltas:3", "persistence_unacknowledged")]
+    [InlineData("Callback", "callback:saved", null)]
+    [InlineData("Callback", "callback:failed", "persistence_failed")]
+    [InlineData("Probe", "deltas:3", null)]
+    [InlineData("Probe", "save:failed", "persistence_unacknowledged")]
+    public async Task Send_PersistenceAcknowledgment_ClientEndsReadyOrWithThePersistenceError(string mode, string scenario, string? reason)
+    {
+        const string token = "conformance-callback-token";
+        await using var emulator = await EmulatorServer.StartAsync();
+        await using var sidecar = await SidecarServer.StartAsync(emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Persistence:Mode"] = mode,
+            ["Sidecar:Persistence:AckTimeout"] = "00:00:00.500",
+            ["Sidecar:Persistence:CallbackToken"] = token,
+            ["Sidecar:Persistence:ProbeUrl"] = "{upstream}/api/internal/messages/{sessionId}/{messageId}",
+            ["Sidecar:Persistence:ProbeRetryDelay"] = "00:00:00.020",
+            ["Sidecar:Persistence:ProbeMaxRetryDelay"] = "00:00:00.050",
+        });
+        emulator.Options.AckCallbackUrl = sidecar.ManagementAddress + "sidecar/v1/acks/{messageId}";
+        emulator.Options.AckCallbackToken = token;
+        var session = Chat.NewSession();
+
+        var result = await RealClient.SendAsync(ChatUrl(sidecar.PublicAddress, session), session, "/scenario " + scenario);
+
+        Assert.NotEmpty(result.Text);
+        if (reason is null)
+        {
+            Assert.Equal("ready", result.Status);
+            Assert.Null(result.Error);
+            return;
+        }
+
+        Assert.Equal("error", result.Status);
+        using var errorText = JsonDocument.Parse(result.Error!.Value.GetProperty("message").GetString()!);
+        var error = errorText.RootElement;
+        Assert.Equal("persistence", error.GetProperty("category").GetString());
+        Assert.Equal("We couldn't save this response. Refreshing may lose it.", error.GetProperty("message").GetString());
+        Assert.Equal(reason, error.GetProperty("metadata").GetProperty("reason").GetString());
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("metadata").GetProperty("messageId").GetString()));
+    }
+
     private static void AssertStreamError(RealClient.Result result, string type, string reason)
     {
         Assert.Equal("error", result.Status);

@@ -33,6 +33,8 @@ internal static class ProxyServiceCollectionExtensions
         }
 
         proxy.AddTransforms<ChatStreamTransform>();
+        proxy.AddTransforms<ErrorBodyTransform>();
+        services.AddSidecarOptions<Errors.ErrorNormalizationOptions>(Errors.ErrorNormalizationOptions.SectionName);
 
         // YARP needs data protection only for session-affinity cookies, which a sidecar that sits in
         // its upstream's pod has no use for: keep keys in memory rather than writing them to disk.

@@ -12,6 +12,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Upstream request failed before headers: {Error} ({ForwarderError}, {ExceptionType}); answered {StatusCode}")]
     public static partial void UpstreamFailedBeforeHeaders(ILogger logger, string error, string forwarderError, string? exceptionType, int statusCode);
 
+    [LoggerMessage(EventId = 103, Level = LogLevel.Debug, Message = "Upstream error body ({StatusCode}, {Bytes} bytes) normalised to the contract's shape")]
+    public static partial void ErrorBodyNormalized(ILogger logger, int statusCode, int bytes);
+
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Chat request body over {Limit} bytes refused with 413")]
     public static partial void RequestBodyTooLarge(ILogger logger, long limit);
 

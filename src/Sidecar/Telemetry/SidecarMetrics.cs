@@ -27,6 +27,7 @@ internal sealed class SidecarMetrics
     private readonly Counter<long> _acks;
     private readonly Histogram<double> _ackDuration;
     private readonly Counter<long> _ackCallbacks;
+    private readonly Counter<long> _errorBodies;
 
     public SidecarMetrics(IMeterFactory meterFactory)
     {
@@ -52,6 +53,7 @@ internal sealed class SidecarMetrics
         _ackDuration = meter.CreateHistogram("sidecar.persistence.ack.duration", "s", "Time from the upstream's finish to the save acknowledgment (or the deadline).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _ackCallbacks = meter.CreateCounter<long>("sidecar.persistence.callbacks", "{request}", "Acknowledgment callbacks received, by result.");
+        _errorBodies = meter.CreateCounter<long>("sidecar.upstream.error_bodies", "{response}", "Chat-route error bodies from the upstream, by what was done (normalized, complete, too_large).");
         _clientDisconnects = meter.CreateCounter<long>("sidecar.client.disconnected", "{client}", "Chat clients that left before their answer ended, by phase; their answers go on.");
     }
 
@@ -110,6 +112,8 @@ internal sealed class SidecarMetrics
 
     /// <summary>An acknowledgment callback was answered: <c>delivered</c>, <c>forwarded</c>, <c>unknown</c>, <c>unauthorized</c>, <c>invalid</c>.</summary>
     public void AckCallback(string result) => _ackCallbacks.Add(1, new KeyValuePair<string, object?>("result", result));
+
+    public void ErrorBodyNormalized(string result) => _errorBodies.Add(1, new KeyValuePair<string, object?>("result", result));
 
     /// <summary>A chat client left early: <c>before_headers</c> (the upstream had not answered yet) or <c>streaming</c>.</summary>
     public void ClientDisconnected(string phase) => _clientDisconnects.Add(1, new KeyValuePair<string, object?>("phase", phase));
