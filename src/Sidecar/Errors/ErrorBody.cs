@@ -28,4 +28,15 @@ internal sealed record ErrorMetadata(
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(ErrorBody))]
 [JsonSerializable(typeof(string))]
-internal sealed partial class ErrorJsonContext : JsonSerializerContext;
+internal sealed partial class ErrorJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// Escapes only what JSON requires (quotes as <c>\"</c>, not <c>\u0022</c>), as the service's
+    /// own error JSON does: these bodies and parts are never embedded in HTML.
+    /// </summary>
+    public static ErrorJsonContext Relaxed { get; } = new(new System.Text.Json.JsonSerializerOptions
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

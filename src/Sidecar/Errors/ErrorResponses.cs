@@ -20,6 +20,6 @@ internal static class ErrorResponses
             response.Headers["x-session-id"] = sessionId;
         }
 
-        return JsonSerializer.SerializeAsync(response.Body, body, ErrorJsonContext.Default.ErrorBody, context.RequestAborted);
+        return JsonSerializer.SerializeAsync(response.Body, body, ErrorJsonContext.Relaxed.ErrorBody, context.RequestAborted);
     }
 }

@@ -16,10 +16,10 @@ internal static class TerminalParts
     /// <summary><c>data: {"type":"error","errorText":"..."}</c> and its blank line.</summary>
     public static byte[] Error(ErrorBody body)
     {
-        var errorText = JsonSerializer.Serialize(body, ErrorJsonContext.Default.ErrorBody);
+        var errorText = JsonSerializer.Serialize(body, ErrorJsonContext.Relaxed.ErrorBody);
         var buffer = new ArrayBufferWriter<byte>(errorText.Length + 64);
         buffer.Write("data: "u8);
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             writer.WriteStartObject();
             writer.WriteString("type"u8, "error"u8);

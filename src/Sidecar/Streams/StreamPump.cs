@@ -564,7 +564,7 @@ internal sealed class StreamPump
     }
 
     private byte[] ResumeUnavailablePart() => System.Text.Encoding.UTF8.GetBytes(
-        "data: {\"type\":\"data-resume-unavailable\",\"data\":{\"messageId\":" + System.Text.Json.JsonSerializer.Serialize(State.MessageId ?? string.Empty, Errors.ErrorJsonContext.Default.String) + "},\"transient\":true}\n\n");
+        "data: {\"type\":\"data-resume-unavailable\",\"data\":{\"messageId\":" + System.Text.Json.JsonSerializer.Serialize(State.MessageId ?? string.Empty, Errors.ErrorJsonContext.Relaxed.String) + "},\"transient\":true}\n\n");
 
     /// <summary>Releases the upstream connection; each step runs even if an earlier one throws.</summary>
     private async Task ReleaseAsync(PipeReader pipe)
