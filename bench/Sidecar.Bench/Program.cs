@@ -7,6 +7,7 @@ using Sidecar.Bench;
 // requests alternate between the two targets so that machine noise hits both alike.
 //   dotnet run -c Release --project bench/Sidecar.Bench -- ttfe [requests]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- tee [concurrency] [rounds]
+//   dotnet run -c Release --project bench/Sidecar.Bench -- ack [concurrency] [rounds]
 #if DEBUG
 const string configuration = "Debug";
 #else
@@ -22,10 +23,19 @@ if (args.Length > 0 && args[0] == "tee")
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3);
 }
 
+if (args.Length > 0 && args[0] == "ack")
+{
+    return await AckBench.RunAsync(
+        root,
+        configuration,
+        args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 50,
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10);
+}
+
 var requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 400;
 if (args.Length == 0 || args[0] != "ttfe")
 {
-    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds]");
+    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds] | ack [concurrency] [rounds]");
     return 2;
 }
 
