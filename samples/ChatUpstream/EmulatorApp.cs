@@ -24,6 +24,7 @@ public static class EmulatorApp
         }
 
         builder.Services.AddSingleton<EmulatorJournal>();
+        builder.Services.AddSingleton<QuotaLedger>();
         builder.Services.TryAddTimeProvider();
         // The route checks the contract's limit itself, so that it can answer with its own error body.
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 16 * 1024 * 1024);
@@ -39,6 +40,8 @@ public static class EmulatorApp
             journal.Find(messageId) is { } record && record.SessionId == sessionId && record.IsSaved(time.GetTimestamp())
                 ? Results.Json(new { id = messageId, sessionId, role = "assistant" })
                 : Results.NotFound());
+        app.MapPost("/reservations/{id}/{action}", SettleReservationAsync);
+        app.MapGet("/reservations", ListReservationsAsync);
         app.MapPost("/__emulator/release/{messageId}", (string messageId, EmulatorJournal journal) =>
         {
             if (journal.Find(messageId) is not { } record)
@@ -60,7 +63,80 @@ public static class EmulatorApp
         }
     }
 
-    private static async Task PostChatAsync(HttpContext context, string agentId, string sessionId, EmulatorJournal journal, IOptions<EmulatorOptions> options, TimeProvider time)
+    private static async Task<IResult> SettleReservationAsync(HttpContext context, string id, string action, QuotaLedger ledger, IOptions<EmulatorOptions> options, TimeProvider time)
+    {
+        if (QuotaCallRefused(context, ledger, options.Value) is { } refused)
+        {
+            return refused;
+        }
+
+        if (options.Value.QuotaLatencyMs > 0)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(options.Value.QuotaLatencyMs), time, context.RequestAborted);
+        }
+
+        if (action is not ("confirm" or "release"))
+        {
+            return Results.NotFound();
+        }
+
+        if (ledger.Find(id) is not { } reservation)
+        {
+            return Results.Json(new { error = "Reservation not found" }, statusCode: 404);
+        }
+
+        var (changed, status) = reservation.Settle(action == "confirm" ? "confirmed" : "released", "sidecar");
+        return Results.Json(new { status }, statusCode: changed ? 200 : 409);
+    }
+
+    private static async Task<IResult> ListReservationsAsync(HttpContext context, string? status, long? olderThanMs, QuotaLedger ledger, IOptions<EmulatorOptions> options, TimeProvider time)
+    {
+        if (QuotaCallRefused(context, ledger, options.Value) is { } refused)
+        {
+            return refused;
+        }
+
+        if (options.Value.QuotaLatencyMs > 0)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(options.Value.QuotaLatencyMs), time, context.RequestAborted);
+        }
+
+        var now = time.GetUtcNow();
+        var list = ledger.All
+            .Where(r => status is null || r.Status == status)
+            .Where(r => olderThanMs is null || (now - r.CreatedAt).TotalMilliseconds >= olderThanMs)
+            .OrderBy(r => r.CreatedAt)
+            .Select(r => new { id = r.Id, status = r.Status, createdAt = r.CreatedAt.ToUnixTimeMilliseconds() });
+        return Results.Json(list);
+    }
+
+    /// <summary>A wrong service token (401), or a failure on purpose (503); null lets the call through.</summary>
+    private static IResult? QuotaCallRefused(HttpContext context, QuotaLedger ledger, EmulatorOptions o)
+    {
+        if (o.QuotaServiceToken is { } token && context.Request.Headers.Authorization.ToString() != "Bearer " + token)
+        {
+            return Results.Json(new { error = "Unauthorized" }, statusCode: 401);
+        }
+
+        return ledger.NextCallFails(o.QuotaFailureRate) ? Results.Json(new { error = "Quota store unavailable" }, statusCode: 503) : null;
+    }
+
+    /// <summary>The service's own release after an error (contract section 7): 3 tries, fire-and-forget, racing the confirm.</summary>
+    private static void SelfRelease(Reservation reservation, TimeProvider time) =>
+        _ = Task.Run(async () =>
+        {
+            for (var attempt = 1; attempt <= 3; attempt++)
+            {
+                if (reservation.Settle("released", "service").Changed)
+                {
+                    return;
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), time);
+            }
+        });
+
+    private static async Task PostChatAsync(HttpContext context, string agentId, string sessionId, EmulatorJournal journal, IOptions<EmulatorOptions> options, TimeProvider time, QuotaLedger ledger)
     {
         var o = options.Value;
         var request = context.Request;
@@ -102,6 +178,8 @@ public static class EmulatorApp
             return;
         }
 
+        // A signed-in user's POST that passed the guards reserves quota, keyed by the assistant message id.
+        var reservation = IsSignedIn(request) ? ledger.Reserve(messageId, time.GetUtcNow()) : null;
         var frames = AnswerScript.Build(scenario, messageId, info);
         var headers = request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
         var record = new AnswerRecord(messageId, sessionId, headers, frames.Count);
@@ -115,8 +193,24 @@ public static class EmulatorApp
         response.Headers["x-vercel-ai-ui-message-stream"] = "v1";
         response.Headers["x-accel-buffering"] = "no";
         response.Headers.SetCookie = $"c010_last_session={sessionId}; Path=/; HttpOnly; SameSite=Lax";
-        record.End(await StreamAsync(context, scenario, frames, record, info, journal.RecordBodies, o, time));
+        if (reservation is not null && o.SelfSettle)
+        {
+            // The handler has answered: confirm now, as the real route does.
+            _ = Task.Run(() => reservation.Settle("confirmed", "service"));
+        }
+
+        var ended = await StreamAsync(context, scenario, frames, record, info, journal.RecordBodies, o, time);
+        if (reservation is not null && o.SelfSettle && (ended != AnswerStatus.Completed || scenario.StreamErrorAfter is not null || scenario.PersistenceError))
+        {
+            // An error mid-stream: release, which mostly loses the race with the confirm.
+            SelfRelease(reservation, time);
+        }
+
+        record.End(ended);
     }
+
+    private static bool IsSignedIn(HttpRequest request) =>
+        request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.Ordinal) || request.Cookies.ContainsKey("__session");
 
     private static async Task<AnswerStatus> StreamAsync(HttpContext context, Scenario s, List<byte[]> frames, AnswerRecord record, RequestInfo info, bool recordBodies, EmulatorOptions o, TimeProvider time)
     {

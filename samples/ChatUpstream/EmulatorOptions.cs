@@ -21,6 +21,21 @@ public sealed class EmulatorOptions
     /// <summary>The bearer token sent with acknowledgment callbacks.</summary>
     public string? AckCallbackToken { get; set; }
 
+    /// <summary>The fraction of quota API calls answered 503 (spread evenly).</summary>
+    public double QuotaFailureRate { get; set; }
+
+    /// <summary>Delay before each quota API answer.</summary>
+    public int QuotaLatencyMs { get; set; }
+
+    /// <summary>The bearer token the quota API requires; null accepts any caller.</summary>
+    public string? QuotaServiceToken { get; set; }
+
+    /// <summary>
+    /// Settle reservations as the real service does (contract section 7): confirm as soon as the
+    /// handler answers, fire-and-forget; on an error, release with 3 tries, 200 ms × attempt apart.
+    /// </summary>
+    public bool SelfSettle { get; set; }
+
     /// <summary>The contract's request body limit.</summary>
     public long MaxRequestBodyBytes { get; set; } = 1_000_000;
 }

@@ -1,0 +1,87 @@
+using System.Collections.Concurrent;
+
+namespace ChatUpstream;
+
+/// <summary>A quota reservation as the service's billing store holds it.</summary>
+public sealed class Reservation(string id, DateTimeOffset createdAt)
+{
+    private readonly Lock _gate = new();
+    private int _confirmCalls;
+    private int _releaseCalls;
+    private int _settlements;
+
+    public string Id { get; } = id;
+
+    public DateTimeOffset CreatedAt { get; } = createdAt;
+
+    /// <summary><c>reserved</c>, <c>confirmed</c>, <c>released</c> or <c>expired</c>.</summary>
+    public string Status { get; private set; } = "reserved";
+
+    /// <summary>Confirm calls received (from the sidecar and from the emulated service itself).</summary>
+    public int ConfirmCalls => Volatile.Read(ref _confirmCalls);
+
+    public int ReleaseCalls => Volatile.Read(ref _releaseCalls);
+
+    /// <summary>How many calls changed the status: exactly one for a reservation settled once.</summary>
+    public int Settlements => Volatile.Read(ref _settlements);
+
+    /// <summary>Who settled it: <c>sidecar</c> or <c>service</c>.</summary>
+    public string? SettledBy { get; private set; }
+
+    /// <summary>Moves <c>reserved</c> to <paramref name="target"/>; otherwise reports what it already is.</summary>
+    public (bool Changed, string Status) Settle(string target, string by)
+    {
+        lock (_gate)
+        {
+            Interlocked.Increment(ref target == "confirmed" ? ref _confirmCalls : ref _releaseCalls);
+            if (Status != "reserved")
+            {
+                return (false, Status);
+            }
+
+            Status = target;
+            SettledBy = by;
+            _settlements++;
+            return (true, Status);
+        }
+    }
+}
+
+/// <summary>The emulated billing store: one reservation per assistant message of a signed-in user.</summary>
+public sealed class QuotaLedger
+{
+    private readonly ConcurrentDictionary<string, Reservation> _reservations = new(StringComparer.Ordinal);
+
+    public IReadOnlyList<Reservation> All => [.. _reservations.Values];
+
+    public Reservation? Find(string id) => _reservations.TryGetValue(id, out var r) ? r : null;
+
+    public Reservation Reserve(string id, DateTimeOffset now) => _reservations.GetOrAdd(id, _ => new Reservation(id, now));
+
+    private long _calls;
+    private long _failed;
+
+    /// <summary>
+    /// Whether this quota API call fails (503), spreading failures evenly at <paramref name="rate"/>:
+    /// deterministic, so that a test knows exactly what fraction failed.
+    /// </summary>
+    public bool NextCallFails(double rate)
+    {
+        var n = Interlocked.Increment(ref _calls);
+        if (rate <= 0)
+        {
+            return false;
+        }
+
+        var fails = (long)Math.Floor(n * rate) > (long)Math.Floor((n - 1) * rate);
+        if (fails)
+        {
+            Interlocked.Increment(ref _failed);
+        }
+
+        return fails;
+    }
+
+    /// <summary>Quota API calls answered, and how many of them failed on purpose.</summary>
+    public (long Calls, long Failed) Calls => (Interlocked.Read(ref _calls), Interlocked.Read(ref _failed));
+}
