@@ -174,6 +174,22 @@ public static class EmulatorApp
         if (scenario.ErrorBody is { } kind)
         {
             var (status, body) = ErrorShapes.Create(kind, info);
+            if (kind == "gzip")
+            {
+                // A compressed error body, as some stacks send: it must pass unparsed.
+                context.Response.StatusCode = status;
+                context.Response.ContentType = "application/json";
+                context.Response.Headers.ContentEncoding = "gzip";
+                using var compressed = new MemoryStream();
+                await using (var gzip = new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true))
+                {
+                    await gzip.WriteAsync(Encoding.UTF8.GetBytes(body));
+                }
+
+                await context.Response.Body.WriteAsync(compressed.ToArray());
+                return;
+            }
+
             await ErrorAsync(context, status, body, ErrorShapes.ContentType(kind));
             return;
         }
@@ -271,6 +287,15 @@ public static class EmulatorApp
                 if (s.AckDelayMs > 0 && s.InBandAck is not null && frames[i].AsSpan().IndexOf("\"type\":\"data-persistence\""u8) >= 0)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(s.AckDelayMs), time, aborted);
+                }
+
+                if (i == s.StreamErrorThenFinishAfter)
+                {
+                    // As some providers do: the error, then finish anyway, then [DONE].
+                    await WriteAsync(body, AnswerScript.StreamError(record.MessageId, info, s.Crlf), s.ChunkBytes, record, recordBodies, aborted);
+                    await WriteAsync(body, Encoding.UTF8.GetBytes("data: {\"type\":\"finish\"}" + (s.Crlf ? "\r\n\r\n" : "\n\n")), s.ChunkBytes, record, recordBodies, aborted);
+                    await WriteAsync(body, AnswerScript.Done(s.Crlf), s.ChunkBytes, record, recordBodies, aborted);
+                    return AnswerStatus.EndedEarly;
                 }
 
                 if (i == s.StreamErrorAfter)

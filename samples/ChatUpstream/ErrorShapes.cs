@@ -29,6 +29,7 @@ public static class ErrorShapes
         // Not the route's own: what a crash or a proxy in front would answer.
         ["html"] = (500, _ => "<!DOCTYPE html><html><head><title>500: Internal Server Error</title></head><body><h1>500</h1><p>Internal Server Error.</p></body></html>"),
         ["empty"] = (502, _ => string.Empty),
+        ["gzip"] = (500, r => Billing("Internal error", "Something went wrong while checking your usage.", "INTERNAL_ERROR", r)),
         ["huge"] = (500, r => Billing("Internal error", new string('x', 100_000), "INTERNAL_ERROR", r)),
     };
 

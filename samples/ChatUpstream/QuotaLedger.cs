@@ -9,6 +9,7 @@ public sealed class Reservation(string id, DateTimeOffset createdAt)
     private int _confirmCalls;
     private int _releaseCalls;
     private int _settlements;
+    private readonly TaskCompletionSource<string> _settled = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public string Id { get; } = id;
 
@@ -24,6 +25,9 @@ public sealed class Reservation(string id, DateTimeOffset createdAt)
 
     /// <summary>How many calls changed the status: exactly one for a reservation settled once.</summary>
     public int Settlements => Volatile.Read(ref _settlements);
+
+    /// <summary>Completes with the status when the reservation is first settled.</summary>
+    public Task<string> Settled => _settled.Task;
 
     /// <summary>Who settled it: <c>sidecar</c> or <c>service</c>.</summary>
     public string? SettledBy { get; private set; }
@@ -42,6 +46,7 @@ public sealed class Reservation(string id, DateTimeOffset createdAt)
             Status = target;
             SettledBy = by;
             _settlements++;
+            _settled.TrySetResult(target);
             return (true, Status);
         }
     }
@@ -56,7 +61,15 @@ public sealed class QuotaLedger
 
     public Reservation? Find(string id) => _reservations.TryGetValue(id, out var r) ? r : null;
 
-    public Reservation Reserve(string id, DateTimeOffset now) => _reservations.GetOrAdd(id, _ => new Reservation(id, now));
+    public Reservation Reserve(string id, DateTimeOffset now)
+    {
+        var reservation = _reservations.GetOrAdd(id, _ => new Reservation(id, now));
+        Reserved?.Invoke(reservation);
+        return reservation;
+    }
+
+    /// <summary>Raised when a chat POST reserves quota.</summary>
+    public event Action<Reservation>? Reserved;
 
     private long _calls;
     private long _failed;

@@ -21,6 +21,7 @@ public sealed record Scenario
     public int? GateAfter { get; init; }
     public bool GateBeforeHeaders { get; init; }
     public int? StreamErrorAfter { get; init; }
+    public int? StreamErrorThenFinishAfter { get; init; }
     public bool PersistenceError { get; init; }
     public bool ResumeError { get; init; }
     public string? InBandAck { get; init; }
@@ -77,6 +78,7 @@ public sealed record Scenario
                     case "gate" when arg == "headers": scenario = scenario with { GateBeforeHeaders = true }; break;
                     case "gate": scenario = scenario with { GateAfter = Number(1) }; break;
                     case "stream-error": scenario = scenario with { StreamErrorAfter = Number(1) }; break;
+                    case "stream-error-finish": scenario = scenario with { StreamErrorThenFinishAfter = Number(1) }; break;
                     case "persist-error": scenario = scenario with { PersistenceError = true }; break;
                     case "resume-error": scenario = scenario with { ResumeError = true }; break;
                     case "ack" when arg is "saved" or "failed": scenario = scenario with { InBandAck = arg }; break;

@@ -78,8 +78,8 @@ public class ErrorNormalizerTests
 
     [Theory]
     [InlineData(500, "<!DOCTYPE html><html><body>500</body></html>")]
-    [InlineData(502, "")]
-    [InlineData(503, "Service Unavailable")]
+    [InlineData(500, "")]
+    [InlineData(500, "Service Unavailable")]
     [InlineData(500, "[1,2,3]")]
     [InlineData(500, "\"just a string\"")]
     [InlineData(500, "{\"truncated\":")]
@@ -95,13 +95,44 @@ public class ErrorNormalizerTests
         Assert.Equal("req-1", error.GetProperty("metadata").GetProperty("requestId").GetString());
     }
 
+    [Theory]
+    [InlineData(429, "RATE_LIMIT")]
+    [InlineData(401, "AUTHENTICATION")]
+    [InlineData(413, "PAYLOAD_TOO_LARGE")]
+    [InlineData(503, "SERVICE_UNAVAILABLE")]
+    [InlineData(504, "TIMEOUT")]
+    [InlineData(500, "SERVER_ERROR")]
+    public void UntypedBodyFromAnIngress_IsTypedByItsStatus(int status, string type)
+    {
+        var error = Parse(ErrorNormalizer.Normalize(status, "<html><body>nginx</body></html>"u8, _options, null, null, Timestamp));
+
+        Assert.Equal(type, error.GetProperty("type").GetString());
+        Assert.Equal(status, error.GetProperty("statusCode").GetInt32());
+    }
+
+    [Fact]
+    public void DuplicateKeys_AreTreatedAsAnUnreadableBody_NotAnException()
+    {
+        var error = Parse(ErrorNormalizer.Normalize(500, """{"type":"A","type":"B"}"""u8, _options, null, null, Timestamp));
+
+        Assert.Equal("SERVER_ERROR", error.GetProperty("type").GetString());
+    }
+
+    [Fact]
+    public void NormalizedBody_EscapesOnlyWhatJsonNeeds()
+    {
+        var body = ErrorNormalizer.Normalize(402, """{"error":"Limit","message":"You can't <send> more","code":"QUOTA_RESERVATION_ERROR"}"""u8, _options, null, null, Timestamp);
+
+        Assert.Contains("You can't <send> more", Encoding.UTF8.GetString(body!), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void ObjectWithOnlyAMessage_GetsTheFallbackTypeAndTheHttpStatus()
     {
-        var error = Parse(ErrorNormalizer.Normalize(503, """{"message":"down for maintenance"}"""u8, _options, null, null, Timestamp));
+        var error = Parse(ErrorNormalizer.Normalize(500, """{"message":"down for maintenance"}"""u8, _options, null, null, Timestamp));
 
         Assert.Equal("SERVER_ERROR", error.GetProperty("type").GetString());
-        Assert.Equal(503, error.GetProperty("statusCode").GetInt32());
+        Assert.Equal(500, error.GetProperty("statusCode").GetInt32());
         Assert.Equal("down for maintenance", error.GetProperty("message").GetString());
         Assert.Equal("down for maintenance", error.GetProperty("error").GetString());
         Assert.Equal(Timestamp, error.GetProperty("metadata").GetProperty("timestamp").GetString());

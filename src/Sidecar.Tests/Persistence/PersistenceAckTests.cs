@@ -106,6 +106,113 @@ public sealed class PersistenceAckTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task UpstreamErrorBeforeFinish_FinishIsNotHeld_AndNoSecondErrorIsAdded()
+    {
+        await using var sidecar = await StartSidecarAsync("InBand");
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario stream-error-finish:5"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+
+        // Nothing waits for an acknowledgment of an answer that already failed.
+        Assert.Equal(Chat.Text(record.SentBytes()), Chat.Text(body));
+        Assert.Equal(StreamOutcome.UpstreamErrorPart, (await ended.DefaultTimeout()).Outcome);
+    }
+
+    [Fact]
+    public async Task UpstreamResetWhileFinishIsHeld_TheDeadlineStillDecides()
+    {
+        await using var sidecar = await StartSidecarAsync("InBand", _time);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        // Frames: start, start-step, text-start, 2 deltas, text-end, finish-step, finish (7), then a reset.
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2 ack:saved gate:8 drop:8");
+        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
+        await pump.Ack!.Started.DefaultTimeout();
+        call.Record.ReleaseGate();
+        Assert.Equal(AnswerStatus.Dropped, await call.Record.Ended.DefaultTimeout());
+        _time.Advance(TimeSpan.FromSeconds(5));
+
+        var parts = Endings.Parts(Chat.Text(await call.Reader.ReadToEndAsync()));
+        Assert.Equal("{\"type\":\"finish\"}", parts[^3]);
+        Endings.AssertErrorEnding(parts, "SERVER_ERROR", "persistence", "persistence_unacknowledged");
+        Assert.Equal(StreamOutcome.PersistenceUnacknowledged, (await ended.DefaultTimeout()).Outcome);
+    }
+
+    [Fact]
+    public async Task StopWhileFinishIsHeld_TheAckStillDecides_SavedEndsAsCompleted()
+    {
+        await using var sidecar = await StartSidecarAsync("Callback");
+        using var management = new HttpClient { BaseAddress = sidecar.ManagementAddress };
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2 gate:8");
+        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
+        await pump.Ack!.Started.DefaultTimeout();
+
+        // The user presses stop while the save is pending; then the service acknowledges it.
+        using var stop = await client.SendAsync(Chat.Stop(session)).DefaultTimeout();
+        Assert.True(stop.IsSuccessStatusCode, stop.StatusCode.ToString());
+        Assert.False(ended.IsCompleted);
+        Assert.Equal(HttpStatusCode.Accepted, (await PostAckAsync(management, pump.State.MessageId!, "{\"status\":\"saved\"}")).StatusCode);
+
+        var parts = Endings.Parts(Chat.Text(await call.Reader.ReadToEndAsync()));
+        Assert.Equal(["{\"type\":\"finish-step\"}", "{\"type\":\"finish\"}", "[DONE]"], parts[^3..]);
+        Assert.Equal(StreamOutcome.Completed, (await ended.DefaultTimeout()).Outcome);
+        await StoreProbe.WaitForEndAsync(sidecar.Services.GetRequiredService<IStreamStore>(), session);
+        using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
+        Assert.Equal(HttpStatusCode.NoContent, resumed.StatusCode);
+    }
+
+    [Fact]
+    public async Task StopWhileFinishIsHeld_NoAck_ThePersistenceErrorIsStoredForResumers()
+    {
+        await using var sidecar = await StartSidecarAsync("Callback", _time);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2 gate:8");
+        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
+        await pump.Ack!.Started.DefaultTimeout();
+
+        using var stop = await client.SendAsync(Chat.Stop(session)).DefaultTimeout();
+        _time.Advance(TimeSpan.FromSeconds(5));
+
+        var live = Chat.Text(await call.Reader.ReadToEndAsync());
+        Endings.AssertErrorEnding(Endings.Parts(live), "SERVER_ERROR", "persistence", "persistence_unacknowledged");
+        Assert.Equal(StreamOutcome.PersistenceUnacknowledged, (await ended.DefaultTimeout()).Outcome);
+        await StoreProbe.WaitForEndAsync(sidecar.Services.GetRequiredService<IStreamStore>(), session);
+        using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
+        Assert.Equal(live, await resumed.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task ShutdownWhileFinishIsHeld_DecidesAtTheDrainDeadline_NotAfterTheAckTimeout()
+    {
+        await using var sidecar = await StartSidecarAsync("InBand", _time, new() { ["Sidecar:Persistence:AckTimeout"] = "00:05:00" });
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2 ack:saved gate:8");
+        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
+        await pump.Ack!.Started.DefaultTimeout();
+
+        var stopping = sidecar.StopAsync();
+        _time.Advance(TimeSpan.FromSeconds(20));
+
+        var parts = Endings.Parts(Chat.Text(await call.Reader.ReadToEndAsync()));
+        Endings.AssertErrorEnding(parts, "SERVER_ERROR", "persistence", "persistence_unacknowledged");
+        Assert.Equal(StreamOutcome.PersistenceUnacknowledged, (await ended.DefaultTimeout()).Outcome);
+        await stopping.DefaultTimeout();
+    }
+
+    [Fact]
     public async Task Callback_Saved_ClientGetsTheAnswerUnchanged_AndTheCallbackIsAccepted()
     {
         await using var sidecar = await StartSidecarAsync("Callback");

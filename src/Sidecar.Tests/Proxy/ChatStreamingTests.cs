@@ -60,7 +60,6 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
     [InlineData("chunk:7 reasoning")]
     [InlineData("chunk:1 deltas:3")]
     [InlineData("pace:2 deltas:10")]
-    [InlineData("malformed:no-final-blank")]
     [InlineData("malformed:bad-json")]
     [InlineData("malformed:binary:5000")]
     [InlineData("malformed:long-line:1000000")]
@@ -80,6 +79,21 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         var (pump, outcome) = await ended.DefaultTimeout();
         Assert.Equal(record.SentBytes().Length, pump.State.Bytes);
         Assert.True(outcome.UpstreamEndedCleanly(), outcome.ToString());
+    }
+
+    [Fact]
+    public async Task Post_LastEventWithoutItsBlankLine_IsTerminated()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+
+        using var response = await client.SendAsync(Chat.Post(session, "/scenario malformed:no-final-blank"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+
+        // "data: [DONE]" and the end of body: the event is closed, so nothing can run into it.
+        Assert.EndsWith("data: [DONE]", Chat.Text(record.SentBytes()), StringComparison.Ordinal);
+        Assert.Equal(Chat.Text(record.SentBytes()) + "\n\n", Chat.Text(body));
     }
 
     [Theory]

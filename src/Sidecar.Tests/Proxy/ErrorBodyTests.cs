@@ -21,7 +21,7 @@ public class ErrorBodyTests(ProxyFixture fixture) : IClassFixture<ProxyFixture>
     [InlineData("internal", 500, "SERVER_ERROR", "billing")]
     // Not the route's own: typed, status kept.
     [InlineData("html", 500, "SERVER_ERROR", "upstream")]
-    [InlineData("empty", 502, "SERVER_ERROR", "upstream")]
+    [InlineData("empty", 502, "SERVICE_UNAVAILABLE", "upstream")]
     public async Task Post_UpstreamErrorBody_ReachesTheClientInTheContractsShape(string kind, int status, string type, string source)
     {
         using var client = fixture.Sidecar.CreateClient();
@@ -68,6 +68,21 @@ public class ErrorBodyTests(ProxyFixture fixture) : IClassFixture<ProxyFixture>
         Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
         Assert.False(document.RootElement.TryGetProperty("type", out _));
         Assert.Equal(100_000, document.RootElement.GetProperty("message").GetString()!.Length);
+    }
+
+    [Fact]
+    public async Task Post_CompressedErrorBody_IsPassedThroughUnparsed()
+    {
+        using var client = fixture.Sidecar.CreateClient();
+
+        using var response = await client.SendAsync(Chat.Post(Chat.NewSession(), "/scenario error:gzip")).DefaultTimeout();
+        await using var gzip = new System.IO.Compression.GZipStream(await response.Content.ReadAsStreamAsync(), System.IO.Compression.CompressionMode.Decompress);
+        using var document = await JsonDocument.ParseAsync(gzip);
+
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        Assert.Equal("gzip", response.Content.Headers.ContentEncoding.Single());
+        Assert.Equal("INTERNAL_ERROR", document.RootElement.GetProperty("code").GetString());
+        Assert.False(document.RootElement.TryGetProperty("type", out _));
     }
 
     [Fact]

@@ -61,6 +61,7 @@ public class GoldenEndingTests(GoldenFixture fixture) : IClassFixture<GoldenFixt
     [InlineData("ack-saved", "ack:saved deltas:2", true)]
     [InlineData("ack-failed", "ack:failed deltas:2", true)]
     [InlineData("ack-failed-and-upstream-error", "ack:failed persist-error deltas:2", true)]
+    [InlineData("error-then-finish-held-mode", "stream-error-finish:5", true)]
     public async Task Scenario_LiveAndResumedBytes_MatchTheGoldenFile(string name, string scenario, bool inBandAcks = false)
     {
         var sidecar = inBandAcks ? fixture.InBandAcks : fixture.Sidecar;

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using Sidecar.Hosting;
 using Sidecar.Persistence;
 using Sidecar.Proxy;
+using Sidecar.Quota;
 using Sidecar.Streams;
 using Sidecar.Telemetry;
 
@@ -24,6 +25,9 @@ public static class SidecarServiceCollectionExtensions
 
         services.AddSidecarHosting();
         services.AddSidecarTelemetry();
+        // Before the streams: hosted services stop in reverse order, and the quota ledger must hear
+        // the streams that end while they drain.
+        services.AddSidecarQuota();
         services.AddSidecarStreams();
         services.AddSidecarPersistence();
         services.AddSidecarProxy(configuration);

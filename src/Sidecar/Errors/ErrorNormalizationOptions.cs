@@ -39,6 +39,21 @@ public sealed class ErrorNormalizationOptions
         ["SERVER_ERROR"] = new() { Category = "server", Severity = "recoverable", Source = "server" },
     };
 
+    /// <summary>
+    /// The <c>type</c> of a body that names none and whose <c>code</c> is not in <see cref="Codes"/>,
+    /// by HTTP status (what an ingress or a crash answers); other statuses get <see cref="Fallback"/>'s type.
+    /// </summary>
+    public Dictionary<int, string> StatusTypes { get; set; } = new()
+    {
+        [400] = "INVALID_REQUEST",
+        [401] = "AUTHENTICATION",
+        [413] = "PAYLOAD_TOO_LARGE",
+        [429] = "RATE_LIMIT",
+        [502] = "SERVICE_UNAVAILABLE",
+        [503] = "SERVICE_UNAVAILABLE",
+        [504] = "TIMEOUT",
+    };
+
     /// <summary>What a body gets when nothing above says otherwise (a non-JSON body: an HTML crash page).</summary>
     public ErrorMapping Fallback { get; set; } = new() { Type = "SERVER_ERROR", Category = "server", Severity = "recoverable", Source = "upstream" };
 }

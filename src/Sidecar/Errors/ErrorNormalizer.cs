@@ -20,9 +20,13 @@ internal static class ErrorNormalizer
             try
             {
                 error = JsonNode.Parse(body) as JsonObject;
+
+                // Materialised here: a duplicate key throws on first access, not at parse time.
+                _ = error?.Count;
             }
-            catch (JsonException)
+            catch (Exception ex) when (ex is JsonException or ArgumentException or InvalidOperationException)
             {
+                error = null;
             }
         }
 
@@ -32,7 +36,7 @@ internal static class ErrorNormalizer
             var fallback = options.Fallback;
             error = new JsonObject
             {
-                ["type"] = fallback.Type ?? "SERVER_ERROR",
+                ["type"] = FallbackType(status, options),
                 ["error"] = "Upstream error",
                 ["message"] = "Something went wrong. Please try again.",
                 ["statusCode"] = status,
@@ -49,7 +53,7 @@ internal static class ErrorNormalizer
         {
             // The billing guard's shape: classified by its code.
             mapping = String(error, "code") is { } code && options.Codes.TryGetValue(code, out var byCode) ? byCode : options.Fallback;
-            error["type"] = mapping.Type ?? options.Fallback.Type ?? "SERVER_ERROR";
+            error["type"] = mapping == options.Fallback ? FallbackType(status, options) : mapping.Type ?? FallbackType(status, options);
             changed = true;
         }
         else if (!HasString(error, "source"))
@@ -76,6 +80,10 @@ internal static class ErrorNormalizer
         changed |= AddMetadata(error, requestId, sessionId, timestamp);
         return changed ? Serialize(error) : null;
     }
+
+    /// <summary>The type of a body that says none: by its HTTP status (a 429 from an ingress is a rate limit), else the fallback's.</summary>
+    private static string FallbackType(int status, ErrorNormalizationOptions options) =>
+        options.StatusTypes.TryGetValue(status, out var type) ? type : options.Fallback.Type ?? "SERVER_ERROR";
 
     private static bool AddMissing(JsonObject error, ErrorMapping mapping)
     {
@@ -142,5 +150,7 @@ internal static class ErrorNormalizer
     private static string? String(JsonObject error, string name) =>
         error[name] is JsonValue value && value.GetValueKind() == JsonValueKind.String ? value.GetValue<string>() : null;
 
-    private static byte[] Serialize(JsonObject error) => System.Text.Encoding.UTF8.GetBytes(error.ToJsonString());
+    private static readonly JsonSerializerOptions Relaxed = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static byte[] Serialize(JsonObject error) => System.Text.Encoding.UTF8.GetBytes(error.ToJsonString(Relaxed));
 }

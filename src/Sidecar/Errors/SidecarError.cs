@@ -60,6 +60,9 @@ internal enum SidecarError
     /// <summary>An acknowledgment for a message no replica and no store knows.</summary>
     AckUnknownMessage,
 
+    /// <summary>An acknowledgment that could not be passed on: the store (Redis) did not answer.</summary>
+    AckStoreUnavailable,
+
     /// <summary>The replica producing a stream stopped renewing its lease: it is gone, and so is the rest of the answer.</summary>
     ProducerLost,
 }
@@ -100,6 +103,8 @@ internal static class SidecarErrors
                 "Expected {\"status\":\"saved\"|\"failed\",\"error\"?} for a valid message id.", "ACK_INVALID"),
             SidecarError.AckUnknownMessage => (ErrorType.InvalidRequest, "Not found",
                 "No stream of this message is known.", "ACK_UNKNOWN_MESSAGE"),
+            SidecarError.AckStoreUnavailable => (ErrorType.ServiceUnavailable, "Service unavailable",
+                "The acknowledgment could not be passed on; send it again.", "ACK_STORE_UNAVAILABLE"),
             SidecarError.ProducerLost => (ErrorType.ServerError, "Stream interrupted",
                 "The response was interrupted before it finished. Please try again.", "PRODUCER_LOST"),
             SidecarError.UpstreamUnavailable => (ErrorType.ServiceUnavailable, "Service unavailable",

@@ -74,7 +74,7 @@ internal static class AckEndpoint
         {
             metrics.AckCallback("failed");
             Log.AckRejected(logger, "store_unavailable");
-            await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.ResumeUnavailable, time, context.TraceIdentifier, messageId: messageId));
+            await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.AckStoreUnavailable, time, context.TraceIdentifier, messageId: messageId));
             return;
         }
 

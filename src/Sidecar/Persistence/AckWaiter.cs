@@ -30,6 +30,9 @@ internal sealed class AckWaiter(string messageId, string sessionId, string agent
     /// <summary>Records an acknowledgment; false when a result is already there (a duplicate).</summary>
     public bool TrySet(PersistenceAck ack) => _result.TrySetResult(ack);
 
+    /// <summary>The deadline passes now (shutdown): a wait not yet decided ends unacknowledged.</summary>
+    public void Expire() => _result.TrySetResult(null);
+
     /// <summary>The answer finished: the deadline starts now, and so does the probe, if any.</summary>
     public void Start()
     {
@@ -43,7 +46,30 @@ internal sealed class AckWaiter(string messageId, string sessionId, string agent
         _deadline.CancelAfter(timeout);
         if (probe is not null && !_result.Task.IsCompleted)
         {
-            _ = probe(this, _deadline.Token);
+            // Off the caller's thread (the pump's emission lock), and stopped as soon as the wait is decided.
+            var decided = CancellationTokenSource.CreateLinkedTokenSource(_deadline.Token);
+            _ = _result.Task.ContinueWith(
+                _ =>
+                {
+                    try
+                    {
+                        decided.Cancel();
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        // The probe had already finished.
+                    }
+                },
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+            _ = Task.Run(async () =>
+            {
+                using (decided)
+                {
+                    await probe(this, decided.Token);
+                }
+            });
         }
 
         _waiting.TrySetResult();

@@ -35,23 +35,22 @@ internal sealed class PersistenceAcks(
 
     private readonly ConcurrentDictionary<string, AckWaiter> _waiting = new(StringComparer.Ordinal);
 
-    public PersistenceAckMode Mode => options.CurrentValue.Mode;
-
-    public bool RemoveInBandAck => options.CurrentValue.RemoveInBandAck;
-
-    /// <summary>Starts waiting for a stream's acknowledgment, or returns null when none is awaited.</summary>
-    public AckWaiter? Open(ChatExchange exchange, string? messageId)
+    /// <summary>
+    /// Starts waiting for a stream's acknowledgment (null when none is awaited), with how in-band
+    /// parts are treated, all from one reading of the options.
+    /// </summary>
+    public (AckWaiter? Waiter, bool InBand, bool RemoveInBand) Open(ChatExchange exchange, string? messageId)
     {
         var current = options.CurrentValue;
         if (current.Mode == PersistenceAckMode.None || !StreamIds.IsValid(messageId))
         {
-            return null;
+            return (null, false, current.RemoveInBandAck);
         }
 
         var waiter = new AckWaiter(messageId!, exchange.SessionId, exchange.AgentId, current.AckTimeout, time,
             current.Mode == PersistenceAckMode.Probe ? probe.RunAsync : null);
         _waiting[messageId!] = waiter;
-        return waiter;
+        return (waiter, current.Mode == PersistenceAckMode.InBand, current.RemoveInBandAck);
     }
 
     /// <summary>The stream has ended: its wait is over.</summary>

@@ -88,7 +88,7 @@ internal sealed class ChatStreamMiddleware(
             sizeLimit.MaxRequestBodySize = limit;
         }
 
-        var exchange = new ChatExchange(agentId, sessionId, context.TraceIdentifier, OwnerIdentity.Hash(request, sessionId, resumeOptions.CurrentValue.OwnerHashKey));
+        var exchange = new ChatExchange(agentId, sessionId, context.TraceIdentifier, OwnerIdentity.Hash(request, sessionId, resumeOptions.CurrentValue.OwnerHashKey), OwnerIdentity.IsSignedIn(request));
         context.Features.Set(exchange);
         await ForwardDetachedFromClientAsync(context, exchange);
 

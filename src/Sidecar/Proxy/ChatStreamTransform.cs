@@ -14,7 +14,7 @@ namespace Sidecar.Proxy;
 /// the content is detached first. YARP has already copied the headers; Content-Length is removed
 /// because the sidecar may add bytes (heartbeats) and Kestrel re-chunks the body.
 /// </remarks>
-internal sealed class ChatStreamTransform(StreamPumps pumps) : ITransformProvider
+internal sealed class ChatStreamTransform(StreamPumps pumps, Microsoft.Extensions.Options.IOptionsMonitor<Quota.QuotaOptions> quota) : ITransformProvider
 {
     public void ValidateRoute(TransformRouteValidationContext context)
     {
@@ -38,6 +38,15 @@ internal sealed class ChatStreamTransform(StreamPumps pumps) : ITransformProvide
         var content = upstream.Content;
         var body = await content.ReadAsStreamAsync(context.CancellationToken);
         var messageId = upstream.Headers.TryGetValues("x-message-id", out var values) ? values.FirstOrDefault() : null;
+        var quotaOptions = quota.CurrentValue;
+        if (!string.IsNullOrWhiteSpace(quotaOptions.BaseUrl) && (exchange.SignedIn || !quotaOptions.SignedInOnly)
+            && upstream.Headers.TryGetValues(quotaOptions.ReservationHeader, out var reservations)
+            && reservations.FirstOrDefault() is { } reservation && StreamIds.IsValid(reservation))
+        {
+            // The answer holds a quota reservation: it is settled when the stream ends.
+            exchange.ReservationId = reservation;
+        }
+
         try
         {
             exchange.Pump = pumps.Start(exchange, body, content, messageId);

@@ -47,6 +47,14 @@ internal sealed class SseEvent
         return new SseEvent(raw, data, hasData, terminated, part);
     }
 
+    /// <summary>The same event with the line break(s) that end it added (LF, as the upstream's framing allows).</summary>
+    public static SseEvent Terminate(SseEvent fragment)
+    {
+        var raw = fragment.Raw;
+        var ending = raw.Length > 0 && raw[^1] is (byte)'\n' or (byte)'\r' ? "\n"u8 : "\n\n"u8;
+        return Parse(new ReadOnlySequence<byte>([.. raw, .. ending]), terminated: true);
+    }
+
     /// <summary>Collects the values of the <c>data</c> fields (SSE: one leading space dropped, joined by LF).</summary>
     private static (ReadOnlyMemory<byte> Data, bool HasData) ExtractData(byte[] raw)
     {

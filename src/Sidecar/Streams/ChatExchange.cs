@@ -4,8 +4,14 @@ namespace Sidecar.Streams;
 /// Per-request feature set on chat POSTs before YARP forwards them; the response transform hands
 /// the upstream body to a <see cref="StreamPump"/> through it.
 /// </summary>
-internal sealed class ChatExchange(string agentId, string sessionId, string requestId, string ownerHash)
+internal sealed class ChatExchange(string agentId, string sessionId, string requestId, string ownerHash, bool signedIn = false)
 {
+    /// <summary>Whether the request carried a credential (bearer token or session cookie), not an anonymous session.</summary>
+    public bool SignedIn { get; } = signedIn;
+
+    /// <summary>The quota reservation the answer holds (from the configured response header), or null.</summary>
+    public string? ReservationId { get; set; }
+
     /// <summary>The hash of the identity of the principal that sent the request.</summary>
     public string OwnerHash { get; } = ownerHash;
 

@@ -42,6 +42,11 @@ internal static class OwnerIdentity
             : Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(key), bytes));
     }
 
+    /// <summary>Whether the request carries a credential (a bearer token or the Clerk session cookie).</summary>
+    public static bool IsSignedIn(HttpRequest request) =>
+        (request.Headers.Authorization.ToString() is { Length: > 7 } authorization && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        || request.Cookies["__session"] is { Length: > 0 };
+
     private static string Credential(string kind, string value) =>
         JwtSubject(value) is { } subject ? $"jwt:{subject}" : $"{kind}:{value}";
 

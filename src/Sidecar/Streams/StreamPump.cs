@@ -46,7 +46,7 @@ internal sealed class StreamPump
     private List<SseEvent>? _held;
     private bool _ended;
     private long _emitted;
-    private bool _lastUnterminated;
+    private bool _stoppedEnding;
     private PersistenceAck? _ackResult;
     private bool _ackTimedOut;
     private bool _resumeLostUnsaid;
@@ -155,6 +155,11 @@ internal sealed class StreamPump
     {
         SetCause(reason);
         _stop.Cancel();
+        if (reason == StreamOutcome.ShuttingDown)
+        {
+            // Past the drain deadline nothing waits longer for a save: a held finish is decided now.
+            _ack?.Expire();
+        }
     }
 
     private void SetCause(StreamOutcome cause) => Interlocked.CompareExchange(ref _cause, (int)cause, NoCause);
@@ -223,8 +228,10 @@ internal sealed class StreamPump
     /// </summary>
     private async Task<StreamOutcome> EndAsync(StreamOutcome outcome)
     {
-        if (_ack is not null && outcome != StreamOutcome.Stopped)
+        if (_ack is not null)
         {
+            // Whatever ended the read (the upstream, a stop, shutdown), a held finish waits for its
+            // acknowledgment: the answer is whole, only its save is in question.
             bool holding;
             lock (_emitGate)
             {
@@ -239,12 +246,6 @@ internal sealed class StreamPump
 
         lock (_emitGate)
         {
-            if (_held is not null)
-            {
-                // Stopped while holding finish: the answer is whole, what was held goes out.
-                ReleaseHeld(saved: true);
-            }
-
             if (_ackResult is { Status: AckStatus.Failed })
             {
                 outcome = StreamOutcome.PersistenceFailed;
@@ -252,6 +253,11 @@ internal sealed class StreamPump
             else if (_ackTimedOut)
             {
                 outcome = StreamOutcome.PersistenceUnacknowledged;
+            }
+            else if (_ackResult is { Status: AckStatus.Saved } && outcome is StreamOutcome.Stopped or StreamOutcome.ShuttingDown)
+            {
+                // Stopped after the whole answer was there and saved: it completed.
+                outcome = StreamOutcome.Completed;
             }
 
             if (_ended)
@@ -261,6 +267,8 @@ internal sealed class StreamPump
 
             if (outcome == StreamOutcome.Stopped)
             {
+                // Stopped by its owner: a later resume has nothing to add (204).
+                _stoppedEnding = true;
                 if (!State.FinishSeen && !State.ErrorSeen)
                 {
                     EmitOwn("data: {\"type\":\"abort\"}\n\n"u8.ToArray(), "stopped");
@@ -299,12 +307,19 @@ internal sealed class StreamPump
                 }
 
                 var evt = SseEvent.Parse(bytes, terminated: status == SseReadStatus.Event);
-                if (!evt.IsTerminated && !State.FinishSeen)
+                if (!evt.IsTerminated)
                 {
-                    // The body ended inside an event of an unfinished answer: the half event is not
-                    // the client's (it would fail to parse); the ending says what happened.
-                    Log.UpstreamEndedInsideEvent(_logger, Exchange.SessionId, State.MessageId, evt.Raw.Length);
-                    continue;
+                    if (!State.FinishSeen)
+                    {
+                        // The body ended inside an event of an unfinished answer: the half event is
+                        // not the client's (it would fail to parse); the ending says what happened.
+                        Log.UpstreamEndedInsideEvent(_logger, Exchange.SessionId, State.MessageId, evt.Raw.Length);
+                        continue;
+                    }
+
+                    // A last event without its blank line (e.g. "data: [DONE]"): terminated, so that
+                    // an id line or a part after it cannot run into it.
+                    evt = SseEvent.Terminate(evt);
                 }
 
                 State.Observe(evt);
@@ -345,7 +360,7 @@ internal sealed class StreamPump
                 return;
             }
 
-            if (evt.Part.Type == UiPartType.Finish && _ack is not null)
+            if (evt.Part.Type == UiPartType.Finish && _ack is not null && !State.ErrorSeenBeforeFinish)
             {
                 // The client must not see success before the save is known: finish waits.
                 _held = [evt];
@@ -461,12 +476,6 @@ internal sealed class StreamPump
     /// <summary>A part the sidecar adds to the stream itself (an ending): stored and sent like upstream events.</summary>
     private void EmitOwn(byte[] raw, string reason)
     {
-        if (_lastUnterminated)
-        {
-            // The upstream's last event had no blank line: close it so that ours stands alone.
-            raw = [.. "\n\n"u8, .. raw];
-        }
-
         var evt = SseEvent.Parse(new System.Buffers.ReadOnlySequence<byte>(raw), terminated: true);
         State.Observe(evt);
         _metrics.PartInjected(evt.Part.Type switch
@@ -484,7 +493,6 @@ internal sealed class StreamPump
     private void Emit(SseEvent evt)
     {
         evt.Sequence = _emitted++;
-        _lastUnterminated = !evt.IsTerminated;
         TeeEvent(evt);
         Publish(evt);
         if (evt.Part.Type == UiPartType.Done)
@@ -549,8 +557,7 @@ internal sealed class StreamPump
         {
             _teeEnded = true;
             // Whole (finish, no error) or stopped by its owner: a later resume has nothing to add.
-            var stopped = Volatile.Read(ref _cause) == (int)StreamOutcome.Stopped;
-            _tee.End((State.FinishSeen && !State.ErrorSeen) || stopped ? StoredStreamState.Completed : StoredStreamState.Failed);
+            _tee.End((State.FinishSeen && !State.ErrorSeen) || _stoppedEnding ? StoredStreamState.Completed : StoredStreamState.Failed);
         }
     }
 

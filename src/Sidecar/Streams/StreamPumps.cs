@@ -43,8 +43,9 @@ internal sealed class StreamPumps(
     /// <summary>Takes ownership of an upstream event stream and starts pumping it.</summary>
     public StreamPump Start(ChatExchange exchange, Stream upstream, IDisposable upstreamOwner, string? messageId)
     {
+        var (ack, inBand, removeInBand) = acks.Open(exchange, messageId);
         var pump = new StreamPump(exchange, upstream, upstreamOwner, messageId, options.CurrentValue, time, logger, metrics, OpenTee(exchange, messageId),
-            resumeOptions.CurrentValue.UnavailableSignal, acks.Open(exchange, messageId), acks.Mode == Persistence.PersistenceAckMode.InBand, acks.RemoveInBandAck);
+            resumeOptions.CurrentValue.UnavailableSignal, ack, inBand, removeInBand);
         _active.TryAdd(pump, 0);
         metrics.StreamStarted();
         _ = ObserveAsync(pump);

@@ -22,6 +22,11 @@ internal sealed class StreamState
     /// <summary>Whether the upstream sent an <c>error</c> part (only the first one counts on the client).</summary>
     public bool ErrorSeen { get; private set; }
 
+    /// <summary>Whether an <c>error</c> part came before <c>finish</c> (some providers send finish after their error).</summary>
+    public bool ErrorSeenBeforeFinish => ErrorSeen && !_errorAfterFinish;
+
+    private bool _errorAfterFinish;
+
     /// <summary>An artifact was cleared (<c>data-clear</c>) and not yet finished (<c>data-finish</c>).</summary>
     public bool ArtifactOpen { get; private set; }
 
@@ -56,6 +61,7 @@ internal sealed class StreamState
                 DoneSeen = true;
                 break;
             case UiPartType.Error:
+                _errorAfterFinish = !ErrorSeen && FinishSeen;
                 ErrorSeen = true;
                 break;
             case UiPartType.DataClear:

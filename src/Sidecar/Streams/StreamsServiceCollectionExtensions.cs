@@ -13,6 +13,7 @@ internal static class StreamsServiceCollectionExtensions
         services.AddSidecarOptions<ResumeOptions>(ResumeOptions.SectionName);
         services.AddSidecarOptions<StreamStoreOptions>(StreamStoreOptions.SectionName);
         services.AddSingleton<SidecarReplica>();
+        services.AddSingleton<RedisConnection>();
         // Redis when a connection is configured (shared by every replica), else this process's memory.
         services.AddSingleton<IStreamStore>(sp =>
             string.IsNullOrWhiteSpace(sp.GetRequiredService<IOptions<StreamStoreOptions>>().Value.Redis)

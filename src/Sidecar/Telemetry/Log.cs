@@ -4,7 +4,7 @@ namespace Sidecar.Telemetry;
 
 /// <summary>
 /// Every log event the sidecar writes, with its id: this file is the registry of event ids.
-/// Ids are grouped by capability: 1xx proxy, 2xx streams, 3xx store and resume, 4xx persistence.
+/// Ids are grouped by capability: 1xx proxy, 2xx streams, 3xx store and resume, 4xx persistence, 5xx quota.
 /// Session and message ids are logged (they are opaque ids), never credentials or message content.
 /// </summary>
 internal static partial class Log
@@ -62,6 +62,27 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 404, Level = LogLevel.Information, Message = "Save probe for session {SessionId} message {MessageId} stopped without a saved answer ({Reason})")]
     public static partial void ProbeGaveUp(ILogger logger, string sessionId, string messageId, string reason);
+
+    [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Reservation {MessageId}: {Action} settled (attempt {Attempt})")]
+    public static partial void QuotaSettled(ILogger logger, string messageId, string action, int attempt);
+
+    [LoggerMessage(EventId = 501, Level = LogLevel.Warning, Message = "Reservation {MessageId}: wanted {Action}, found {Found} (stream ended {Reason})")]
+    public static partial void QuotaMismatch(ILogger logger, string messageId, string action, string found, string reason);
+
+    [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "Reservation {MessageId}: {Action} answered 404, the quota API does not know it; dropped")]
+    public static partial void QuotaUnknownReservation(ILogger logger, string messageId, string action);
+
+    [LoggerMessage(EventId = 503, Level = LogLevel.Information, Message = "Reservation {MessageId}: {Action} failed (attempt {Attempt}, status {Status}, {Detail}); next try in {DelaySeconds:F1} s")]
+    public static partial void QuotaRetry(ILogger logger, string messageId, string action, int attempt, int? status, string? detail, double delaySeconds);
+
+    [LoggerMessage(EventId = 504, Level = LogLevel.Warning, Message = "Quota reconciler round failed ({ExceptionType}); the outbox keeps its items")]
+    public static partial void QuotaRoundFailed(ILogger logger, string exceptionType);
+
+    [LoggerMessage(EventId = 505, Level = LogLevel.Information, Message = "Quota sweep: {Found} reservations stuck in reserved, {Released} queued for release")]
+    public static partial void QuotaSweep(ILogger logger, int found, int released);
+
+    [LoggerMessage(EventId = 506, Level = LogLevel.Warning, Message = "Recording the {Action} of reservation {MessageId} failed (attempt {Attempt}, {ExceptionType}); trying again")]
+    public static partial void QuotaEnqueueFailed(ILogger logger, string messageId, string action, int attempt, string exceptionType);
 
     [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "The start part's messageId differs from x-message-id: session {SessionId} message {MessageId}")]
     public static partial void StartMessageIdMismatch(ILogger logger, string sessionId, string? messageId);

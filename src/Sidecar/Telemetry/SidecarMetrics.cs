@@ -28,6 +28,12 @@ internal sealed class SidecarMetrics
     private readonly Histogram<double> _ackDuration;
     private readonly Counter<long> _ackCallbacks;
     private readonly Counter<long> _errorBodies;
+    private readonly Counter<long> _quotaSettlements;
+    private readonly Counter<long> _quotaMismatches;
+    private readonly Counter<long> _quotaStuck;
+    private readonly Counter<long> _quotaStuckReleased;
+    private long _outboxDepth;
+    private double _outboxOldestSeconds;
 
     public SidecarMetrics(IMeterFactory meterFactory)
     {
@@ -54,6 +60,12 @@ internal sealed class SidecarMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _ackCallbacks = meter.CreateCounter<long>("sidecar.persistence.callbacks", "{request}", "Acknowledgment callbacks received, by result.");
         _errorBodies = meter.CreateCounter<long>("sidecar.upstream.error_bodies", "{response}", "Chat-route error bodies from the upstream, by what was done (normalized, complete, too_large).");
+        _quotaSettlements = meter.CreateCounter<long>("sidecar.quota.settlements", "{attempt}", "Quota settlement attempts, by action (confirm, release) and outcome (settled, already_settled, not_found, retry).");
+        _quotaMismatches = meter.CreateCounter<long>("sidecar.quota.mismatches", "{reservation}", "Reservations found settled the other way (wanted release, found confirmed: a user paid for a failed answer).");
+        _quotaStuck = meter.CreateCounter<long>("sidecar.quota.stuck.found", "{reservation}", "Reservations the sweep found stuck in reserved.");
+        _quotaStuckReleased = meter.CreateCounter<long>("sidecar.quota.stuck.released", "{reservation}", "Stuck reservations the sweep queued for release (no live stream).");
+        meter.CreateObservableGauge("sidecar.quota.outbox.depth", () => Interlocked.Read(ref _outboxDepth), "{item}", "Settlements waiting in the quota outbox (all replicas).");
+        meter.CreateObservableGauge("sidecar.quota.outbox.oldest_age", () => Volatile.Read(ref _outboxOldestSeconds), "s", "Age of the oldest settlement waiting in the quota outbox.");
         _clientDisconnects = meter.CreateCounter<long>("sidecar.client.disconnected", "{client}", "Chat clients that left before their answer ended, by phase; their answers go on.");
     }
 
@@ -114,6 +126,24 @@ internal sealed class SidecarMetrics
     public void AckCallback(string result) => _ackCallbacks.Add(1, new KeyValuePair<string, object?>("result", result));
 
     public void ErrorBodyNormalized(string result) => _errorBodies.Add(1, new KeyValuePair<string, object?>("result", result));
+
+    public void QuotaSettled(string action, string outcome) =>
+        _quotaSettlements.Add(1, new KeyValuePair<string, object?>("action", action), new KeyValuePair<string, object?>("outcome", outcome));
+
+    public void QuotaMismatch(string wanted, string found) =>
+        _quotaMismatches.Add(1, new KeyValuePair<string, object?>("action", wanted), new KeyValuePair<string, object?>("found", found));
+
+    public void QuotaStuckFound(int found, int released)
+    {
+        _quotaStuck.Add(found);
+        _quotaStuckReleased.Add(released);
+    }
+
+    public void QuotaOutbox(long depth, TimeSpan oldest)
+    {
+        Interlocked.Exchange(ref _outboxDepth, depth);
+        Volatile.Write(ref _outboxOldestSeconds, oldest.TotalSeconds);
+    }
 
     /// <summary>A chat client left early: <c>before_headers</c> (the upstream had not answered yet) or <c>streaming</c>.</summary>
     public void ClientDisconnected(string phase) => _clientDisconnects.Add(1, new KeyValuePair<string, object?>("phase", phase));

@@ -316,11 +316,13 @@ public sealed class InMemoryStreamStoreTests : StreamStoreContractTests
 public sealed class RedisStreamStoreTests : StreamStoreContractTests, IDisposable
 {
     private readonly RedisStreamStore _store;
+    private readonly RedisConnection _redis;
 
     public RedisStreamStoreTests()
     {
         StoreOptions.Redis = RedisServer.Configuration;
-        _store = new RedisStreamStore(Options.Create(StoreOptions), Streams, Time);
+        _redis = new RedisConnection(Options.Create(StoreOptions));
+        _store = new RedisStreamStore(_redis, Options.Create(StoreOptions), Streams, Time);
     }
 
     internal override IStreamStore Store => _store;
@@ -357,7 +359,7 @@ public sealed class RedisStreamStoreTests : StreamStoreContractTests, IDisposabl
         Assert.Single(keys.Select(k => redis.HashSlot(k)).Distinct());
     }
 
-    public void Dispose() => _store.Dispose();
+    public void Dispose() => _redis.Dispose();
 
     private TimeSpan StreamOptionsLifetime => new StreamOptions().MaxDuration + StoreOptions.Retention;
 }
@@ -366,11 +368,13 @@ public sealed class RedisStreamStoreTests : StreamStoreContractTests, IDisposabl
 public sealed class RedisClusterStreamStoreTests : StreamStoreContractTests, IDisposable
 {
     private readonly RedisStreamStore _store;
+    private readonly RedisConnection _redis;
 
     public RedisClusterStreamStoreTests()
     {
         StoreOptions.Redis = RedisCluster.Configuration;
-        _store = new RedisStreamStore(Options.Create(StoreOptions), Streams, Time);
+        _redis = new RedisConnection(Options.Create(StoreOptions));
+        _store = new RedisStreamStore(_redis, Options.Create(StoreOptions), Streams, Time);
     }
 
     internal override IStreamStore Store => _store;
@@ -395,5 +399,5 @@ public sealed class RedisClusterStreamStoreTests : StreamStoreContractTests, IDi
         }
     }
 
-    public void Dispose() => _store.Dispose();
+    public void Dispose() => _redis.Dispose();
 }

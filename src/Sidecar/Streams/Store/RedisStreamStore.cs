@@ -16,7 +16,7 @@ namespace Sidecar.Streams.Store;
 /// event N in field <c>d</c>), <c>P:{msg:ID}:meta</c> (hash), <c>P:{sess:SID}:active</c> (string:
 /// the message id), channel <c>P:{msg:ID}:notify</c>. One write batch is one pipelined round trip.
 /// </remarks>
-internal sealed class RedisStreamStore : IStreamStore, IDisposable
+internal sealed class RedisStreamStore : IStreamStore
 {
     private static readonly RedisValue Data = "d";
 
@@ -81,8 +81,11 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
 
-    public RedisStreamStore(IOptions<StreamStoreOptions> options, IOptions<StreamOptions> streams, TimeProvider time)
+    private readonly RedisConnection _redis;
+
+    public RedisStreamStore(RedisConnection redis, IOptions<StreamStoreOptions> options, IOptions<StreamOptions> streams, TimeProvider time)
     {
+        _redis = redis;
         _options = options.Value;
         _streams = streams.Value;
         _time = time;
@@ -265,28 +268,12 @@ internal sealed class RedisStreamStore : IStreamStore, IDisposable
         return new Follower(this, messageId, subscription);
     }
 
-    public void Dispose()
-    {
-        if (_connection.IsValueCreated && _connection.Value.IsCompletedSuccessfully)
-        {
-            _connection.Value.Result.Dispose();
-        }
-    }
-
     private async Task<IDatabase> DatabaseAsync(CancellationToken cancellationToken) =>
         (await _connection.Value.WaitAsync(cancellationToken)).GetDatabase();
 
     private async Task<IConnectionMultiplexer> ConnectAsync()
     {
-        var configuration = ConfigurationOptions.Parse(_options.Redis!);
-        // Start even when Redis is down, and reconnect by itself when it returns.
-        configuration.AbortOnConnectFail = false;
-        var milliseconds = (int)_options.OperationTimeout.TotalMilliseconds;
-        configuration.AsyncTimeout = milliseconds;
-        configuration.SyncTimeout = milliseconds;
-        configuration.ConnectTimeout = Math.Max(milliseconds, 1000);
-        configuration.ClientName ??= "c010-sidecar";
-        var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
+        var connection = await _redis.Connection;
         connection.ConnectionFailed += (_, _) => Unavailable?.Invoke();
         connection.ConnectionRestored += (_, _) => Available?.Invoke();
 

@@ -1,0 +1,211 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Sidecar.Streams;
+using Sidecar.Streams.Store;
+using Sidecar.Telemetry;
+
+namespace Sidecar.Quota;
+
+/// <summary>
+/// Works the quota outbox: claims due items (atomically, with a lease), settles each with the quota
+/// API, and removes it (settled, already settled, unknown) or puts it back with a growing delay
+/// (failed: never dropped). Every <see cref="QuotaOptions.SweepInterval"/> it also releases
+/// reservations stuck in <c>reserved</c> with no live stream. At shutdown, the claims it holds
+/// are handed back at once.
+/// </summary>
+internal sealed class QuotaReconciler(
+    IQuotaOutbox outbox,
+    QuotaApi api,
+    IStreamStore store,
+    StreamPumps pumps,
+    SidecarReplica replica,
+    IOptionsMonitor<QuotaOptions> options,
+    TimeProvider time,
+    SidecarMetrics metrics,
+    ILogger<QuotaReconciler> logger) : BackgroundService
+{
+    private readonly Dictionary<string, QuotaItem> _claimed = new(StringComparer.Ordinal);
+    private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private DateTimeOffset _nextSweep;
+
+    /// <summary>Raised after each round of work (tests wait on it).</summary>
+    public event Action? RoundCompleted;
+
+    /// <summary>Something was enqueued on this replica: look now rather than at the next poll.</summary>
+    public void Wake() => _wake.TrySetResult();
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        _nextSweep = time.GetUtcNow() + options.CurrentValue.SweepInterval;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var worked = 0;
+                try
+                {
+                    worked = await RunRoundAsync(stoppingToken);
+                    if (options.CurrentValue.SweepInterval > TimeSpan.Zero && time.GetUtcNow() >= _nextSweep)
+                    {
+                        _nextSweep = time.GetUtcNow() + options.CurrentValue.SweepInterval;
+                        await SweepAsync(stoppingToken);
+                    }
+
+                    await ReportDepthAsync(stoppingToken);
+                }
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // The outbox (Redis) is away: the items wait where they are.
+                    Log.QuotaRoundFailed(logger, ex.GetType().Name);
+                }
+
+                RoundCompleted?.Invoke();
+                if (worked == 0)
+                {
+                    var wake = Interlocked.Exchange(ref _wake, new(TaskCreationOptions.RunContinuationsAsynchronously));
+                    await wake.Task.WaitAsync(api.IsOpen ? options.CurrentValue.BreakDuration : options.CurrentValue.PollInterval, time, stoppingToken)
+                        .ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
+            }
+        }
+        finally
+        {
+            await HandBackClaimsAsync();
+        }
+    }
+
+    /// <summary>One round: claim what is due, settle it. Returns how many items were worked.</summary>
+    private async Task<int> RunRoundAsync(CancellationToken stoppingToken)
+    {
+        var o = options.CurrentValue;
+        var now = time.GetUtcNow();
+        var items = await outbox.ClaimAsync(replica.Id, now, now + o.ClaimLease, o.BatchSize, stoppingToken);
+        foreach (var item in items)
+        {
+            lock (_claimed)
+            {
+                _claimed[item.MessageId] = item;
+            }
+        }
+
+        foreach (var item in items)
+        {
+            if (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+
+            await SettleAsync(item, stoppingToken);
+            lock (_claimed)
+            {
+                _claimed.Remove(item.MessageId);
+            }
+        }
+
+        return items.Count;
+    }
+
+    private async Task SettleAsync(QuotaItem item, CancellationToken stoppingToken)
+    {
+        var action = item.Action == QuotaAction.Confirm ? "confirm" : "release";
+        var (result, found, status) = await api.SettleAsync(item, stoppingToken);
+        switch (result)
+        {
+            case SettleResult.Settled:
+                await outbox.CompleteAsync(item.MessageId, replica.Id, stoppingToken);
+                metrics.QuotaSettled(action, "settled");
+                Log.QuotaSettled(logger, item.MessageId, action, item.Attempts + 1);
+                break;
+            case SettleResult.AlreadySettled:
+                await outbox.CompleteAsync(item.MessageId, replica.Id, stoppingToken);
+                metrics.QuotaSettled(action, "already_settled");
+                var wanted = item.Action == QuotaAction.Confirm ? "confirmed" : "released";
+                if (found is not null && found != wanted)
+                {
+                    // "Wanted release, found confirmed": a user paid for a failed answer.
+                    metrics.QuotaMismatch(action, found);
+                    Log.QuotaMismatch(logger, item.MessageId, action, found, item.Reason);
+                }
+
+                break;
+            case SettleResult.NotFound:
+                await outbox.CompleteAsync(item.MessageId, replica.Id, stoppingToken);
+                metrics.QuotaSettled(action, "not_found");
+                Log.QuotaUnknownReservation(logger, item.MessageId, action);
+                break;
+            default:
+                var attempts = item.Attempts + 1;
+                var delay = Backoff(attempts);
+                await outbox.RescheduleAsync(item with { Attempts = attempts }, replica.Id, time.GetUtcNow() + delay, stoppingToken);
+                metrics.QuotaSettled(action, "retry");
+                Log.QuotaRetry(logger, item.MessageId, action, attempts, status, found, delay.TotalSeconds);
+                break;
+        }
+    }
+
+    /// <summary>Exponential with full jitter in its upper half: RetryDelay × 2^(attempts-1), capped.</summary>
+    private TimeSpan Backoff(int attempts)
+    {
+        var o = options.CurrentValue;
+        var exponential = o.RetryDelay.TotalMilliseconds * Math.Pow(2, Math.Min(attempts - 1, 30));
+        var capped = Math.Min(exponential, o.MaxRetryDelay.TotalMilliseconds);
+        return TimeSpan.FromMilliseconds(capped * (0.5 + (Random.Shared.NextDouble() / 2)));
+    }
+
+    /// <summary>Releases reservations stuck in <c>reserved</c> whose stream is not live anywhere (and not already queued).</summary>
+    private async Task SweepAsync(CancellationToken stoppingToken)
+    {
+        var stuck = await api.ListStuckAsync(options.CurrentValue.StuckAfter, stoppingToken);
+        var live = pumps.Active.Select(p => p.State.MessageId).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var released = 0;
+        foreach (var id in stuck)
+        {
+            if (!StreamIds.IsValid(id) || live.Contains(id)
+                || (await store.GetAsync(id, stoppingToken))?.State == StoredStreamState.Live
+                || await outbox.ContainsAsync(id, stoppingToken))
+            {
+                continue;
+            }
+
+            if (await outbox.EnqueueAsync(new QuotaItem(id, QuotaAction.Release, "stuck", null, time.GetUtcNow().ToUnixTimeMilliseconds()), stoppingToken))
+            {
+                released++;
+            }
+        }
+
+        metrics.QuotaStuckFound(stuck.Count, released);
+        Log.QuotaSweep(logger, stuck.Count, released);
+    }
+
+    private async Task ReportDepthAsync(CancellationToken stoppingToken)
+    {
+        var (depth, oldest) = await outbox.StatsAsync(stoppingToken);
+        metrics.QuotaOutbox(depth, oldest is { } at ? time.GetUtcNow() - at : TimeSpan.Zero);
+    }
+
+    /// <summary>At shutdown: the items this replica holds become due at once, for another replica.</summary>
+    private async Task HandBackClaimsAsync()
+    {
+        List<QuotaItem> held;
+        lock (_claimed)
+        {
+            held = [.. _claimed.Values];
+            _claimed.Clear();
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), time);
+        foreach (var item in held)
+        {
+            try
+            {
+                await outbox.RescheduleAsync(item, replica.Id, time.GetUtcNow(), timeout.Token);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // The claim lapses by itself after its lease.
+                Log.QuotaRoundFailed(logger, ex.GetType().Name);
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Sidecar.Configuration;
+using Sidecar.Streams.Store;
+
+namespace Sidecar.Quota;
+
+internal static class QuotaServiceCollectionExtensions
+{
+    public static IServiceCollection AddSidecarQuota(this IServiceCollection services)
+    {
+        services.AddSidecarOptions<QuotaOptions>(QuotaOptions.SectionName);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<QuotaOptions>, QuotaOptionsValidator>());
+        services.AddHttpClient(QuotaApi.HttpClientName);
+        services.AddSingleton<QuotaApi>();
+        // The outbox lives where the streams do: Redis when configured (shared, durable), else memory.
+        services.AddSingleton<IQuotaOutbox>(sp => sp.GetRequiredService<RedisConnection>().IsConfigured
+            ? ActivatorUtilities.CreateInstance<RedisQuotaOutbox>(sp)
+            : new InMemoryQuotaOutbox());
+        services.AddSingleton<QuotaReconciler>();
+        services.AddSingleton<QuotaLedger>();
+        services.AddHostedService<QuotaHostedServices>();
+        return services;
+    }
+}
+
+/// <summary>Starts the ledger and the reconciler only when a quota API is configured.</summary>
+internal sealed class QuotaHostedServices(IOptions<QuotaOptions> options, IServiceProvider services) : Microsoft.Extensions.Hosting.IHostedService
+{
+    private QuotaLedger? _ledger;
+    private QuotaReconciler? _reconciler;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(options.Value.BaseUrl))
+        {
+            return;
+        }
+
+        _ledger = services.GetRequiredService<QuotaLedger>();
+        _reconciler = services.GetRequiredService<QuotaReconciler>();
+        await _ledger.StartAsync(cancellationToken);
+        await _reconciler.StartAsync(cancellationToken);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_reconciler is not null)
+        {
+            await _reconciler.StopAsync(cancellationToken);
+        }
+
+        if (_ledger is not null)
+        {
+            await _ledger.StopAsync(cancellationToken);
+        }
+    }
+}
+
+/// <summary>Checks that data annotations cannot express; failures name their keys.</summary>
+internal sealed class QuotaOptionsValidator : IValidateOptions<QuotaOptions>
+{
+    public ValidateOptionsResult Validate(string? name, QuotaOptions options)
+    {
+        var failures = new List<string>();
+        if (!string.IsNullOrWhiteSpace(options.BaseUrl)
+            && (!Uri.TryCreate(options.BaseUrl, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps)))
+        {
+            failures.Add($"Sidecar:Quota:BaseUrl must be an absolute http(s) URL; got '{options.BaseUrl}'.");
+        }
+
+        foreach (var (key, value) in new[] { ("ConfirmPath", options.ConfirmPath), ("ReleasePath", options.ReleasePath) })
+        {
+            if (!value.Contains("{messageId}", StringComparison.Ordinal))
+            {
+                failures.Add($"Sidecar:Quota:{key} must contain {{messageId}}; got '{value}'.");
+            }
+        }
+
+        if (options.MaxRetryDelay < options.RetryDelay)
+        {
+            failures.Add("Sidecar:Quota:MaxRetryDelay must not be shorter than Sidecar:Quota:RetryDelay.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}
