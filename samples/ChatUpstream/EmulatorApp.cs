@@ -211,8 +211,9 @@ public static class EmulatorApp
         response.Headers.SetCookie = $"c010_last_session={sessionId}; Path=/; HttpOnly; SameSite=Lax";
         if (reservation is not null && o.SelfSettle)
         {
-            // The handler has answered: confirm now, as the real route does.
-            _ = Task.Run(() => reservation.Settle("confirmed", "service"));
+            // The handler has answered: confirm now, as the real route does (its call is
+            // fire-and-forget; here it lands before the first part, so the race is reproducible).
+            reservation.Settle("confirmed", "service");
         }
 
         var ended = await StreamAsync(context, scenario, frames, record, info, journal.RecordBodies, o, time);

@@ -23,6 +23,9 @@ public sealed class EmulatorServer : IAsyncDisposable
 
     public EmulatorJournal Journal { get; }
 
+    /// <summary>The emulated quota store (reservations and the calls they received).</summary>
+    public QuotaLedger Quota => _app.Services.GetRequiredService<QuotaLedger>();
+
     /// <summary>The emulator's settings, read per request: tests may change them after start (e.g. the ack callback URL).</summary>
     public EmulatorOptions Options => _app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<EmulatorOptions>>().Value;
 

@@ -42,6 +42,9 @@ internal sealed class QuotaReconciler(
         {
             while (!stoppingToken.IsCancellationRequested)
             {
+                // Taken before the round: a Wake during the round completes it, and the wait below
+                // returns at once instead of missing it.
+                var wake = Volatile.Read(ref _wake);
                 var worked = 0;
                 try
                 {
@@ -63,9 +66,13 @@ internal sealed class QuotaReconciler(
                 RoundCompleted?.Invoke();
                 if (worked == 0)
                 {
-                    var wake = Interlocked.Exchange(ref _wake, new(TaskCreationOptions.RunContinuationsAsynchronously));
                     await wake.Task.WaitAsync(api.IsOpen ? options.CurrentValue.BreakDuration : options.CurrentValue.PollInterval, time, stoppingToken)
                         .ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
+
+                if (wake.Task.IsCompleted)
+                {
+                    Interlocked.CompareExchange(ref _wake, new(TaskCreationOptions.RunContinuationsAsynchronously), wake);
                 }
             }
         }

@@ -399,7 +399,13 @@ internal sealed class StreamPump
             case UiPartType.Error:
                 // The upstream's own error after finish (its persistence error): a failed save, said by the upstream.
                 _held!.Add(evt);
-                _ack!.TrySet(new PersistenceAck(AckStatus.Failed, "upstream_error"));
+                var failed = new PersistenceAck(AckStatus.Failed, "upstream_error");
+                if (_ack!.TrySet(failed))
+                {
+                    // Decided here, in stream order, not when the continuation runs.
+                    Decide(failed);
+                }
+
                 return;
             default:
                 _held!.Add(evt);
@@ -411,7 +417,11 @@ internal sealed class StreamPump
     {
         if (PersistenceAck.ParseInBand(evt.Data.Span, out var messageId) is { } ack && (messageId is null || messageId == State.MessageId))
         {
-            _ack!.TrySet(ack);
+            if (_ack!.TrySet(ack) && _held is not null)
+            {
+                // Decided here, in stream order: what the upstream sends next goes out after it.
+                Decide(ack);
+            }
         }
         else
         {
@@ -425,21 +435,27 @@ internal sealed class StreamPump
         var ack = await _ack!.Result.ConfigureAwait(false);
         lock (_emitGate)
         {
-            if (_held is null)
-            {
-                return;
-            }
-
-            _ackResult = ack;
-            _ackTimedOut = ack is null;
-            _metrics.PersistenceAck(ack?.Source ?? "deadline", ack is null ? "timeout" : ack.Status == AckStatus.Saved ? "saved" : "failed", _time.GetElapsedTime(_ack.StartedAt));
-            if (ack is not { Status: AckStatus.Saved })
-            {
-                Log.PersistenceNotSaved(_logger, Exchange.SessionId, State.MessageId, ack?.Source ?? "deadline", ack?.Error);
-            }
-
-            ReleaseHeld(saved: ack is { Status: AckStatus.Saved });
+            Decide(ack);
         }
+    }
+
+    /// <summary>Lets a held finish out as the acknowledgment says (under the emission lock); a wait already decided stays so.</summary>
+    private void Decide(PersistenceAck? ack)
+    {
+        if (_held is null)
+        {
+            return;
+        }
+
+        _ackResult = ack;
+        _ackTimedOut = ack is null;
+        _metrics.PersistenceAck(ack?.Source ?? "deadline", ack is null ? "timeout" : ack.Status == AckStatus.Saved ? "saved" : "failed", _time.GetElapsedTime(_ack!.StartedAt));
+        if (ack is not { Status: AckStatus.Saved })
+        {
+            Log.PersistenceNotSaved(_logger, Exchange.SessionId, State.MessageId, ack?.Source ?? "deadline", ack?.Error);
+        }
+
+        ReleaseHeld(saved: ack is { Status: AckStatus.Saved });
     }
 
     /// <summary>
