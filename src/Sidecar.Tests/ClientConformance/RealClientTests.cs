@@ -145,6 +145,23 @@ public class RealClientTests(DefaultSidecarFixture fixture) : IClassFixture<Defa
         Assert.False(string.IsNullOrEmpty(error.GetProperty("metadata").GetProperty("messageId").GetString()));
     }
 
+    [Fact]
+    public async Task Send_QuotaWarningBeforeAStreamError_ClientAcceptsItAndEndsInTheError()
+    {
+        await using var emulator = await EmulatorServer.StartAsync(o => o.QuotaFailureRate = 1.0);
+        await using var sidecar = await SidecarServer.StartAsync(emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Quota:BaseUrl"] = emulator.Address.ToString(),
+            ["Sidecar:Quota:SweepInterval"] = "00:00:00",
+        });
+        var session = Chat.NewSession();
+
+        var result = await RealClient.SendAsync(ChatUrl(sidecar.PublicAddress, session), session, "/scenario end:5", bearer: "token-of-alice");
+
+        AssertStreamError(result, "SERVER_ERROR", "ended_without_finish");
+        Assert.Equal("data-quota-warning", result.Data[^1].GetProperty("type").GetString());
+    }
+
     private static void AssertStreamError(RealClient.Result result, string type, string reason)
     {
         Assert.Equal("error", result.Status);

@@ -19,7 +19,8 @@ internal static class RealClient
             .Select(p => p.GetProperty("text").GetString()) ?? []);
     }
 
-    public static async Task<Result> SendAsync(Uri chatUrl, string sessionId, string text)
+    /// <param name="bearer">A bearer token to send (a signed-in user), or null (anonymous).</param>
+    public static async Task<Result> SendAsync(Uri chatUrl, string sessionId, string text, string? bearer = null)
     {
         var directory = Path.Combine(Loopback.RepositoryRoot(), "src", "Sidecar.Tests", "ClientConformance", "client");
         Assert.True(Directory.Exists(Path.Combine(directory, "node_modules", "ai")), $"run 'npm ci' in {directory} (scripts/test.sh does)");
@@ -28,6 +29,11 @@ internal static class RealClient
         info.ArgumentList.Add(chatUrl.ToString());
         info.ArgumentList.Add(sessionId);
         info.ArgumentList.Add(text);
+        if (bearer is not null)
+        {
+            info.ArgumentList.Add(bearer);
+        }
+
         using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -43,6 +43,52 @@ public sealed class QuotaReconcilerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task FailedStreamWithItsClientConnected_IsReleasedAtOnce_NotThroughTheOutbox()
+    {
+        await using var sidecar = await StartSidecarAsync();
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        using var response = await client.SendAsync(Signed(Chat.Post(session, "/scenario end:5")), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var reservation = _emulator.Quota.Find(response.Headers.GetValues("x-message-id").Single())!;
+        // Released before the client's response ends.
+        var parts = Endings.Parts(Chat.Text(await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync()));
+
+        Assert.Equal("released", reservation.Status);
+        Assert.DoesNotContain(parts, p => p.Contains("data-quota-warning", StringComparison.Ordinal));
+        var (pump, _) = await ended.DefaultTimeout();
+        Assert.True(pump.Exchange.ReservationSettled);
+        Assert.Equal(0, (await sidecar.Services.GetRequiredService<IQuotaOutbox>().StatsAsync(default)).Depth);
+        Assert.Equal(1, reservation.ReleaseCalls);
+    }
+
+    [Fact]
+    public async Task ReleaseFailsWhileTheClientIsConnected_ItIsWarned_AndTheOutboxReleasesLater()
+    {
+        _emulator.Options.QuotaFailureRate = 1.0;
+        await using var sidecar = await StartSidecarAsync();
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        using var response = await client.SendAsync(Signed(Chat.Post(session, "/scenario end:5")), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var parts = Endings.Parts(Chat.Text(await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync()));
+        var reservation = _emulator.Quota.Find(response.Headers.GetValues("x-message-id").Single())!;
+
+        // The warning comes before the error part: the client stops reading at the error.
+        Endings.AssertErrorEnding(parts, "SERVER_ERROR", "stream", "ended_without_finish");
+        using var warning = System.Text.Json.JsonDocument.Parse(parts[^3]);
+        Assert.Equal("data-quota-warning", warning.RootElement.GetProperty("type").GetString());
+        Assert.Equal(reservation.Id, warning.RootElement.GetProperty("data").GetProperty("reservationId").GetString());
+        Assert.True(warning.RootElement.GetProperty("transient").GetBoolean());
+
+        await ended.DefaultTimeout();
+        _emulator.Options.QuotaFailureRate = 0;
+        Assert.Equal("released", await reservation.Settled.DefaultTimeout());
+    }
+
+    [Fact]
     public async Task StopGenerating_ReleasesTheReservation()
     {
         await using var sidecar = await StartSidecarAsync();

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Sidecar.Streams;
@@ -15,6 +16,9 @@ internal sealed class QuotaLedger(
     StreamPumps pumps,
     IQuotaOutbox outbox,
     QuotaReconciler reconciler,
+    QuotaApi api,
+    Microsoft.Extensions.Options.IOptionsMonitor<QuotaOptions> options,
+    SidecarMetrics metrics,
     TimeProvider time,
     ILogger<QuotaLedger> logger) : IHostedService
 {
@@ -23,13 +27,71 @@ internal sealed class QuotaLedger(
     public Task StartAsync(CancellationToken cancellationToken)
     {
         pumps.Ended += OnEnded;
+        pumps.BeforeFailureEnding = ReleaseWhileConnectedAsync;
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// A failed answer whose client is still there: release now (one try, time-boxed). Settled (or
+    /// found released, or unknown): nothing is left to record. Otherwise the client gets a transient
+    /// <c>data-quota-warning</c> part, and the release goes to the outbox as usual.
+    /// </summary>
+    private async Task<byte[]?> ReleaseWhileConnectedAsync(StreamPump pump, StreamOutcome outcome)
+    {
+        var current = options.CurrentValue;
+        if (!current.WarnClient || pump.Exchange.ReservationId is not { } reservation)
+        {
+            return null;
+        }
+
+        var item = new QuotaItem(reservation, QuotaAction.Release, outcome.Tag(), pump.Exchange.SessionId, time.GetUtcNow().ToUnixTimeMilliseconds());
+        var (result, found, _) = await api.SettleAsync(item, CancellationToken.None);
+        switch (result)
+        {
+            case SettleResult.Settled:
+            case SettleResult.AlreadySettled when found == "released":
+            case SettleResult.NotFound:
+                metrics.QuotaSettled("release", result == SettleResult.Settled ? "settled" : result == SettleResult.NotFound ? "not_found" : "already_settled");
+                pump.Exchange.ReservationSettled = true;
+                return null;
+            case SettleResult.AlreadySettled:
+                // Confirmed already: the user paid for a failed answer; nothing will give it back.
+                metrics.QuotaSettled("release", "already_settled");
+                metrics.QuotaMismatch("release", found ?? "unknown");
+                Log.QuotaMismatch(logger, reservation, "release", found ?? "unknown", outcome.Tag());
+                pump.Exchange.ReservationSettled = true;
+                return WarningPart(reservation, current.WarningMessage);
+            default:
+                metrics.QuotaLiveWarning();
+                return WarningPart(reservation, current.WarningMessage);
+        }
+    }
+
+    private static byte[] WarningPart(string reservation, string message)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        buffer.Write("data: "u8);
+        using (var json = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            json.WriteStartObject();
+            json.WriteString("type", "data-quota-warning");
+            json.WriteStartObject("data");
+            json.WriteString("reservationId", reservation);
+            json.WriteString("message", message);
+            json.WriteEndObject();
+            json.WriteBoolean("transient", true);
+            json.WriteEndObject();
+        }
+
+        buffer.Write("\n\n"u8);
+        return buffer.WrittenSpan.ToArray();
     }
 
     /// <summary>Waits (bounded by the host) for the settlements being recorded: a restart must not lose them.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         pumps.Ended -= OnEnded;
+        pumps.BeforeFailureEnding = null;
         Task[] pending;
         lock (_pending)
         {
@@ -45,7 +107,7 @@ internal sealed class QuotaLedger(
 
     private void OnEnded(StreamPump pump, StreamOutcome outcome)
     {
-        if (pump.Exchange.ReservationId is not { } reservation)
+        if (pump.Exchange.ReservationId is not { } reservation || pump.Exchange.ReservationSettled)
         {
             return;
         }

@@ -35,6 +35,17 @@ public sealed class QuotaOptions
     /// <summary>Only signed-in requests (bearer token or session cookie) hold reservations, as in the service.</summary>
     public bool SignedInOnly { get; set; } = true;
 
+    /// <summary>
+    /// When an answer fails while its client is still connected, release its reservation at once
+    /// and, if that fails, tell the client with a transient <c>data-quota-warning</c> part (the
+    /// release is then retried from the outbox).
+    /// </summary>
+    public bool WarnClient { get; set; } = true;
+
+    /// <summary>The text of the <c>data-quota-warning</c> part.</summary>
+    [Required]
+    public string WarningMessage { get; set; } = "We couldn't restore the quota this message used yet. It will be restored shortly.";
+
     /// <summary>How often an idle reconciler looks for due items.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);

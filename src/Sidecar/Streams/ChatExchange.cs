@@ -12,6 +12,9 @@ internal sealed class ChatExchange(string agentId, string sessionId, string requ
     /// <summary>The quota reservation the answer holds (from the configured response header), or null.</summary>
     public string? ReservationId { get; set; }
 
+    /// <summary>The reservation was settled while the stream ended (its live release): nothing is left to record.</summary>
+    public bool ReservationSettled { get; set; }
+
     /// <summary>The hash of the identity of the principal that sent the request.</summary>
     public string OwnerHash { get; } = ownerHash;
 

@@ -102,6 +102,12 @@ internal sealed class StreamPump
 
     public ChatExchange Exchange { get; }
 
+    /// <summary>
+    /// Called when the stream is about to end with an injected error while its live client is still
+    /// connected; a part it returns goes to that client (not stored) just before the error part.
+    /// </summary>
+    public Func<StreamPump, StreamOutcome, Task<byte[]?>>? BeforeFailureEnding { get; set; }
+
     /// <summary>The wait for this answer's save acknowledgment, or null when none is awaited.</summary>
     public AckWaiter? Ack => _ack;
 
@@ -244,6 +250,22 @@ internal sealed class StreamPump
             }
         }
 
+        // A failed answer whose client is still there: a hook (the quota ledger's live release) may
+        // have a transient part for it, said before the error part (the client stops reading there).
+        byte[]? beforeError = null;
+        if (BeforeFailureEnding is { } hook && !_liveDetached && !State.FinishSeen && !State.ErrorSeen && !State.DoneSeen
+            && outcome != StreamOutcome.Stopped && outcome.InjectedError() is not null)
+        {
+            try
+            {
+                beforeError = await hook(this, outcome);
+            }
+            catch (Exception ex)
+            {
+                Log.EndedHandlerFailed(_logger, ex);
+            }
+        }
+
         lock (_emitGate)
         {
             if (_ackResult is { Status: AckStatus.Failed })
@@ -280,6 +302,11 @@ internal sealed class StreamPump
                 {
                     // The client's artifact leaves "streaming" only on data-finish.
                     EmitOwn("data: {\"type\":\"data-finish\",\"data\":null,\"transient\":true}\n\n"u8.ToArray(), outcome.Tag());
+                }
+
+                if (beforeError is not null)
+                {
+                    PublishSidecarPart(beforeError);
                 }
 
                 EmitOwn(TerminalParts.Error(SidecarErrors.Create(error, _time, Exchange.RequestId, Exchange.SessionId, State.MessageId, outcome.Tag())), outcome.Tag());

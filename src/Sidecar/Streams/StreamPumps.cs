@@ -29,6 +29,9 @@ internal sealed class StreamPumps(
     private ITimer? _leaseRenewal;
     private volatile bool _stopping;
 
+    /// <summary>Given to every new pump (see <see cref="StreamPump.BeforeFailureEnding"/>).</summary>
+    public Func<StreamPump, StreamOutcome, Task<byte[]?>>? BeforeFailureEnding { get; set; }
+
     /// <summary>Raised once per pump when its stream has ended and the upstream is released.</summary>
     public event Action<StreamPump, StreamOutcome>? Ended;
 
@@ -45,7 +48,10 @@ internal sealed class StreamPumps(
     {
         var (ack, inBand, removeInBand) = acks.Open(exchange, messageId);
         var pump = new StreamPump(exchange, upstream, upstreamOwner, messageId, options.CurrentValue, time, logger, metrics, OpenTee(exchange, messageId),
-            resumeOptions.CurrentValue.UnavailableSignal, ack, inBand, removeInBand);
+            resumeOptions.CurrentValue.UnavailableSignal, ack, inBand, removeInBand)
+        {
+            BeforeFailureEnding = BeforeFailureEnding,
+        };
         _active.TryAdd(pump, 0);
         metrics.StreamStarted();
         _ = ObserveAsync(pump);

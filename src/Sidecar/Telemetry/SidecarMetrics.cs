@@ -32,6 +32,7 @@ internal sealed class SidecarMetrics
     private readonly Counter<long> _quotaMismatches;
     private readonly Counter<long> _quotaStuck;
     private readonly Counter<long> _quotaStuckReleased;
+    private readonly Counter<long> _quotaWarnings;
     private long _outboxDepth;
     private double _outboxOldestSeconds;
 
@@ -64,6 +65,7 @@ internal sealed class SidecarMetrics
         _quotaMismatches = meter.CreateCounter<long>("sidecar.quota.mismatches", "{reservation}", "Reservations found settled the other way (wanted release, found confirmed: a user paid for a failed answer).");
         _quotaStuck = meter.CreateCounter<long>("sidecar.quota.stuck.found", "{reservation}", "Reservations the sweep found stuck in reserved.");
         _quotaStuckReleased = meter.CreateCounter<long>("sidecar.quota.stuck.released", "{reservation}", "Stuck reservations the sweep queued for release (no live stream).");
+        _quotaWarnings = meter.CreateCounter<long>("sidecar.quota.warnings", "{part}", "data-quota-warning parts sent to clients whose release failed while they were connected.");
         meter.CreateObservableGauge("sidecar.quota.outbox.depth", () => Interlocked.Read(ref _outboxDepth), "{item}", "Settlements waiting in the quota outbox (all replicas).");
         meter.CreateObservableGauge("sidecar.quota.outbox.oldest_age", () => Volatile.Read(ref _outboxOldestSeconds), "s", "Age of the oldest settlement waiting in the quota outbox.");
         _clientDisconnects = meter.CreateCounter<long>("sidecar.client.disconnected", "{client}", "Chat clients that left before their answer ended, by phase; their answers go on.");
@@ -132,6 +134,8 @@ internal sealed class SidecarMetrics
 
     public void QuotaMismatch(string wanted, string found) =>
         _quotaMismatches.Add(1, new KeyValuePair<string, object?>("action", wanted), new KeyValuePair<string, object?>("found", found));
+
+    public void QuotaLiveWarning() => _quotaWarnings.Add(1);
 
     public void QuotaStuckFound(int found, int released)
     {

@@ -1,7 +1,7 @@
 // Sends one chat message with the real AI SDK v5 client (AbstractChat + DefaultChatTransport,
 // what @ai-sdk/react's useChat runs) and prints, as one JSON line, how the client ended:
 // its status, its error, the assistant message it assembled and the transient data parts it saw.
-//   node chat.mjs <chat url> <session id> <message text>
+//   node chat.mjs <chat url> <session id> <message text> [bearer token]
 import { AbstractChat, DefaultChatTransport } from 'ai';
 
 class State {
@@ -18,11 +18,11 @@ class Chat extends AbstractChat {
   constructor(options) { super({ ...options, state: new State() }); }
 }
 
-const [url, sessionId, text] = process.argv.slice(2);
+const [url, sessionId, text, bearer] = process.argv.slice(2);
 const data = [];
 const chat = new Chat({
   id: sessionId,
-  transport: new DefaultChatTransport({ api: url }),
+  transport: new DefaultChatTransport({ api: url, headers: bearer ? { Authorization: `Bearer ${bearer}` } : undefined }),
   onData: (part) => data.push(part),
   onError: () => {},
 });
