@@ -40,6 +40,7 @@ public static class EmulatorApp
             journal.Find(messageId) is { } record && record.SessionId == sessionId && record.IsSaved(time.GetTimestamp())
                 ? Results.Json(new { id = messageId, sessionId, role = "assistant" })
                 : Results.NotFound());
+        app.MapPost("/api/internal/messages/{sessionId}", SaveMessageAsync);
         app.MapPost("/reservations/{id}/{action}", SettleReservationAsync);
         app.MapGet("/reservations", ListReservationsAsync);
         app.MapPost("/__emulator/release/{messageId}", (string messageId, EmulatorJournal journal) =>
@@ -61,6 +62,22 @@ public static class EmulatorApp
         {
             services.AddSingleton(TimeProvider.System);
         }
+    }
+
+    /// <summary>The service's save of an assistant message (what a save repair submits): <c>{sessionId, message}</c>.</summary>
+    private static async Task<IResult> SaveMessageAsync(HttpContext context, string sessionId, EmulatorJournal journal, TimeProvider time)
+    {
+        using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+        if (!document.RootElement.TryGetProperty("message", out var message) || message.ValueKind != JsonValueKind.Object
+            || !message.TryGetProperty("id", out var id) || id.GetString() is not { Length: > 0 } messageId
+            || !message.TryGetProperty("parts", out var parts) || parts.ValueKind != JsonValueKind.Array)
+        {
+            return Results.Json(new { error = "Expected {sessionId, message: {id, role, parts}}" }, statusCode: 400);
+        }
+
+        journal.Find(messageId)?.SavedAt(time.GetTimestamp());
+        journal.SaveMessage(messageId, message.GetRawText());
+        return Results.Json(new { id = messageId, sessionId }, statusCode: 201);
     }
 
     private static async Task<IResult> SettleReservationAsync(HttpContext context, string id, string action, QuotaLedger ledger, IOptions<EmulatorOptions> options, TimeProvider time)

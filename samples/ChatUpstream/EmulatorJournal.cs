@@ -94,6 +94,15 @@ public sealed class EmulatorJournal
 
     public AnswerRecord? Find(string messageId) => _answers.TryGetValue(messageId, out var r) ? r : null;
 
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<string>> _savedMessages = new();
+
+    /// <summary>Completes with the JSON of a message submitted to the save endpoint (a save repair).</summary>
+    public Task<string> MessageSaved(string messageId) =>
+        _savedMessages.GetOrAdd(messageId, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+
+    internal void SaveMessage(string messageId, string json) =>
+        _savedMessages.GetOrAdd(messageId, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult(json);
+
     /// <summary>The first answer streamed for a session (tests name each session uniquely).</summary>
     public Task<AnswerRecord> ForSession(string sessionId) =>
         _bySession.GetOrAdd(sessionId, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;

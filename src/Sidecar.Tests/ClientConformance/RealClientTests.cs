@@ -162,6 +162,30 @@ public class RealClientTests(DefaultSidecarFixture fixture) : IClassFixture<Defa
         Assert.Equal("data-quota-warning", result.Data[^1].GetProperty("type").GetString());
     }
 
+    [Theory]
+    [InlineData("reasoning:2 search artifact deltas:3 ack:failed")]
+    [InlineData("artifact:diagram deltas:5 ack:failed")]
+    [InlineData("deltas:4 save:failed")]
+    public async Task Send_SaveFailed_TheRepairedMessageIsWhatTheClientAssembled(string scenario)
+    {
+        await using var emulator = await EmulatorServer.StartAsync();
+        await using var sidecar = await SidecarServer.StartAsync(emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Persistence:Mode"] = "InBand",
+            ["Sidecar:Persistence:AckTimeout"] = "00:00:00.300",
+            ["Sidecar:Persistence:RepairSaveUrl"] = "{upstream}/api/internal/messages/{sessionId}",
+            ["Sidecar:Quota:PollInterval"] = "00:00:00.050",
+        });
+        var session = Chat.NewSession();
+
+        var result = await RealClient.SendAsync(ChatUrl(sidecar.PublicAddress, session), session, "/scenario " + scenario);
+
+        Assert.Equal("error", result.Status);
+        var assembled = System.Text.Json.Nodes.JsonNode.Parse(result.Assistant!.Value.GetRawText())!;
+        var saved = System.Text.Json.Nodes.JsonNode.Parse(await emulator.Journal.MessageSaved((string)assembled["id"]!).DefaultTimeout())!;
+        Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(assembled, saved), $"client: {assembled.ToJsonString()}\nrepair: {saved.ToJsonString()}");
+    }
+
     private static void AssertStreamError(RealClient.Result result, string type, string reason)
     {
         Assert.Equal("error", result.Status);

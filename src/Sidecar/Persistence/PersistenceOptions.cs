@@ -35,6 +35,14 @@ public sealed class PersistenceOptions
     /// </summary>
     public string? ProbeUrl { get; set; }
 
+    /// <summary>
+    /// Save repair: where an answer whose save failed is submitted again, rebuilt from its parts as
+    /// the AI SDK's <c>UIMessage</c>, in a POST of <c>{"sessionId","message"}</c>; placeholders
+    /// <c>{upstream}</c>, <c>{sessionId}</c>, <c>{messageId}</c>. Empty turns repair off. Retried from
+    /// the same outbox as quota settlements until saved.
+    /// </summary>
+    public string? RepairSaveUrl { get; set; }
+
     /// <summary>The probe's first retry delay; later ones grow exponentially, with jitter.</summary>
     [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
     public TimeSpan ProbeRetryDelay { get; set; } = TimeSpan.FromMilliseconds(100);

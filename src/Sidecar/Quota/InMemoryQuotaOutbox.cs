@@ -13,7 +13,7 @@ internal sealed class InMemoryQuotaOutbox : IQuotaOutbox
     {
         lock (_gate)
         {
-            return Task.FromResult(_items.TryAdd(item.MessageId, new Entry(item, DateTimeOffset.FromUnixTimeMilliseconds(item.EnqueuedAtMs))));
+            return Task.FromResult(_items.TryAdd(item.Key, new Entry(item, DateTimeOffset.FromUnixTimeMilliseconds(item.EnqueuedAtMs))));
         }
     }
 
@@ -32,11 +32,11 @@ internal sealed class InMemoryQuotaOutbox : IQuotaOutbox
         }
     }
 
-    public Task<bool> CompleteAsync(string messageId, string replicaId, CancellationToken cancellationToken)
+    public Task<bool> CompleteAsync(string key, string replicaId, CancellationToken cancellationToken)
     {
         lock (_gate)
         {
-            return Task.FromResult(_items.TryGetValue(messageId, out var entry) && entry.ClaimedBy == replicaId && _items.Remove(messageId));
+            return Task.FromResult(_items.TryGetValue(key, out var entry) && entry.ClaimedBy == replicaId && _items.Remove(key));
         }
     }
 
@@ -44,7 +44,7 @@ internal sealed class InMemoryQuotaOutbox : IQuotaOutbox
     {
         lock (_gate)
         {
-            if (!_items.TryGetValue(item.MessageId, out var entry) || entry.ClaimedBy != replicaId)
+            if (!_items.TryGetValue(item.Key, out var entry) || entry.ClaimedBy != replicaId)
             {
                 return Task.FromResult(false);
             }
@@ -56,11 +56,11 @@ internal sealed class InMemoryQuotaOutbox : IQuotaOutbox
         }
     }
 
-    public Task<bool> ContainsAsync(string messageId, CancellationToken cancellationToken)
+    public Task<bool> ContainsAsync(string key, CancellationToken cancellationToken)
     {
         lock (_gate)
         {
-            return Task.FromResult(_items.ContainsKey(messageId));
+            return Task.FromResult(_items.ContainsKey(key));
         }
     }
 

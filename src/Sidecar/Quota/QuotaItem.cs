@@ -12,6 +12,9 @@ public enum QuotaAction
 
     /// <summary>The answer failed (or was stopped): the quota goes back to the user.</summary>
     Release,
+
+    /// <summary>The answer's save failed: submit the rebuilt message again (save repair).</summary>
+    Save,
 }
 
 /// <summary>One settlement in the outbox: a reservation and what it needs, and how often it was tried.</summary>
@@ -21,8 +24,13 @@ public sealed record QuotaItem(
     [property: JsonPropertyName("reason")] string Reason,
     [property: JsonPropertyName("sessionId")] string? SessionId,
     [property: JsonPropertyName("enqueuedAt")] long EnqueuedAtMs,
-    [property: JsonPropertyName("attempts")] int Attempts = 0)
+    [property: JsonPropertyName("attempts")] int Attempts = 0,
+    [property: JsonPropertyName("payload")] string? Payload = null)
 {
+    /// <summary>The item's key in the outbox: one settlement and one save repair per message.</summary>
+    [JsonIgnore]
+    public string Key => Action == QuotaAction.Save ? "save:" + MessageId : MessageId;
+
     public string ToJson() => JsonSerializer.Serialize(this, QuotaJsonContext.Default.QuotaItem);
 
     public static QuotaItem? FromJson(string json)

@@ -107,13 +107,23 @@ internal sealed class QuotaLedger(
 
     private void OnEnded(StreamPump pump, StreamOutcome outcome)
     {
-        if (pump.Exchange.ReservationId is not { } reservation || pump.Exchange.ReservationSettled)
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (outcome is StreamOutcome.PersistenceFailed or StreamOutcome.PersistenceUnacknowledged
+            && pump.Message is { } message && pump.State.MessageId is { } messageId)
         {
-            return;
+            // Save repair: the message the client assembled, submitted again until saved.
+            var payload = new System.Text.Json.Nodes.JsonObject { ["sessionId"] = pump.Exchange.SessionId, ["message"] = message.Build() }.ToJsonString();
+            Track(EnqueueAsync(new QuotaItem(messageId, QuotaAction.Save, outcome.Tag(), pump.Exchange.SessionId, now, Payload: payload)));
         }
 
-        var item = new QuotaItem(reservation, ActionFor(outcome), outcome.Tag(), pump.Exchange.SessionId, time.GetUtcNow().ToUnixTimeMilliseconds());
-        var task = EnqueueAsync(item);
+        if (!string.IsNullOrWhiteSpace(options.CurrentValue.BaseUrl) && pump.Exchange.ReservationId is { } reservation && !pump.Exchange.ReservationSettled)
+        {
+            Track(EnqueueAsync(new QuotaItem(reservation, ActionFor(outcome), outcome.Tag(), pump.Exchange.SessionId, now)));
+        }
+    }
+
+    private void Track(Task task)
+    {
         lock (_pending)
         {
             _pending.Add(task);

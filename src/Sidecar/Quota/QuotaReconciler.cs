@@ -17,6 +17,7 @@ namespace Sidecar.Quota;
 internal sealed class QuotaReconciler(
     IQuotaOutbox outbox,
     QuotaApi api,
+    Persistence.MessageRepair repair,
     IStreamStore store,
     StreamPumps pumps,
     SidecarReplica replica,
@@ -49,7 +50,7 @@ internal sealed class QuotaReconciler(
                 try
                 {
                     worked = await RunRoundAsync(stoppingToken);
-                    if (options.CurrentValue.SweepInterval > TimeSpan.Zero && time.GetUtcNow() >= _nextSweep)
+                    if (options.CurrentValue.SweepInterval > TimeSpan.Zero && !string.IsNullOrWhiteSpace(options.CurrentValue.BaseUrl) && time.GetUtcNow() >= _nextSweep)
                     {
                         _nextSweep = time.GetUtcNow() + options.CurrentValue.SweepInterval;
                         await SweepAsync(stoppingToken);
@@ -92,7 +93,7 @@ internal sealed class QuotaReconciler(
         {
             lock (_claimed)
             {
-                _claimed[item.MessageId] = item;
+                _claimed[item.Key] = item;
             }
         }
 
@@ -106,7 +107,7 @@ internal sealed class QuotaReconciler(
             await SettleAsync(item, stoppingToken);
             lock (_claimed)
             {
-                _claimed.Remove(item.MessageId);
+                _claimed.Remove(item.Key);
             }
         }
 
@@ -115,17 +116,23 @@ internal sealed class QuotaReconciler(
 
     private async Task SettleAsync(QuotaItem item, CancellationToken stoppingToken)
     {
+        if (item.Action == QuotaAction.Save)
+        {
+            await RepairAsync(item, stoppingToken);
+            return;
+        }
+
         var action = item.Action == QuotaAction.Confirm ? "confirm" : "release";
         var (result, found, status) = await api.SettleAsync(item, stoppingToken);
         switch (result)
         {
             case SettleResult.Settled:
-                await outbox.CompleteAsync(item.MessageId, replica.Id, stoppingToken);
+                await outbox.CompleteAsync(item.Key, replica.Id, stoppingToken);
                 metrics.QuotaSettled(action, "settled");
                 Log.QuotaSettled(logger, item.MessageId, action, item.Attempts + 1);
                 break;
             case SettleResult.AlreadySettled:
-                await outbox.CompleteAsync(item.MessageId, replica.Id, stoppingToken);
+                await outbox.CompleteAsync(item.Key, replica.Id, stoppingToken);
                 metrics.QuotaSettled(action, "already_settled");
                 var wanted = item.Action == QuotaAction.Confirm ? "confirmed" : "released";
                 if (found is not null && found != wanted)
@@ -137,7 +144,7 @@ internal sealed class QuotaReconciler(
 
                 break;
             case SettleResult.NotFound:
-                await outbox.CompleteAsync(item.MessageId, replica.Id, stoppingToken);
+                await outbox.CompleteAsync(item.Key, replica.Id, stoppingToken);
                 metrics.QuotaSettled(action, "not_found");
                 Log.QuotaUnknownReservation(logger, item.MessageId, action);
                 break;
@@ -147,6 +154,32 @@ internal sealed class QuotaReconciler(
                 await outbox.RescheduleAsync(item with { Attempts = attempts }, replica.Id, time.GetUtcNow() + delay, stoppingToken);
                 metrics.QuotaSettled(action, "retry");
                 Log.QuotaRetry(logger, item.MessageId, action, attempts, status, found, delay.TotalSeconds);
+                break;
+        }
+    }
+
+    /// <summary>Submits a rebuilt message again: saved and rejected items leave the outbox, failures wait and try again.</summary>
+    private async Task RepairAsync(QuotaItem item, CancellationToken stoppingToken)
+    {
+        var (result, status) = await repair.SaveAsync(item, stoppingToken);
+        switch (result)
+        {
+            case Persistence.RepairResult.Saved:
+                await outbox.CompleteAsync(item.Key, replica.Id, stoppingToken);
+                metrics.Repair("saved");
+                Log.RepairSaved(logger, item.MessageId, item.Attempts + 1);
+                break;
+            case Persistence.RepairResult.Rejected:
+                await outbox.CompleteAsync(item.Key, replica.Id, stoppingToken);
+                metrics.Repair("rejected");
+                Log.RepairRejected(logger, item.MessageId, status);
+                break;
+            default:
+                var attempts = item.Attempts + 1;
+                var delay = Backoff(attempts);
+                await outbox.RescheduleAsync(item with { Attempts = attempts }, replica.Id, time.GetUtcNow() + delay, stoppingToken);
+                metrics.Repair("retry");
+                Log.RepairRetry(logger, item.MessageId, attempts, status, delay.TotalSeconds);
                 break;
         }
     }

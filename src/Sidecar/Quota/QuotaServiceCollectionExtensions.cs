@@ -13,6 +13,8 @@ internal static class QuotaServiceCollectionExtensions
         services.AddSidecarOptions<QuotaOptions>(QuotaOptions.SectionName);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<QuotaOptions>, QuotaOptionsValidator>());
         services.AddHttpClient(QuotaApi.HttpClientName);
+        services.AddHttpClient(Persistence.MessageRepair.HttpClientName);
+        services.AddSingleton<Persistence.MessageRepair>();
         services.AddSingleton<QuotaApi>();
         // The outbox lives where the streams do: Redis when configured (shared, durable), else memory.
         services.AddSingleton<IQuotaOutbox>(sp => sp.GetRequiredService<RedisConnection>().IsConfigured
@@ -25,15 +27,15 @@ internal static class QuotaServiceCollectionExtensions
     }
 }
 
-/// <summary>Starts the ledger and the reconciler only when a quota API is configured.</summary>
-internal sealed class QuotaHostedServices(IOptions<QuotaOptions> options, IServiceProvider services) : Microsoft.Extensions.Hosting.IHostedService
+/// <summary>Starts the ledger and the reconciler only when there is work for them: a quota API, or save repair.</summary>
+internal sealed class QuotaHostedServices(IOptions<QuotaOptions> options, IOptions<Persistence.PersistenceOptions> persistence, IServiceProvider services) : Microsoft.Extensions.Hosting.IHostedService
 {
     private QuotaLedger? _ledger;
     private QuotaReconciler? _reconciler;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        if (string.IsNullOrWhiteSpace(options.Value.BaseUrl))
+        if (string.IsNullOrWhiteSpace(options.Value.BaseUrl) && string.IsNullOrWhiteSpace(persistence.Value.RepairSaveUrl))
         {
             return;
         }

@@ -6,8 +6,8 @@ namespace Sidecar.Quota;
 
 /// <summary>
 /// The outbox in Redis, in one cluster slot (hash tag <c>{quota}</c>): <c>P:{quota}:due</c> (sorted
-/// set: message id by the time it is due; a claim moves it to the claim's end), <c>P:{quota}:items</c>
-/// (hash: message id → the item's JSON), <c>P:{quota}:claims</c> (hash: message id → the replica
+/// set: item key (the message id, or <c>save:</c> and it) by the time it is due; a claim moves it to the claim's end), <c>P:{quota}:items</c>
+/// (hash: item key → the item's JSON), <c>P:{quota}:claims</c> (hash: item key → the replica
 /// holding it), <c>P:{quota}:enqueued</c> (sorted set by enqueue time, for the oldest item's age).
 /// These keys hold work that must not be lost, so they have no time to live; items leave them when
 /// settled.
@@ -69,7 +69,7 @@ internal sealed class RedisQuotaOutbox(RedisConnection redis, IOptions<StreamSto
     public async Task<bool> EnqueueAsync(QuotaItem item, CancellationToken cancellationToken)
     {
         var db = await DatabaseAsync(cancellationToken);
-        var result = await db.ScriptEvaluateAsync(EnqueueScript, [Due, Items, Enqueued], [item.MessageId, item.ToJson(), item.EnqueuedAtMs]).WaitAsync(cancellationToken);
+        var result = await db.ScriptEvaluateAsync(EnqueueScript, [Due, Items, Enqueued], [item.Key, item.ToJson(), item.EnqueuedAtMs]).WaitAsync(cancellationToken);
         return (int)result == 1;
     }
 
@@ -90,23 +90,23 @@ internal sealed class RedisQuotaOutbox(RedisConnection redis, IOptions<StreamSto
         return items;
     }
 
-    public async Task<bool> CompleteAsync(string messageId, string replicaId, CancellationToken cancellationToken)
+    public async Task<bool> CompleteAsync(string key, string replicaId, CancellationToken cancellationToken)
     {
         var db = await DatabaseAsync(cancellationToken);
-        return (int)await db.ScriptEvaluateAsync(CompleteScript, [Due, Items, Claims, Enqueued], [messageId, replicaId]).WaitAsync(cancellationToken) == 1;
+        return (int)await db.ScriptEvaluateAsync(CompleteScript, [Due, Items, Claims, Enqueued], [key, replicaId]).WaitAsync(cancellationToken) == 1;
     }
 
     public async Task<bool> RescheduleAsync(QuotaItem item, string replicaId, DateTimeOffset dueAt, CancellationToken cancellationToken)
     {
         var db = await DatabaseAsync(cancellationToken);
         return (int)await db.ScriptEvaluateAsync(RescheduleScript, [Due, Items, Claims],
-            [item.MessageId, replicaId, dueAt.ToUnixTimeMilliseconds(), item.ToJson()]).WaitAsync(cancellationToken) == 1;
+            [item.Key, replicaId, dueAt.ToUnixTimeMilliseconds(), item.ToJson()]).WaitAsync(cancellationToken) == 1;
     }
 
-    public async Task<bool> ContainsAsync(string messageId, CancellationToken cancellationToken)
+    public async Task<bool> ContainsAsync(string key, CancellationToken cancellationToken)
     {
         var db = await DatabaseAsync(cancellationToken);
-        return await db.HashExistsAsync(Items, messageId).WaitAsync(cancellationToken);
+        return await db.HashExistsAsync(Items, key).WaitAsync(cancellationToken);
     }
 
     public async Task<(long Depth, DateTimeOffset? Oldest)> StatsAsync(CancellationToken cancellationToken)

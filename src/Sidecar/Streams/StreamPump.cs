@@ -43,6 +43,7 @@ internal sealed class StreamPump
     // Emission (store and live client, in one order) happens on the read loop and, for a held
     // finish, when its acknowledgment or deadline arrives: one lock keeps the order.
     private readonly Lock _emitGate = new();
+    private readonly Lazy<Task<StreamOutcome>> _completion;
     private List<SseEvent>? _held;
     private bool _ended;
     private long _emitted;
@@ -97,8 +98,11 @@ internal sealed class StreamPump
             tee?.OnLost(() => Volatile.Write(ref _resumeLostUnsaid, true));
         }
 
-        Completion = RunAsync();
+        _completion = new Lazy<Task<StreamOutcome>>(RunAsync);
     }
+
+    /// <summary>Starts pumping, once everything the pump is given (hooks, the message builder) is set.</summary>
+    public void Start() => _ = _completion.Value;
 
     public ChatExchange Exchange { get; }
 
@@ -107,6 +111,9 @@ internal sealed class StreamPump
     /// connected; a part it returns goes to that client (not stored) just before the error part.
     /// </summary>
     public Func<StreamPump, StreamOutcome, Task<byte[]?>>? BeforeFailureEnding { get; set; }
+
+    /// <summary>Rebuilds the answer as a <c>UIMessage</c> from what is emitted (for save repair), or null.</summary>
+    public Persistence.UiMessageBuilder? Message { get; init; }
 
     /// <summary>The wait for this answer's save acknowledgment, or null when none is awaited.</summary>
     public AckWaiter? Ack => _ack;
@@ -119,7 +126,7 @@ internal sealed class StreamPump
     public long StartedAt { get; }
 
     /// <summary>Completes with the stream's outcome once the upstream is done with and released.</summary>
-    public Task<StreamOutcome> Completion { get; }
+    public Task<StreamOutcome> Completion => _completion.Value;
 
     /// <summary>The events for the live client, in order; completed when the pump ends, after <c>[DONE]</c>, or when the client is detached.</summary>
     public ChannelReader<SseEvent> Live => _live.Reader;
@@ -536,6 +543,7 @@ internal sealed class StreamPump
     private void Emit(SseEvent evt)
     {
         evt.Sequence = _emitted++;
+        Message?.Observe(evt);
         TeeEvent(evt);
         Publish(evt);
         if (evt.Part.Type == UiPartType.Done)

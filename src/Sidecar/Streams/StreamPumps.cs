@@ -18,6 +18,7 @@ internal sealed class StreamPumps(
     IOptionsMonitor<ResumeOptions> resumeOptions,
     StoreWriter storeWriter,
     Persistence.PersistenceAcks acks,
+    IOptionsMonitor<Persistence.PersistenceOptions> persistence,
     IStreamStore store,
     SidecarReplica replica,
     TimeProvider time,
@@ -51,7 +52,10 @@ internal sealed class StreamPumps(
             resumeOptions.CurrentValue.UnavailableSignal, ack, inBand, removeInBand)
         {
             BeforeFailureEnding = BeforeFailureEnding,
+            // Only answers whose save is awaited can be known to have failed it, and be repaired.
+            Message = ack is not null && !string.IsNullOrWhiteSpace(persistence.CurrentValue.RepairSaveUrl) ? new Persistence.UiMessageBuilder(messageId) : null,
         };
+        pump.Start();
         _active.TryAdd(pump, 0);
         metrics.StreamStarted();
         _ = ObserveAsync(pump);

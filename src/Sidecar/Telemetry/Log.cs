@@ -63,6 +63,15 @@ internal static partial class Log
     [LoggerMessage(EventId = 404, Level = LogLevel.Information, Message = "Save probe for session {SessionId} message {MessageId} stopped without a saved answer ({Reason})")]
     public static partial void ProbeGaveUp(ILogger logger, string sessionId, string messageId, string reason);
 
+    [LoggerMessage(EventId = 405, Level = LogLevel.Information, Message = "Save repair of message {MessageId}: saved (attempt {Attempt})")]
+    public static partial void RepairSaved(ILogger logger, string messageId, int attempt);
+
+    [LoggerMessage(EventId = 406, Level = LogLevel.Warning, Message = "Save repair of message {MessageId} refused by the service (status {Status}); dropped")]
+    public static partial void RepairRejected(ILogger logger, string messageId, int? status);
+
+    [LoggerMessage(EventId = 407, Level = LogLevel.Information, Message = "Save repair of message {MessageId} failed (attempt {Attempt}, status {Status}); next try in {DelaySeconds:F1} s")]
+    public static partial void RepairRetry(ILogger logger, string messageId, int attempt, int? status, double delaySeconds);
+
     [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Reservation {MessageId}: {Action} settled (attempt {Attempt})")]
     public static partial void QuotaSettled(ILogger logger, string messageId, string action, int attempt);
 

@@ -33,6 +33,7 @@ internal sealed class SidecarMetrics
     private readonly Counter<long> _quotaStuck;
     private readonly Counter<long> _quotaStuckReleased;
     private readonly Counter<long> _quotaWarnings;
+    private readonly Counter<long> _repairs;
     private long _outboxDepth;
     private double _outboxOldestSeconds;
 
@@ -65,6 +66,7 @@ internal sealed class SidecarMetrics
         _quotaMismatches = meter.CreateCounter<long>("sidecar.quota.mismatches", "{reservation}", "Reservations found settled the other way (wanted release, found confirmed: a user paid for a failed answer).");
         _quotaStuck = meter.CreateCounter<long>("sidecar.quota.stuck.found", "{reservation}", "Reservations the sweep found stuck in reserved.");
         _quotaStuckReleased = meter.CreateCounter<long>("sidecar.quota.stuck.released", "{reservation}", "Stuck reservations the sweep queued for release (no live stream).");
+        _repairs = meter.CreateCounter<long>("sidecar.persistence.repairs", "{attempt}", "Save repair attempts (a failed save submitted again), by outcome (saved, rejected, retry, unavailable).");
         _quotaWarnings = meter.CreateCounter<long>("sidecar.quota.warnings", "{part}", "data-quota-warning parts sent to clients whose release failed while they were connected.");
         meter.CreateObservableGauge("sidecar.quota.outbox.depth", () => Interlocked.Read(ref _outboxDepth), "{item}", "Settlements waiting in the quota outbox (all replicas).");
         meter.CreateObservableGauge("sidecar.quota.outbox.oldest_age", () => Volatile.Read(ref _outboxOldestSeconds), "s", "Age of the oldest settlement waiting in the quota outbox.");
@@ -136,6 +138,8 @@ internal sealed class SidecarMetrics
         _quotaMismatches.Add(1, new KeyValuePair<string, object?>("action", wanted), new KeyValuePair<string, object?>("found", found));
 
     public void QuotaLiveWarning() => _quotaWarnings.Add(1);
+
+    public void Repair(string outcome) => _repairs.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
 
     public void QuotaStuckFound(int found, int released)
     {
