@@ -55,6 +55,8 @@ public sealed class SidecarServer : IAsyncDisposable
             ["Sidecar:Listen:Address"] = "127.0.0.1",
             ["Sidecar:Listen:PublicPort"] = "0",
             ["Sidecar:Listen:ManagementPort"] = "0",
+            // Tests stop their sidecars at once unless they test the delay.
+            ["Sidecar:Streams:ShutdownDelay"] = "00:00:00",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {

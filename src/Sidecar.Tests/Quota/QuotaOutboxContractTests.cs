@@ -38,9 +38,9 @@ public abstract class QuotaOutboxContractTests
         Assert.DoesNotContain(meanwhile, i => i.MessageId == id);
         Assert.Contains(afterLapse, i => i.MessageId == id);
         // The replica that lost its claim can no longer complete the item; the new holder can.
-        Assert.False(await Outbox.CompleteAsync(id, "a", default));
-        Assert.True(await Outbox.CompleteAsync(id, "b", default));
-        Assert.False(await Outbox.ContainsAsync(id, default));
+        Assert.False(await Outbox.CompleteAsync(QuotaItem.SettlementKey(id), "a", default));
+        Assert.True(await Outbox.CompleteAsync(QuotaItem.SettlementKey(id), "b", default));
+        Assert.False(await Outbox.ContainsAsync(QuotaItem.SettlementKey(id), default));
     }
 
     [Fact]
@@ -56,6 +56,19 @@ public abstract class QuotaOutboxContractTests
         Assert.DoesNotContain(await Outbox.ClaimAsync("b", Now.AddSeconds(7), Now.AddSeconds(37), 100, default), i => i.MessageId == id);
         var again = (await Outbox.ClaimAsync("b", Now.AddSeconds(8), Now.AddSeconds(38), 100, default)).Single(i => i.MessageId == id);
         Assert.Equal(3, again.Attempts);
+    }
+
+    [Fact]
+    public async Task SettlementAndSaveRepairOfOneMessage_AreSeparateItems_EvenForIdsThatLookLikeKeys()
+    {
+        var id = NewId();
+
+        Assert.True(await Outbox.EnqueueAsync(Item(id, QuotaAction.Release), default));
+        Assert.True(await Outbox.EnqueueAsync(Item(id, QuotaAction.Save) with { Payload = "{}" }, default));
+        Assert.True(await Outbox.EnqueueAsync(Item("save:" + id, QuotaAction.Release), default));
+
+        var claimed = await Outbox.ClaimAsync("a", Now, Now.AddSeconds(30), 100, default);
+        Assert.Equal(3, claimed.Count(i => i.MessageId.EndsWith(id, StringComparison.Ordinal)));
     }
 
     [Fact]

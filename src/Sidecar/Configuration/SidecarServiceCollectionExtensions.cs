@@ -24,7 +24,7 @@ public static class SidecarServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
 
         services.AddSidecarHosting();
-        services.AddSidecarTelemetry();
+        services.AddSidecarTelemetry(configuration);
         // Before the streams: hosted services stop in reverse order, and the quota ledger must hear
         // the streams that end while they drain.
         services.AddSidecarQuota();
@@ -35,7 +35,8 @@ public static class SidecarServiceCollectionExtensions
         // Streams get their drain time at shutdown; the host must wait at least that long.
         services.AddOptions<HostOptions>().Configure<IOptions<StreamOptions>>((host, streams) =>
         {
-            var needed = streams.Value.DrainTimeout + TimeSpan.FromSeconds(10);
+            // The drain, then the last settlements reaching the outbox (their enqueue timeout).
+            var needed = streams.Value.DrainTimeout + streams.Value.ShutdownDelay + TimeSpan.FromSeconds(15);
             if (host.ShutdownTimeout < needed)
             {
                 host.ShutdownTimeout = needed;
@@ -57,6 +58,7 @@ public static class SidecarServiceCollectionExtensions
     {
         app.MapSidecarHealth();
         app.MapAckEndpoint();
+        app.MapSidecarMetrics();
         app.MapSidecarProxy();
         return app;
     }

@@ -7,10 +7,14 @@ namespace Sidecar.Errors;
 internal static class ErrorResponses
 {
     /// <summary>Replaces whatever the response holds (it must not have started) with <paramref name="body"/>.</summary>
-    public static Task WriteAsync(HttpContext context, ErrorBody body)
+    /// <param name="context">The request, whose response has not started.</param>
+    /// <param name="body">The error.</param>
+    /// <param name="headers">More headers for this answer (set after the response is cleared).</param>
+    public static Task WriteAsync(HttpContext context, ErrorBody body, Action<HttpResponse>? headers = null)
     {
         var response = context.Response;
         response.Clear();
+        headers?.Invoke(response);
         response.StatusCode = body.StatusCode;
         response.ContentType = "application/json";
         response.Headers.CacheControl = "no-store";

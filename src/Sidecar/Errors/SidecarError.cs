@@ -63,6 +63,9 @@ internal enum SidecarError
     /// <summary>An acknowledgment that could not be passed on: the store (Redis) did not answer.</summary>
     AckStoreUnavailable,
 
+    /// <summary>The sidecar is shutting down: new chats go to another replica.</summary>
+    Draining,
+
     /// <summary>The replica producing a stream stopped renewing its lease: it is gone, and so is the rest of the answer.</summary>
     ProducerLost,
 }
@@ -105,6 +108,8 @@ internal static class SidecarErrors
                 "No stream of this message is known.", "ACK_UNKNOWN_MESSAGE"),
             SidecarError.AckStoreUnavailable => (ErrorType.ServiceUnavailable, "Service unavailable",
                 "The acknowledgment could not be passed on; send it again.", "ACK_STORE_UNAVAILABLE"),
+            SidecarError.Draining => (ErrorType.ServiceUnavailable, "Service restarting",
+                "This server is restarting. Please try again.", "SIDECAR_DRAINING"),
             SidecarError.ProducerLost => (ErrorType.ServerError, "Stream interrupted",
                 "The response was interrupted before it finished. Please try again.", "PRODUCER_LOST"),
             SidecarError.UpstreamUnavailable => (ErrorType.ServiceUnavailable, "Service unavailable",

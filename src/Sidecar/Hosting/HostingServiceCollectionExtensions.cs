@@ -28,8 +28,11 @@ internal static class HostingServiceCollectionExtensions
                 listeners.Bind(kestrel, address, listen.PublicPort, listen.ManagementPort);
             });
 
+        services.AddSidecarOptions<HealthOptions>(HealthOptions.SectionName);
         services.AddHealthChecks()
-            .AddCheck<DrainingHealthCheck>("draining", tags: [ReadyTag]);
+            .AddCheck<DrainingHealthCheck>("draining", tags: [ReadyTag])
+            .AddCheck<StoreHealthCheck>("store", tags: [ReadyTag])
+            .AddCheck<UpstreamHealthCheck>("upstream", tags: [ReadyTag]);
         return services;
     }
 

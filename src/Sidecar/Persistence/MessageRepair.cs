@@ -71,12 +71,18 @@ internal sealed class MessageRepair
                     {
                         Content = new StringContent(item.Payload, Encoding.UTF8, "application/json"),
                     };
+                    if (_options.CurrentValue.RepairToken is { Length: > 0 } bearer)
+                    {
+                        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer);
+                    }
+
                     return await _httpClientFactory.CreateClient(HttpClientName).SendAsync(request, token);
                 },
                 cancellationToken);
             var status = (int)response.StatusCode;
+            // 401/403 are a configuration error to fix, not a message to give up on: they are retried.
             return response.IsSuccessStatusCode ? (RepairResult.Saved, status)
-                : status is >= 400 and < 500 && response.StatusCode is not (HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests) ? (RepairResult.Rejected, status)
+                : status is >= 400 and < 500 && response.StatusCode is not (HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests or HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden) ? (RepairResult.Rejected, status)
                 : (RepairResult.Failed, status);
         }
         catch (Exception ex) when (ex is HttpRequestException or TimeoutRejectedException or BrokenCircuitException

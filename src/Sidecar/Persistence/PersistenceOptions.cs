@@ -43,6 +43,9 @@ public sealed class PersistenceOptions
     /// </summary>
     public string? RepairSaveUrl { get; set; }
 
+    /// <summary>The bearer token of save repair calls (from a secret: <c>Sidecar__Persistence__RepairToken</c>).</summary>
+    public string? RepairToken { get; set; }
+
     /// <summary>The probe's first retry delay; later ones grow exponentially, with jitter.</summary>
     [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
     public TimeSpan ProbeRetryDelay { get; set; } = TimeSpan.FromMilliseconds(100);

@@ -44,6 +44,18 @@ internal sealed class PersistenceOptionsValidator : IValidateOptions<Persistence
             }
         }
 
+        if (!string.IsNullOrWhiteSpace(options.RepairSaveUrl))
+        {
+            var sample = options.RepairSaveUrl
+                .Replace("{upstream}", "http://upstream", StringComparison.Ordinal)
+                .Replace("{sessionId}", "s", StringComparison.Ordinal)
+                .Replace("{messageId}", "m", StringComparison.Ordinal);
+            if (!Uri.TryCreate(sample, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+            {
+                failures.Add($"Sidecar:Persistence:RepairSaveUrl must be an absolute http(s) URL template; got '{options.RepairSaveUrl}'.");
+            }
+        }
+
         if (options.ProbeMaxRetryDelay < options.ProbeRetryDelay)
         {
             failures.Add("Sidecar:Persistence:ProbeMaxRetryDelay must not be shorter than Sidecar:Persistence:ProbeRetryDelay.");

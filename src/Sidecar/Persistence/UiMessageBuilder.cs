@@ -219,17 +219,24 @@ internal sealed class UiMessageBuilder(string? messageId)
             return;
         }
 
-        if (_metadata is JsonObject current && metadata is JsonObject update)
+        _metadata = Merge(_metadata, metadata);
+    }
+
+    /// <summary>The SDK's <c>mergeObjects</c>: objects merge key by key, recursively; anything else is replaced.</summary>
+    private static JsonNode? Merge(JsonNode? current, JsonNode update)
+    {
+        if (current is not JsonObject target || update is not JsonObject source)
         {
-            foreach (var (name, value) in update)
-            {
-                current[name] = value?.DeepClone();
-            }
+            return update.DeepClone();
         }
-        else
+
+        var merged = (JsonObject)target.DeepClone();
+        foreach (var (name, value) in source)
         {
-            _metadata = metadata.DeepClone();
+            merged[name] = value is null ? null : Merge(merged[name], value);
         }
+
+        return merged;
     }
 
     /// <summary>Sets a field, or removes it for null (the client's <c>undefined</c>, which JSON leaves out).</summary>

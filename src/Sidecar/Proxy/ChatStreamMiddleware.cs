@@ -23,6 +23,7 @@ internal sealed class ChatStreamMiddleware(
     LiveClient liveClient,
     ResumeEndpoint resume,
     StopEndpoint stop,
+    StreamPumps pumps,
     IStreamStore store,
     IOptionsMonitor<ResumeOptions> resumeOptions,
     IOptions<StreamStoreOptions> storeOptions,
@@ -64,6 +65,17 @@ internal sealed class ChatStreamMiddleware(
                 await next(context);
             }
 
+            return;
+        }
+
+        if (pumps.IsStopping)
+        {
+            // Draining: an answer started now would be cut at the deadline. The client retries elsewhere.
+            await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.Draining, time, context.TraceIdentifier, sessionId), response =>
+            {
+                response.Headers.Connection = "close";
+                response.Headers.RetryAfter = "1";
+            });
             return;
         }
 

@@ -65,7 +65,7 @@ internal sealed class QuotaApi
     public async Task<(SettleResult Result, string? Found, int? Status)> SettleAsync(QuotaItem item, CancellationToken cancellationToken)
     {
         var o = _options.CurrentValue;
-        var path = (item.Action == QuotaAction.Confirm ? o.ConfirmPath : o.ReleasePath).Replace("{messageId}", Uri.EscapeDataString(item.MessageId), StringComparison.Ordinal);
+        var path = (item.Action == QuotaAction.Confirm ? o.ConfirmPath : o.ReleasePath).Replace("{messageId}", Uri.EscapeDataString(item.MessageId), StringComparison.Ordinal).TrimStart('/');
         try
         {
             using var response = await _pipeline.ExecuteAsync(
@@ -86,8 +86,9 @@ internal sealed class QuotaApi
             IsOpen = true;
             return (SettleResult.Failed, "circuit_open", null);
         }
-        catch (Exception ex) when (ex is HttpRequestException or TimeoutRejectedException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is HttpRequestException or TimeoutRejectedException or OperationCanceledException)
         {
+            // Timed out (the attempt's timeout, or the caller's: both mean "try again later").
             return (SettleResult.Failed, null, null);
         }
     }
@@ -95,7 +96,7 @@ internal sealed class QuotaApi
     /// <summary>Reservation ids stuck in <c>reserved</c> for longer than <paramref name="olderThan"/>.</summary>
     public async Task<IReadOnlyList<string>> ListStuckAsync(TimeSpan olderThan, CancellationToken cancellationToken)
     {
-        var path = _options.CurrentValue.ListPath.Replace("{olderThanMs}", ((long)olderThan.TotalMilliseconds).ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
+        var path = _options.CurrentValue.ListPath.Replace("{olderThanMs}", ((long)olderThan.TotalMilliseconds).ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal).TrimStart('/');
         using var response = await _pipeline.ExecuteAsync(async token => await Client().GetAsync(path, token), cancellationToken);
         response.EnsureSuccessStatusCode();
         await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
@@ -107,7 +108,8 @@ internal sealed class QuotaApi
     {
         var o = _options.CurrentValue;
         var client = _httpClientFactory.CreateClient(HttpClientName);
-        client.BaseAddress = new Uri(o.BaseUrl!);
+        // Paths are relative to the base URL, path included (https://billing/quota/ + reservations/...).
+        client.BaseAddress = new Uri(o.BaseUrl!.TrimEnd('/') + "/");
         if (!string.IsNullOrEmpty(o.ServiceToken))
         {
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", o.ServiceToken);

@@ -27,9 +27,13 @@ public sealed record QuotaItem(
     [property: JsonPropertyName("attempts")] int Attempts = 0,
     [property: JsonPropertyName("payload")] string? Payload = null)
 {
-    /// <summary>The item's key in the outbox: one settlement and one save repair per message.</summary>
+    /// <summary>The item's key in the outbox: one settlement and one save repair per message (ids may hold ':').</summary>
     [JsonIgnore]
-    public string Key => Action == QuotaAction.Save ? "save:" + MessageId : MessageId;
+    public string Key => Action == QuotaAction.Save ? SaveKey(MessageId) : SettlementKey(MessageId);
+
+    public static string SettlementKey(string messageId) => "settle:" + messageId;
+
+    public static string SaveKey(string messageId) => "save:" + messageId;
 
     public string ToJson() => JsonSerializer.Serialize(this, QuotaJsonContext.Default.QuotaItem);
 

@@ -39,13 +39,15 @@ internal sealed class QuotaLedger(
     private async Task<byte[]?> ReleaseWhileConnectedAsync(StreamPump pump, StreamOutcome outcome)
     {
         var current = options.CurrentValue;
-        if (!current.WarnClient || pump.Exchange.ReservationId is not { } reservation)
+        if (!current.WarnClient || pump.Exchange.ReservationId is not { } reservation || outcome == StreamOutcome.ShuttingDown)
         {
+            // At shutdown the time is the drain's: the outbox (and another replica) releases it.
             return null;
         }
 
         var item = new QuotaItem(reservation, QuotaAction.Release, outcome.Tag(), pump.Exchange.SessionId, time.GetUtcNow().ToUnixTimeMilliseconds());
-        var (result, found, _) = await api.SettleAsync(item, CancellationToken.None);
+        using var timeout = new CancellationTokenSource(current.InlineReleaseTimeout, time);
+        var (result, found, _) = await api.SettleAsync(item, timeout.Token);
         switch (result)
         {
             case SettleResult.Settled:
@@ -60,7 +62,7 @@ internal sealed class QuotaLedger(
                 metrics.QuotaMismatch("release", found ?? "unknown");
                 Log.QuotaMismatch(logger, reservation, "release", found ?? "unknown", outcome.Tag());
                 pump.Exchange.ReservationSettled = true;
-                return WarningPart(reservation, current.WarningMessage);
+                return WarningPart(reservation, current.NotRestoredMessage);
             default:
                 metrics.QuotaLiveWarning();
                 return WarningPart(reservation, current.WarningMessage);
@@ -157,7 +159,8 @@ internal sealed class QuotaLedger(
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 Log.QuotaEnqueueFailed(logger, item.MessageId, item.Action.ToString(), attempt, ex.GetType().Name);
-                await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt)), time);
+                // Jittered, so that the streams that ended during an outage do not all retry at once.
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, attempt) * (0.5 + (Random.Shared.NextDouble() / 2))), time);
             }
         }
     }

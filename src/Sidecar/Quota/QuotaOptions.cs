@@ -46,6 +46,14 @@ public sealed class QuotaOptions
     [Required]
     public string WarningMessage { get; set; } = "We couldn't restore the quota this message used yet. It will be restored shortly.";
 
+    /// <summary>The text of the warning when the release found the reservation already confirmed (nothing will restore it).</summary>
+    [Required]
+    public string NotRestoredMessage { get; set; } = "We couldn't restore the quota this message used.";
+
+    /// <summary>How long the release of a failed answer may hold up its client's ending.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:00:10")]
+    public TimeSpan InlineReleaseTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>How often an idle reconciler looks for due items.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);

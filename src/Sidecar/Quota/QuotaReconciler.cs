@@ -88,7 +88,8 @@ internal sealed class QuotaReconciler(
     {
         var o = options.CurrentValue;
         var now = time.GetUtcNow();
-        var items = await outbox.ClaimAsync(replica.Id, now, now + o.ClaimLease, o.BatchSize, stoppingToken);
+        var leaseEnd = now + o.ClaimLease;
+        var items = await outbox.ClaimAsync(replica.Id, now, leaseEnd, o.BatchSize, stoppingToken);
         foreach (var item in items)
         {
             lock (_claimed)
@@ -104,10 +105,30 @@ internal sealed class QuotaReconciler(
                 break;
             }
 
-            await SettleAsync(item, stoppingToken);
-            lock (_claimed)
+            try
             {
-                _claimed.Remove(item.Key);
+                if (leaseEnd - time.GetUtcNow() < o.AttemptTimeout + o.AttemptTimeout)
+                {
+                    // Not enough of the lease left for a call: handed back rather than raced with
+                    // the replica that may take it over.
+                    await outbox.RescheduleAsync(item, replica.Id, time.GetUtcNow(), stoppingToken);
+                    continue;
+                }
+
+                await SettleAsync(item, stoppingToken);
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                // One bad item never holds up the rest: it waits its backoff like a failed call.
+                Log.QuotaRoundFailed(logger, ex.GetType().Name);
+                await TryRescheduleAsync(item with { Attempts = item.Attempts + 1 }, Backoff(item.Attempts + 1), stoppingToken);
+            }
+            finally
+            {
+                lock (_claimed)
+                {
+                    _claimed.Remove(item.Key);
+                }
             }
         }
 
@@ -184,6 +205,19 @@ internal sealed class QuotaReconciler(
         }
     }
 
+    private async Task TryRescheduleAsync(QuotaItem item, TimeSpan delay, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await outbox.RescheduleAsync(item, replica.Id, time.GetUtcNow() + delay, stoppingToken);
+        }
+        catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+        {
+            // The claim lapses by itself.
+            Log.QuotaRoundFailed(logger, ex.GetType().Name);
+        }
+    }
+
     /// <summary>Exponential with full jitter in its upper half: RetryDelay × 2^(attempts-1), capped.</summary>
     private TimeSpan Backoff(int attempts)
     {
@@ -203,7 +237,7 @@ internal sealed class QuotaReconciler(
         {
             if (!StreamIds.IsValid(id) || live.Contains(id)
                 || (await store.GetAsync(id, stoppingToken))?.State == StoredStreamState.Live
-                || await outbox.ContainsAsync(id, stoppingToken))
+                || await outbox.ContainsAsync(QuotaItem.SettlementKey(id), stoppingToken))
             {
                 continue;
             }

@@ -80,6 +80,11 @@ internal sealed class QuotaOptionsValidator : IValidateOptions<QuotaOptions>
             }
         }
 
+        if (options.ClaimLease < options.AttemptTimeout * 4)
+        {
+            failures.Add("Sidecar:Quota:ClaimLease must be at least four times Sidecar:Quota:AttemptTimeout (a claimed item is handed back when less than two attempts' time is left).");
+        }
+
         if (options.MaxRetryDelay < options.RetryDelay)
         {
             failures.Add("Sidecar:Quota:MaxRetryDelay must not be shorter than Sidecar:Quota:RetryDelay.");

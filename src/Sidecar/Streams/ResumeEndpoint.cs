@@ -73,6 +73,13 @@ internal sealed class ResumeEndpoint(
         }
 
         Done(sessionId, "replayed");
+        // A span for the replay, linked to the span of the stream it follows (on whichever replica).
+        var links = stream.TraceParent is { } parent && System.Diagnostics.ActivityContext.TryParse(parent, null, out var linked)
+            ? new[] { new System.Diagnostics.ActivityLink(linked) }
+            : null;
+        using var activity = SidecarActivity.Source.StartActivity("chat.resume", System.Diagnostics.ActivityKind.Internal, parentContext: default, links: links);
+        activity?.SetTag("chat.session_id", sessionId);
+        activity?.SetTag("chat.message_id", stream.MessageId);
         await ReplayAsync(context, stream, from);
         return true;
     }

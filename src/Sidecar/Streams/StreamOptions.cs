@@ -38,6 +38,14 @@ public sealed class StreamOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// At shutdown, how long the sidecar keeps accepting connections while it reports not ready
+    /// (so that the load balancer stops sending before the listeners close): new chat POSTs get a
+    /// typed 503 meanwhile; resumes and running streams are served. Counts within the drain time.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan ShutdownDelay { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The most bytes one SSE event may carry (artifact parts carry the whole document so far).</summary>
     [Range(1024L, int.MaxValue)]
     public long MaxEventBytes { get; set; } = 4L * 1024 * 1024;

@@ -112,6 +112,9 @@ internal sealed class StreamPump
     /// </summary>
     public Func<StreamPump, StreamOutcome, Task<byte[]?>>? BeforeFailureEnding { get; set; }
 
+    /// <summary>The stream's span (null when nobody listens): events for acks and injected parts.</summary>
+    public System.Diagnostics.Activity? Activity { get; init; }
+
     /// <summary>Rebuilds the answer as a <c>UIMessage</c> from what is emitted (for save repair), or null.</summary>
     public Persistence.UiMessageBuilder? Message { get; init; }
 
@@ -483,7 +486,9 @@ internal sealed class StreamPump
 
         _ackResult = ack;
         _ackTimedOut = ack is null;
-        _metrics.PersistenceAck(ack?.Source ?? "deadline", ack is null ? "timeout" : ack.Status == AckStatus.Saved ? "saved" : "failed", _time.GetElapsedTime(_ack!.StartedAt));
+        var result = ack is null ? "timeout" : ack.Status == AckStatus.Saved ? "saved" : "failed";
+        _metrics.PersistenceAck(ack?.Source ?? "deadline", result, _time.GetElapsedTime(_ack!.StartedAt));
+        Activity?.AddEvent(new System.Diagnostics.ActivityEvent("sidecar.ack", tags: new System.Diagnostics.ActivityTagsCollection { ["source"] = ack?.Source ?? "deadline", ["result"] = result }));
         if (ack is not { Status: AckStatus.Saved })
         {
             Log.PersistenceNotSaved(_logger, Exchange.SessionId, State.MessageId, ack?.Source ?? "deadline", ack?.Error);
@@ -528,14 +533,16 @@ internal sealed class StreamPump
     {
         var evt = SseEvent.Parse(new System.Buffers.ReadOnlySequence<byte>(raw), terminated: true);
         State.Observe(evt);
-        _metrics.PartInjected(evt.Part.Type switch
+        var part = evt.Part.Type switch
         {
             UiPartType.Done => "done",
             UiPartType.Error => "error",
             UiPartType.Abort => "abort",
             UiPartType.DataFinish => "data_finish",
             _ => "other",
-        }, reason);
+        };
+        _metrics.PartInjected(part, reason);
+        Activity?.AddEvent(new System.Diagnostics.ActivityEvent("sidecar.injected", tags: new System.Diagnostics.ActivityTagsCollection { ["part"] = part, ["reason"] = reason }));
         Emit(evt);
     }
 

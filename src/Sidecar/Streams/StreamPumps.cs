@@ -29,6 +29,7 @@ internal sealed class StreamPumps(
     private readonly CancellationTokenSource _drainOver = new(Timeout.InfiniteTimeSpan, time);
     private ITimer? _leaseRenewal;
     private volatile bool _stopping;
+    private int _stoppingOnce;
 
     /// <summary>Given to every new pump (see <see cref="StreamPump.BeforeFailureEnding"/>).</summary>
     public Func<StreamPump, StreamOutcome, Task<byte[]?>>? BeforeFailureEnding { get; set; }
@@ -47,6 +48,24 @@ internal sealed class StreamPumps(
     /// <summary>Takes ownership of an upstream event stream and starts pumping it.</summary>
     public StreamPump Start(ChatExchange exchange, Stream upstream, IDisposable upstreamOwner, string? messageId)
     {
+        // One span per stream, a child of the request's, outliving it; the request's own flow keeps its span current.
+        var requestActivity = System.Diagnostics.Activity.Current;
+        var activity = Telemetry.SidecarActivity.Source.StartActivity("chat.stream");
+        activity?.SetTag("chat.agent_id", exchange.AgentId);
+        activity?.SetTag("chat.session_id", exchange.SessionId);
+        activity?.SetTag("chat.message_id", messageId);
+        try
+        {
+            return StartPump(exchange, upstream, upstreamOwner, messageId, activity);
+        }
+        finally
+        {
+            System.Diagnostics.Activity.Current = requestActivity;
+        }
+    }
+
+    private StreamPump StartPump(ChatExchange exchange, Stream upstream, IDisposable upstreamOwner, string? messageId, System.Diagnostics.Activity? activity)
+    {
         var (ack, inBand, removeInBand) = acks.Open(exchange, messageId);
         var pump = new StreamPump(exchange, upstream, upstreamOwner, messageId, options.CurrentValue, time, logger, metrics, OpenTee(exchange, messageId),
             resumeOptions.CurrentValue.UnavailableSignal, ack, inBand, removeInBand)
@@ -54,6 +73,7 @@ internal sealed class StreamPumps(
             BeforeFailureEnding = BeforeFailureEnding,
             // Only answers whose save is awaited can be known to have failed it, and be repaired.
             Message = ack is not null && !string.IsNullOrWhiteSpace(persistence.CurrentValue.RepairSaveUrl) ? new Persistence.UiMessageBuilder(messageId) : null,
+            Activity = activity,
         };
         pump.Start();
         _active.TryAdd(pump, 0);
@@ -83,7 +103,7 @@ internal sealed class StreamPumps(
 
         return storeWriter.Open(new StreamRegistration(
             messageId!, exchange.SessionId, exchange.AgentId, exchange.OwnerHash, replica.Id,
-            time.GetUtcNow() + storeOptions.Value.LeaseDuration));
+            time.GetUtcNow() + storeOptions.Value.LeaseDuration, System.Diagnostics.Activity.Current?.Id));
     }
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -123,14 +143,27 @@ internal sealed class StreamPumps(
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Runs before any service stops (Kestrel among them): turn not ready, start the drain clock.</summary>
-    public Task StoppingAsync(CancellationToken cancellationToken)
+    public async Task StoppingAsync(CancellationToken cancellationToken)
     {
+        if (Interlocked.Exchange(ref _stoppingOnce, 1) == 1)
+        {
+            // A second stop (a host disposed after it stopped) has nothing left to drain.
+            return;
+        }
+
         _stopping = true;
         var drain = options.CurrentValue.DrainTimeout;
         Log.Draining(logger, _active.Count, drain.TotalSeconds);
         _drainOver.Token.Register(StopAll);
         _drainOver.CancelAfter(drain);
-        return Task.CompletedTask;
+
+        // Keep the listeners open a little while not ready: chat POSTs that still arrive get a typed
+        // 503 (and go to another replica) instead of a refused connection.
+        var delay = options.CurrentValue.ShutdownDelay;
+        if (delay > TimeSpan.Zero)
+        {
+            await Task.Delay(delay, time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
     }
 
     /// <summary>Waits for the running streams to end, by themselves or at the drain deadline.</summary>
@@ -165,6 +198,19 @@ internal sealed class StreamPumps(
     {
         var outcome = await pump.Completion;
         _active.TryRemove(pump, out _);
+        if (pump.Activity is { } activity)
+        {
+            activity.SetTag("chat.outcome", outcome.Tag());
+            activity.SetTag("chat.events", pump.State.Events);
+            activity.AddEvent(new System.Diagnostics.ActivityEvent("sidecar.outcome", tags: new System.Diagnostics.ActivityTagsCollection { ["outcome"] = outcome.Tag() }));
+            if (outcome is not (StreamOutcome.Completed or StreamOutcome.Stopped))
+            {
+                activity.SetStatus(System.Diagnostics.ActivityStatusCode.Error, outcome.Tag());
+            }
+
+            activity.Dispose();
+        }
+
         if (pump.Ack is { } ack)
         {
             acks.Close(ack);

@@ -20,7 +20,8 @@ public enum StoredStreamState
 /// <param name="OwnerHash">A hash of the identity of the principal that started it (never a credential).</param>
 /// <param name="ReplicaId">The sidecar replica producing it.</param>
 /// <param name="LeaseExpiresAt">Until when the producer's lease holds unless renewed.</param>
-public sealed record StreamRegistration(string MessageId, string SessionId, string AgentId, string OwnerHash, string ReplicaId, DateTimeOffset LeaseExpiresAt);
+/// <param name="TraceParent">The W3C <c>traceparent</c> of the stream's span, so that a resume can link to it.</param>
+public sealed record StreamRegistration(string MessageId, string SessionId, string AgentId, string OwnerHash, string ReplicaId, DateTimeOffset LeaseExpiresAt, string? TraceParent = null);
 
 /// <summary>A stored stream's metadata.</summary>
 public sealed record StreamRecord(
@@ -32,7 +33,8 @@ public sealed record StreamRecord(
     long EventCount,
     string ReplicaId,
     DateTimeOffset LeaseExpiresAt,
-    bool Incomplete);
+    bool Incomplete,
+    string? TraceParent = null);
 
 /// <summary>One stored SSE event: its position in the stream (from 0) and its exact bytes.</summary>
 public readonly record struct StoredEvent(long Sequence, ReadOnlyMemory<byte> Raw);

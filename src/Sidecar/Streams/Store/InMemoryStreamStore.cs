@@ -262,7 +262,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
     {
         public StreamRecord Stream { get; set; } = new(
             registration.MessageId, registration.SessionId, registration.AgentId, registration.OwnerHash,
-            StoredStreamState.Live, 0, registration.ReplicaId, registration.LeaseExpiresAt, Incomplete: false);
+            StoredStreamState.Live, 0, registration.ReplicaId, registration.LeaseExpiresAt, Incomplete: false, registration.TraceParent);
 
         public DateTimeOffset StartedAt { get; } = startedAt;
 

@@ -25,25 +25,25 @@ internal sealed class RedisStreamStore : IStreamStore
     // append behind the ending. Events are appended only when they continue the stream.
     // KEYS: meta, events. ARGV: begin (1/0), lifetime ms, retention ms, lease ms (0: keep),
     // incomplete (1/0), end state (-1: none), first sequence, session, agent, owner, replica,
-    // then the events' bytes. Returns 1 when everything applied.
+    // traceparent, then the events' bytes. Returns 1 when everything applied.
     private const string WriteScript = """
         local meta, events = KEYS[1], KEYS[2]
         if ARGV[1] == '1' then
           redis.call('DEL', events)
           redis.call('HSET', meta, 'session', ARGV[8], 'agent', ARGV[9], 'owner', ARGV[10], 'replica', ARGV[11],
-            'state', 0, 'lease', ARGV[4], 'incomplete', 0, 'count', 0)
+            'state', 0, 'lease', ARGV[4], 'incomplete', 0, 'count', 0, 'trace', ARGV[12])
           redis.call('PEXPIRE', meta, ARGV[2])
         end
         if redis.call('HGET', meta, 'state') ~= '0' then return 0 end
         local applied = 1
-        local n = #ARGV - 11
+        local n = #ARGV - 12
         if n > 0 then
           local count = tonumber(redis.call('HGET', meta, 'count'))
           if count ~= tonumber(ARGV[7]) then
             applied = 0
           else
             for i = 1, n do
-              redis.call('XADD', events, '0-' .. (count + i), 'd', ARGV[11 + i])
+              redis.call('XADD', events, '0-' .. (count + i), 'd', ARGV[12 + i])
             end
             redis.call('HSET', meta, 'count', count + n)
             if count == 0 then redis.call('PEXPIRE', events, ARGV[2]) end
@@ -141,7 +141,7 @@ internal sealed class RedisStreamStore : IStreamStore
                 lease = renewed;
             }
 
-            var values = new RedisValue[11 + write.Events.Count];
+            var values = new RedisValue[12 + write.Events.Count];
             values[0] = begin is null ? 0 : 1;
             values[1] = lifetime;
             values[2] = retention;
@@ -153,9 +153,10 @@ internal sealed class RedisStreamStore : IStreamStore
             values[8] = begin?.AgentId ?? string.Empty;
             values[9] = begin?.OwnerHash ?? string.Empty;
             values[10] = begin?.ReplicaId ?? string.Empty;
+            values[11] = begin?.TraceParent ?? string.Empty;
             for (var e = 0; e < write.Events.Count; e++)
             {
-                values[e + 11] = write.Events[e].Raw;
+                values[e + 12] = write.Events[e].Raw;
             }
 
             results[i] = batch.ScriptEvaluateAsync(WriteScript, [MetaKey(write.MessageId), EventsKey(write.MessageId)], values);
@@ -243,7 +244,8 @@ internal sealed class RedisStreamStore : IStreamStore
             Number("count"),
             Text("replica"),
             DateTimeOffset.FromUnixTimeMilliseconds(Number("lease")),
-            Incomplete: Number("incomplete") != 0);
+            Incomplete: Number("incomplete") != 0,
+            TraceParent: Text("trace") is { Length: > 0 } trace ? trace : null);
     }
 
     public async Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken)

@@ -1,0 +1,163 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Sidecar.Streams;
+using Sidecar.Tests.Common;
+
+namespace Sidecar.Tests.Telemetry;
+
+/// <summary>What operators see: the Prometheus endpoint, the stream and resume spans, readiness and the drain.</summary>
+public sealed class OperationsTests : IAsyncLifetime
+{
+    private EmulatorServer _emulator = null!;
+
+    public async Task InitializeAsync() => _emulator = await EmulatorServer.StartAsync();
+
+    public async Task DisposeAsync() => await _emulator.DisposeAsync();
+
+    [Fact]
+    public async Task Metrics_AreScrapedOnTheManagementPortOnly_WithTheSidecarsAndThePlatformsInstruments()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);
+        using var client = sidecar.CreateClient();
+        using var answer = await client.SendAsync(Chat.Post(Chat.NewSession(), "/scenario end:5")).DefaultTimeout();
+        await answer.Content.ReadAsStringAsync();
+        using var management = new HttpClient { BaseAddress = sidecar.ManagementAddress };
+
+        // The exporter caches a scrape briefly; the stream's end is recorded when its pump is done.
+        string scrape;
+        do
+        {
+            scrape = await management.GetStringAsync("/metrics").DefaultTimeout();
+        }
+        while (!scrape.Contains("sidecar_stream_ended_total{", StringComparison.Ordinal) && await Yield());
+
+        Assert.Contains("sidecar_stream_started_total", scrape, StringComparison.Ordinal);
+        Assert.Matches("sidecar_stream_ended_total\\{[^}]*outcome=\"ended_without_finish\"", scrape);
+        Assert.Matches("sidecar_stream_injected_total\\{[^}]*part=\"error\"[^}]*reason=\"ended_without_finish\"", scrape);
+        Assert.Contains("sidecar_stream_duration_seconds_bucket", scrape, StringComparison.Ordinal);
+        Assert.Contains("http_server_request_duration_seconds", scrape, StringComparison.Ordinal);
+        Assert.Contains("kestrel_", scrape, StringComparison.Ordinal);
+        Assert.Contains("http_client_request_duration_seconds", scrape, StringComparison.Ordinal);
+        Assert.Contains("dotnet_", scrape, StringComparison.Ordinal);
+        // Never a session or message id as a label.
+        Assert.DoesNotContain("session", scrape.Split('\n').Where(l => l.StartsWith("sidecar_", StringComparison.Ordinal)).SelectMany(l => l.Split('{').Skip(1)), StringComparer.Ordinal);
+
+        using var onPublicPort = await client.GetAsync("/metrics").DefaultTimeout();
+        Assert.DoesNotContain("sidecar_stream_started_total", await onPublicPort.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task StreamSpan_CarriesWhatTheSidecarDecided_AndAResumeLinksToIt()
+    {
+        var stopped = new ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "Sidecar",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = stopped.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        using var answer = await client.SendAsync(Chat.Post(session, "/scenario artifact end:11")).DefaultTimeout();
+        await answer.Content.ReadAsStringAsync();
+        await ended.DefaultTimeout();
+        using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
+        await resumed.Content.ReadAsStringAsync();
+
+        var stream = stopped.Single(a => a.OperationName == "chat.stream" && (string?)a.GetTagItem("chat.session_id") == session);
+        Assert.Equal("ended_without_finish", stream.GetTagItem("chat.outcome"));
+        Assert.Equal(ActivityStatusCode.Error, stream.Status);
+        Assert.Equal(["sidecar.injected", "sidecar.injected", "sidecar.injected", "sidecar.outcome"], stream.Events.Select(e => e.Name));
+        Assert.Equal(["data_finish", "error", "done"], stream.Events.Take(3).Select(e => (string?)e.Tags.Single(t => t.Key == "part").Value));
+        var resume = stopped.Single(a => a.OperationName == "chat.resume" && (string?)a.GetTagItem("chat.session_id") == session);
+        Assert.Equal(stream.Context.TraceId, resume.Links.Single().Context.TraceId);
+        Assert.Equal(stream.Context.SpanId, resume.Links.Single().Context.SpanId);
+    }
+
+    [Fact]
+    public async Task Readiness_FollowsRedisAndTheUpstream()
+    {
+        using var redis = new OwnedRedis();
+        redis.Start();
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Store:Redis"] = redis.Configuration,
+            ["Sidecar:Store:KeyPrefix"] = RedisServer.NewPrefix(),
+        });
+        using var management = new HttpClient { BaseAddress = sidecar.ManagementAddress };
+        Assert.Equal(HttpStatusCode.OK, (await management.GetAsync("/readyz").DefaultTimeout()).StatusCode);
+
+        redis.Kill();
+        Assert.True(await EventuallyAsync(async () => (await management.GetAsync("/readyz")).StatusCode == HttpStatusCode.ServiceUnavailable));
+        Assert.Equal(HttpStatusCode.OK, (await management.GetAsync("/healthz").DefaultTimeout()).StatusCode);
+
+        redis.Start();
+        Assert.True(await EventuallyAsync(async () => (await management.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK));
+
+        await using var orphan = await SidecarServer.StartAsync(new Uri($"http://127.0.0.1:{Loopback.FreePort()}"));
+        using var orphanManagement = new HttpClient { BaseAddress = orphan.ManagementAddress };
+        using var notReady = await orphanManagement.GetAsync("/readyz").DefaultTimeout();
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
+        Assert.Contains("Unhealthy", await notReady.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Draining_ANewChatPostGetsATyped503_WhileALiveStreamFinishes()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Streams:ShutdownDelay"] = "00:00:10",
+            ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00",
+        }, time);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3");
+        await call.Record.GateReached.DefaultTimeout();
+
+        // SIGTERM: not ready at once, the listeners stay open for the shutdown delay.
+        var stopping = sidecar.StopAsync();
+        using var management = new HttpClient { BaseAddress = sidecar.ManagementAddress };
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await management.GetAsync("/readyz").DefaultTimeout()).StatusCode);
+        using var refused = await client.SendAsync(Chat.Post(Chat.NewSession(), "hello")).DefaultTimeout();
+        call.Record.ReleaseGate();
+        var body = await call.Reader.ReadToEndAsync();
+        time.Advance(TimeSpan.FromSeconds(10));
+        await stopping.DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        var error = await ErrorJson.ReadAsync(refused);
+        ErrorJson.AssertContractShape(error, "SERVICE_UNAVAILABLE", 503);
+        Assert.Equal("SIDECAR_DRAINING", error.GetProperty("errorCode").GetString());
+        Assert.Equal(Chat.Text(Chat.WithIds(Chat.Events(call.Record.SentBytes()))), Chat.Text(body));
+    }
+
+    /// <summary>Lets the exporter's cache or a background check catch up; bounded by the default timeout.</summary>
+    private static async Task<bool> Yield()
+    {
+        await Task.Yield();
+        return true;
+    }
+
+    private static async Task<bool> EventuallyAsync(Func<Task<bool>> condition)
+    {
+        using var timeout = new CancellationTokenSource(TaskTimeoutExtensions.DefaultTimeoutSpan);
+        while (!timeout.IsCancellationRequested)
+        {
+            if (await condition())
+            {
+                return true;
+            }
+
+            await Task.Yield();
+        }
+
+        return false;
+    }
+}
