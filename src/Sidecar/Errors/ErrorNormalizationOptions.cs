@@ -64,10 +64,12 @@ public sealed class ErrorMapping
     /// <summary>The contract's <c>type</c> (e.g. <c>USAGE_LIMIT_EXCEEDED</c>).</summary>
     public string? Type { get; set; }
 
+    /// <summary>The contract's <c>category</c> (<c>stream</c>, <c>persistence</c> and <c>resume</c> show the client's inline banner).</summary>
     public string? Category { get; set; }
 
     /// <summary><c>recoverable</c> or <c>fatal</c> (fatal shows the client's full-page error).</summary>
     public string? Severity { get; set; }
 
+    /// <summary>The contract's <c>source</c> (<c>guard</c> shows the client's full-page error).</summary>
     public string? Source { get; set; }
 }

@@ -82,9 +82,11 @@ public sealed class QuotaOptions
     [Range(0.01, 1.0)]
     public double BreakerFailureRatio { get; set; } = 0.5;
 
+    /// <summary>The fewest calls within the sampling duration before the breaker may open.</summary>
     [Range(2, 10000)]
     public int BreakerMinimumThroughput { get; set; } = 10;
 
+    /// <summary>The window over which the breaker measures the failure ratio.</summary>
     [Range(typeof(TimeSpan), "00:00:00.500", "00:10:00")]
     public TimeSpan BreakerSamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -203,6 +203,7 @@ internal sealed class ResumeEndpoint(
                         }
 
                         writer.Write(evt.Raw.Span);
+                        metrics.ResumeBytes(evt.Raw.Length);
                         last = evt.Raw;
                         next = evt.Sequence + 1;
                     }

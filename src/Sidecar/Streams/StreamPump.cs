@@ -361,6 +361,11 @@ internal sealed class StreamPump
 
                 State.Observe(evt);
                 _metrics.EventForwarded(evt.Raw.Length);
+                if (State.Events == 1)
+                {
+                    _metrics.FirstEvent(_time.GetElapsedTime(StartedAt));
+                }
+
                 Forward(evt);
             }
 

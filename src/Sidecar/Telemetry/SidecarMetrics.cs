@@ -34,6 +34,8 @@ internal sealed class SidecarMetrics
     private readonly Counter<long> _quotaStuckReleased;
     private readonly Counter<long> _quotaWarnings;
     private readonly Counter<long> _repairs;
+    private readonly Histogram<double> _firstEvent;
+    private readonly Counter<long> _resumeBytes;
     private long _outboxDepth;
     private double _outboxOldestSeconds;
 
@@ -62,6 +64,10 @@ internal sealed class SidecarMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _ackCallbacks = meter.CreateCounter<long>("sidecar.persistence.callbacks", "{request}", "Acknowledgment callbacks received, by result.");
         _errorBodies = meter.CreateCounter<long>("sidecar.upstream.error_bodies", "{response}", "Chat-route error bodies from the upstream, by what was done (normalized, complete, too_large).");
+        _firstEvent = meter.CreateHistogram("sidecar.stream.first_event.duration", "s", "Time from the upstream's headers to its first event.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
+        _resumeBytes = meter.CreateCounter<long>("sidecar.resume.bytes", "By", "Bytes replayed and followed by resumes.");
+        meter.CreateObservableGauge("sidecar.store.available", () => StoreAvailable?.Invoke() == false ? 0 : 1, "{store}", "Whether the stream store (Redis) is reachable (1) or not (0).");
         _quotaSettlements = meter.CreateCounter<long>("sidecar.quota.settlements", "{attempt}", "Quota settlement attempts, by action (confirm, release) and outcome (settled, already_settled, not_found, retry).");
         _quotaMismatches = meter.CreateCounter<long>("sidecar.quota.mismatches", "{reservation}", "Reservations found settled the other way (wanted release, found confirmed: a user paid for a failed answer).");
         _quotaStuck = meter.CreateCounter<long>("sidecar.quota.stuck.found", "{reservation}", "Reservations the sweep found stuck in reserved.");
@@ -94,6 +100,13 @@ internal sealed class SidecarMetrics
     }
 
     public void HeartbeatSent() => _heartbeats.Add(1);
+
+    /// <summary>Reports whether the store is reachable (set by the store's writer).</summary>
+    public Func<bool>? StoreAvailable { get; set; }
+
+    public void FirstEvent(TimeSpan elapsed) => _firstEvent.Record(elapsed.TotalSeconds);
+
+    public void ResumeBytes(long bytes) => _resumeBytes.Add(bytes);
 
     public void UpstreamError(string error) => _upstreamErrors.Add(1, new KeyValuePair<string, object?>("error", error));
 
