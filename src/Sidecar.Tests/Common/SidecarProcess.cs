@@ -90,6 +90,20 @@ internal sealed partial class SidecarProcess : IDisposable
         }
     }
 
+    /// <summary>Asks the process to stop, as Kubernetes does (SIGTERM).</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    /// <summary>Waits for the process to exit and returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync()
+    {
+        await _process.WaitForExitAsync().DefaultTimeout();
+        return _process.ExitCode;
+    }
+
     /// <summary>Kills the process at once (SIGKILL): no shutdown, no drain, nothing written on the way out.</summary>
     public async Task KillAsync()
     {

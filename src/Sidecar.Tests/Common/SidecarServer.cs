@@ -37,9 +37,9 @@ public sealed class SidecarServer : IAsyncDisposable
     /// <summary>Warnings and errors the sidecar logged (for failure messages).</summary>
     public CapturedLogs Logs { get; private set; } = new();
 
-    public static async Task<SidecarServer> StartAsync(Uri upstream, IDictionary<string, string?>? settings = null, TimeProvider? time = null)
+    public static async Task<SidecarServer> StartAsync(Uri upstream, IDictionary<string, string?>? settings = null, TimeProvider? time = null, CapturedLogs? logs = null)
     {
-        var logs = new CapturedLogs();
+        logs ??= new CapturedLogs();
         var app = Build(upstream, settings, time, logs);
         await app.StartAsync().DefaultTimeout();
         return new SidecarServer(app) { Logs = logs };
@@ -68,6 +68,7 @@ public sealed class SidecarServer : IAsyncDisposable
         if (logs is not null)
         {
             builder.Logging.AddProvider(logs);
+            builder.Logging.SetMinimumLevel(LogLevel.Trace);
         }
 
         if (Environment.GetEnvironmentVariable("SIDECAR_TEST_LOGS") == "1")

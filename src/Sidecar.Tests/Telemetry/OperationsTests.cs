@@ -161,3 +161,100 @@ public sealed class OperationsTests : IAsyncLifetime
         return false;
     }
 }
+
+/// <summary>Logs at every level, through streams, resumes, stops, acks and errors: no credential and no message content.</summary>
+public sealed class LogRedactionTests
+{
+    [Fact]
+    public async Task NoLogLine_CarriesACredentialACookieOrMessageContent()
+    {
+        const string token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyX3NlY3JldCJ9.c2lnbmF0dXJlLXNlY3JldA";
+        const string cookie = "session-cookie-secret-value";
+        const string ackToken = "ack-callback-token-secret-0123";
+        const string userText = "my private question about zebras";
+        await using var emulator = await EmulatorServer.StartAsync();
+        var logs = new CapturedLogs(Microsoft.Extensions.Logging.LogLevel.Trace);
+        await using var sidecar = await SidecarServer.StartAsync(emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Persistence:Mode"] = "Callback",
+            ["Sidecar:Persistence:AckTimeout"] = "00:00:00.200",
+            ["Sidecar:Persistence:CallbackToken"] = ackToken,
+        }, logs: logs);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+
+        var post = Chat.Post(session, userText + " /scenario end:5");
+        post.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        post.Headers.Add("Cookie", "__session=" + cookie);
+        using (var answer = await client.SendAsync(post).DefaultTimeout())
+        {
+            await answer.Content.ReadAsStringAsync();
+        }
+
+        var second = Chat.Post(Chat.NewSession(), userText + " /scenario deltas:2");
+        second.Headers.Add("Cookie", "__session=" + cookie);
+        using (var answer = await client.SendAsync(second).DefaultTimeout())
+        {
+            await answer.Content.ReadAsStringAsync();
+        }
+
+        using (var resume = await client.SendAsync(Chat.Resume(session, bearer: token)).DefaultTimeout())
+        {
+            await resume.Content.ReadAsStringAsync();
+        }
+
+        using var management = new HttpClient { BaseAddress = sidecar.ManagementAddress };
+        using var badAck = new HttpRequestMessage(HttpMethod.Post, "/sidecar/v1/acks/unknown1") { Content = new StringContent("{\"status\":\"saved\"}") };
+        badAck.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", ackToken + "x");
+        using (await management.SendAsync(badAck).DefaultTimeout())
+        {
+        }
+
+        var text = logs.Text;
+        Assert.NotEmpty(text);
+        foreach (var secret in new[] { token, "user_secret", cookie, ackToken, userText, "zebras" })
+        {
+            Assert.DoesNotContain(secret, text, StringComparison.Ordinal);
+        }
+    }
+}
+
+/// <summary>SIGTERM to the real process: not ready, typed 503s for new chats, the live stream finishes, a clean exit.</summary>
+public sealed class GracefulShutdownTests
+{
+    [Fact]
+    public async Task Sigterm_DuringALiveStream_TheStreamFinishes_NewChatsGetATyped503_AndTheProcessExitsCleanly()
+    {
+        await using var emulator = await EmulatorServer.StartAsync();
+        using var sidecar = await SidecarProcess.StartAsync(emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Streams:ShutdownDelay"] = "00:00:03",
+            ["Sidecar:Streams:DrainTimeout"] = "00:00:20",
+            ["Sidecar:Resume:EventIds"] = "false",
+            ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00",
+        });
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(client, emulator, session, "/scenario gate:3");
+        await call.Record.GateReached.DefaultTimeout();
+
+        sidecar.Terminate();
+        HttpResponseMessage refused;
+        var deadline = Stopwatch.StartNew();
+        do
+        {
+            // The signal is handled asynchronously: until then a new chat is still served.
+            refused = await client.SendAsync(Chat.Post(Chat.NewSession(), "hello /scenario deltas:1")).DefaultTimeout();
+            await refused.Content.LoadIntoBufferAsync();
+        }
+        while (refused.StatusCode == HttpStatusCode.OK && deadline.Elapsed < TaskTimeoutExtensions.DefaultTimeoutSpan);
+
+        call.Record.ReleaseGate();
+        var body = await call.Reader.ReadToEndAsync();
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.Equal("SIDECAR_DRAINING", (await ErrorJson.ReadAsync(refused)).GetProperty("errorCode").GetString());
+        Assert.Equal(call.Record.SentBytes(), body);
+        Assert.Equal(0, await sidecar.WaitForExitAsync());
+    }
+}
