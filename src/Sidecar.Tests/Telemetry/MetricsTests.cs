@@ -1,0 +1,183 @@
+using System.Net.Http.Headers;
+using Microsoft.Extensions.DependencyInjection;
+using Sidecar.Streams.Store;
+using Sidecar.Tests.Common;
+
+namespace Sidecar.Tests.Telemetry;
+
+/// <summary>One test per instrument family: drive the scenario, read what was recorded, with its tags.</summary>
+public sealed class MetricsTests : IAsyncLifetime
+{
+    private EmulatorServer _emulator = null!;
+
+    public async Task InitializeAsync() => _emulator = await EmulatorServer.StartAsync();
+
+    public async Task DisposeAsync() => await _emulator.DisposeAsync();
+
+    [Fact]
+    public async Task Streams_StartedEndedActiveDurationFirstEventEventsAndBytes()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);
+        using var metrics = new MeasurementRecorder(sidecar);
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var client = sidecar.CreateClient();
+
+        using var answer = await client.SendAsync(Chat.Post(session, "/scenario deltas:3")).DefaultTimeout();
+        await answer.Content.ReadAsStringAsync();
+        var (pump, _) = await ended.DefaultTimeout();
+
+        Assert.Equal(1, metrics.Sum("sidecar.stream.started"));
+        Assert.Equal(1, metrics.Sum("sidecar.stream.ended", ("outcome", "completed")));
+        Assert.Equal(0, metrics.Sum("sidecar.stream.active"));
+        Assert.Single(metrics.Of("sidecar.stream.duration", ("outcome", "completed")));
+        Assert.Single(metrics.Of("sidecar.stream.first_event.duration"));
+        Assert.Equal(pump.State.Events, metrics.Sum("sidecar.stream.events"));
+        Assert.Equal(pump.State.Bytes, metrics.Sum("sidecar.stream.bytes"));
+    }
+
+    [Fact]
+    public async Task InjectedParts_ByPartAndReason()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);
+        using var metrics = new MeasurementRecorder(sidecar);
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var client = sidecar.CreateClient();
+
+        using var answer = await client.SendAsync(Chat.Post(session, "/scenario artifact end:11")).DefaultTimeout();
+        await answer.Content.ReadAsStringAsync();
+        await ended.DefaultTimeout();
+
+        foreach (var part in new[] { "data_finish", "error", "done" })
+        {
+            Assert.Equal(1, metrics.Sum("sidecar.stream.injected", ("part", part), ("reason", "ended_without_finish")));
+        }
+    }
+
+    [Fact]
+    public async Task PersistenceAcks_BySourceAndResult_WithTheirLatency()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?> { ["Sidecar:Persistence:Mode"] = "InBand" });
+        using var metrics = new MeasurementRecorder(sidecar);
+        using var client = sidecar.CreateClient();
+
+        foreach (var scenario in new[] { "ack:saved", "ack:failed" })
+        {
+            var session = Chat.NewSession();
+            var ended = sidecar.PumpEnded(session);
+            using var answer = await client.SendAsync(Chat.Post(session, "/scenario deltas:1 " + scenario)).DefaultTimeout();
+            await answer.Content.ReadAsStringAsync();
+            await ended.DefaultTimeout();
+        }
+
+        Assert.Equal(1, metrics.Sum("sidecar.persistence.acks", ("source", "in_band"), ("result", "saved")));
+        Assert.Equal(1, metrics.Sum("sidecar.persistence.acks", ("source", "in_band"), ("result", "failed")));
+        Assert.Equal(2, metrics.Of("sidecar.persistence.ack.duration").Count);
+    }
+
+    [Fact]
+    public async Task Resumes_ByResult_AndReplayedBytes()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);
+        using var metrics = new MeasurementRecorder(sidecar);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        var post = Chat.Post(session, "/scenario end:5");
+        post.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "token-of-alice");
+        using (var answer = await client.SendAsync(post).DefaultTimeout())
+        {
+            await answer.Content.ReadAsStringAsync();
+        }
+
+        await ended.DefaultTimeout();
+        await StoreProbe.WaitForEndAsync(sidecar.Services.GetRequiredService<IStreamStore>(), session);
+        using var replayed = await client.SendAsync(Chat.Resume(session, bearer: "token-of-alice")).DefaultTimeout();
+        var replayedBody = await replayed.Content.ReadAsByteArrayAsync();
+        using var denied = await client.SendAsync(Chat.Resume(session, bearer: "token-of-mallory")).DefaultTimeout();
+        using var unknown = await client.SendAsync(Chat.Resume(Chat.NewSession())).DefaultTimeout();
+
+        Assert.Equal(1, metrics.Sum("sidecar.resume.requests", ("result", "replayed")));
+        Assert.Equal(1, metrics.Sum("sidecar.resume.requests", ("result", "denied")));
+        Assert.Equal(1, metrics.Sum("sidecar.resume.requests", ("result", "not_found")));
+        // Replayed bytes count the events, not the id lines the sidecar adds.
+        Assert.InRange(metrics.Sum("sidecar.resume.bytes"), 1, replayedBody.Length);
+    }
+
+    [Fact]
+    public async Task Store_BatchesEventsAppendLatencyAndAvailability()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Store:Redis"] = RedisServer.Configuration,
+            ["Sidecar:Store:KeyPrefix"] = RedisServer.NewPrefix(),
+        });
+        using var metrics = new MeasurementRecorder(sidecar);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+
+        using var answer = await client.SendAsync(Chat.Post(session, "/scenario deltas:3")).DefaultTimeout();
+        await answer.Content.ReadAsStringAsync();
+        await StoreProbe.WaitForEndAsync(sidecar.Services.GetRequiredService<IStreamStore>(), session);
+
+        Assert.True(metrics.Sum("sidecar.store.batches") >= 1);
+        Assert.True(metrics.Sum("sidecar.store.events") >= 9);
+        Assert.NotEmpty(metrics.Of("sidecar.store.append.duration"));
+        Assert.Equal(1, metrics.Of("sidecar.store.available")[^1].Value);
+        Assert.Empty(metrics.Of("sidecar.store.lost"));
+    }
+
+    [Fact]
+    public async Task ErrorBodies_ByWhatWasDone()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);
+        using var metrics = new MeasurementRecorder(sidecar);
+        using var client = sidecar.CreateClient();
+
+        foreach (var kind in new[] { "quota", "rate-limit", "huge" })
+        {
+            using var response = await client.SendAsync(Chat.Post(Chat.NewSession(), "/scenario error:" + kind)).DefaultTimeout();
+            await response.Content.ReadAsStringAsync();
+        }
+
+        Assert.Equal(1, metrics.Sum("sidecar.upstream.error_bodies", ("result", "normalized")));
+        Assert.Equal(1, metrics.Sum("sidecar.upstream.error_bodies", ("result", "complete")));
+        Assert.Equal(1, metrics.Sum("sidecar.upstream.error_bodies", ("result", "too_large")));
+    }
+
+    [Fact]
+    public async Task Quota_SettlementsOutboxAndRepairs()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Quota:BaseUrl"] = _emulator.Address.ToString(),
+            ["Sidecar:Quota:PollInterval"] = "00:00:00.050",
+            ["Sidecar:Quota:SweepInterval"] = "00:00:00",
+            ["Sidecar:Persistence:Mode"] = "InBand",
+            ["Sidecar:Persistence:RepairSaveUrl"] = "{upstream}/api/internal/messages/{sessionId}",
+        });
+        using var metrics = new MeasurementRecorder(sidecar);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var post = Chat.Post(session, "/scenario deltas:2 ack:failed");
+        post.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "token-of-alice");
+
+        using (var answer = await client.SendAsync(post).DefaultTimeout())
+        {
+            await answer.Content.ReadAsStringAsync();
+        }
+
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        await _emulator.Quota.Find(record.MessageId)!.Settled.DefaultTimeout();
+        await _emulator.Journal.MessageSaved(record.MessageId).DefaultTimeout();
+        var reconciler = sidecar.Services.GetRequiredService<Sidecar.Quota.QuotaReconciler>();
+        var round = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        reconciler.RoundCompleted += () => round.TrySetResult();
+        await round.Task.DefaultTimeout();
+
+        Assert.Equal(1, metrics.Sum("sidecar.quota.settlements", ("action", "release"), ("outcome", "settled")));
+        Assert.Equal(1, metrics.Sum("sidecar.persistence.repairs", ("outcome", "saved")));
+        Assert.Equal(0, metrics.Of("sidecar.quota.outbox.depth")[^1].Value);
+    }
+}
