@@ -212,6 +212,36 @@ public sealed class QuotaReconcilerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task QuotaApiDown_TheCircuitBreakerStopsTheCalls_AndTheItemsWait()
+    {
+        _emulator.Options.QuotaFailureRate = 1.0;
+        await using var sidecar = await StartSidecarAsync(settings: new()
+        {
+            ["Sidecar:Quota:BreakerMinimumThroughput"] = "2",
+            ["Sidecar:Quota:BreakerFailureRatio"] = "0.5",
+            ["Sidecar:Quota:BreakDuration"] = "00:01:00",
+            ["Sidecar:Quota:RetryDelay"] = "00:01:00",
+            ["Sidecar:Quota:MaxRetryDelay"] = "00:05:00",
+        });
+        var outbox = sidecar.Services.GetRequiredService<IQuotaOutbox>();
+        using var metrics = new MeasurementRecorder(sidecar);
+        for (var i = 0; i < 10; i++)
+        {
+            var id = "r" + Guid.NewGuid().ToString("N")[..16];
+            _emulator.Quota.Reserve(id, DateTimeOffset.UtcNow);
+            await outbox.EnqueueAsync(new QuotaItem(id, QuotaAction.Release, "test", null, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()), default);
+        }
+
+        sidecar.Services.GetRequiredService<QuotaReconciler>().Wake();
+        await WaitUntilAsync(sidecar, () => Task.FromResult(metrics.Sum("sidecar.quota.settlements", ("outcome", "retry")) >= 10));
+
+        // Every item was tried and put back for later; only the calls before the breaker opened reached the API.
+        Assert.InRange(_emulator.Quota.Calls.Calls, 2, 3);
+        Assert.Equal(10, (await outbox.StatsAsync(default)).Depth);
+        Assert.All(_emulator.Quota.All, r => Assert.Equal("reserved", r.Status));
+    }
+
+    [Fact]
     public async Task RestartWithItemsWaiting_EveryItemStillSettles()
     {
         _emulator.Options.QuotaFailureRate = 1.0;
