@@ -70,6 +70,9 @@ internal sealed class ChildProcess : IDisposable
         throw new TimeoutException($"{dll} did not become ready");
     }
 
+    /// <summary>The process id.</summary>
+    public int Pid => _process.Id;
+
     /// <summary>The CPU time the process has used so far (user and system).</summary>
     public TimeSpan CpuTime
     {

@@ -8,6 +8,7 @@ using Sidecar.Bench;
 //   dotnet run -c Release --project bench/Sidecar.Bench -- ttfe [requests]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- tee [concurrency] [rounds]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- ack [concurrency] [rounds]
+//   dotnet run -c Release --project bench/Sidecar.Bench -- peers [concurrencies, e.g. 1,50,200,1000] [pace ms]
 #if DEBUG
 const string configuration = "Debug";
 #else
@@ -23,6 +24,15 @@ if (args.Length > 0 && args[0] == "tee")
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3);
 }
 
+if (args.Length > 0 && args[0] == "peers")
+{
+    return await PeersBench.RunAsync(
+        root,
+        configuration,
+        args.Length > 1 ? [.. args[1].Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture))] : [1, 50, 200],
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10);
+}
+
 if (args.Length > 0 && args[0] == "ack")
 {
     return await AckBench.RunAsync(
@@ -35,7 +45,7 @@ if (args.Length > 0 && args[0] == "ack")
 var requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 400;
 if (args.Length == 0 || args[0] != "ttfe")
 {
-    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds] | ack [concurrency] [rounds]");
+    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds] | ack [concurrency] [rounds] | peers [concurrencies] [pace ms]");
     return 2;
 }
 

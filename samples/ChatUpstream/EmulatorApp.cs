@@ -323,7 +323,7 @@ public static class EmulatorApp
                     return AnswerStatus.EndedEarly;
                 }
 
-                await WriteAsync(body, frames[i], s.ChunkBytes, record, recordBodies, aborted);
+                await WriteAsync(body, s.Stamp ? Stamped(frames[i]) : frames[i], s.ChunkBytes, record, recordBodies, aborted);
                 if (isFinish)
                 {
                     // The service appends the assistant message once the model has finished.
@@ -353,6 +353,24 @@ public static class EmulatorApp
         {
             return s.StallAfter is not null && record.FramesSent >= s.StallAfter ? AnswerStatus.StalledThenAbandoned : AnswerStatus.ReaderGone;
         }
+    }
+
+    /// <summary>
+    /// For the benchmarks: a text delta whose text is the moment it is written (the machine's
+    /// monotonic clock, comparable across processes), padded to the frame's length.
+    /// </summary>
+    private static byte[] Stamped(byte[] frame)
+    {
+        if (frame.AsSpan().IndexOf("\"type\":\"text-delta\""u8) < 0)
+        {
+            return frame;
+        }
+
+        var stamp = System.Diagnostics.Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture);
+        var prefix = "data: {\"type\":\"text-delta\",\"id\":\"txt_0\",\"delta\":\"t" + stamp + " ";
+        var suffix = "\"}\n\n";
+        var padding = Math.Max(0, frame.Length - prefix.Length - suffix.Length);
+        return Encoding.UTF8.GetBytes(prefix + new string('x', padding) + suffix);
     }
 
     /// <summary>Tells the sidecar whether the answer was saved, as the service would after appendMessage.</summary>

@@ -37,6 +37,7 @@ public sealed record Scenario
     public int LongLineBytes { get; init; }
     public int BinaryBytes { get; init; }
     public bool BadJson { get; init; }
+    public bool Stamp { get; init; }
 
     /// <summary>Parses every token after each <c>/scenario</c> marker; unknown tokens are errors.</summary>
     public static Scenario Parse(string? text, Scenario defaults, out string? error)
@@ -89,6 +90,7 @@ public sealed record Scenario
                     case "saved-after": scenario = scenario with { SavedAfterMs = Number(0) }; break;
                     case "error" when arg is not null && ErrorShapes.IsKnown(arg): scenario = scenario with { ErrorBody = arg }; break;
                     case "crlf": scenario = scenario with { Crlf = true }; break;
+                    case "stamp": scenario = scenario with { Stamp = true }; break;
                     case "chunk": scenario = scenario with { ChunkBytes = Math.Max(1, Number(1)) }; break;
                     case "malformed" when arg == "no-final-blank": scenario = scenario with { NoFinalBlankLine = true }; break;
                     case "malformed" when arg == "bad-json": scenario = scenario with { BadJson = true }; break;

@@ -1,0 +1,285 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace Sidecar.Bench;
+
+/// <summary>
+/// The sidecar side by side with what a user would otherwise run, in one run on this machine:
+/// direct to the emulator, plain YARP (bench/PlainYarp), nginx (when installed), and the sidecar
+/// with the in-memory store and with the Redis tee. Per target and concurrency: the delay of each
+/// event from the emulator writing it to the client reading it (the emulator stamps each text
+/// delta with the machine's monotonic clock), events per second unpaced, the target's CPU per
+/// event, and its peak memory.
+/// </summary>
+internal static class PeersBench
+{
+    private const int Events = 200;
+
+    private static readonly string[] NginxPaths = ["/usr/sbin/nginx", "/usr/bin/nginx"];
+
+    public static async Task<int> RunAsync(string root, string configuration, int[] concurrencies, int paceMs)
+    {
+        var emulatorDll = Path.Combine(root, "samples/ChatUpstream/bin", configuration, "net10.0/ChatUpstream.dll");
+        var sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
+        var yarpDll = Path.Combine(root, "bench/PlainYarp/bin", configuration, "net10.0/PlainYarp.dll");
+        var work = Directory.CreateTempSubdirectory("peers-bench");
+        var redisPort = ChildProcess.FreePort();
+        using var redis = Process.Start(new ProcessStartInfo("redis-server", ["--port", redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]) { RedirectStandardOutput = true })!;
+        Process? nginx = null;
+        try
+        {
+            var emulatorPort = ChildProcess.FreePort();
+            using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
+            var yarpPort = ChildProcess.FreePort();
+            using var yarp = await ChildProcess.StartAsync(yarpDll, ["--urls", $"http://127.0.0.1:{yarpPort}", $"--Upstream=http://127.0.0.1:{emulatorPort}"], yarpPort, "/__ready");
+            var (memory, memoryPort) = await StartSidecarAsync(sidecarDll, emulatorPort, []);
+            using var memorySidecar = memory;
+            var (teed, teedPort) = await StartSidecarAsync(sidecarDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}"]);
+            using var redisSidecar = teed;
+
+            var targets = new List<Target>
+            {
+                new("direct", emulatorPort, null),
+                new("plain YARP", yarpPort, () => [yarp.Pid]),
+                new("sidecar, in-memory store", memoryPort, () => [memory.Pid]),
+                new("sidecar, Redis tee", teedPort, () => [teed.Pid]),
+            };
+            var nginxPort = ChildProcess.FreePort();
+            nginx = await StartNginxAsync(work.FullName, nginxPort, emulatorPort);
+            if (nginx is not null)
+            {
+                var master = nginx.Id;
+                targets.Insert(2, new("nginx", nginxPort, () => [master, .. Children(master)]));
+            }
+            else
+            {
+                Console.WriteLine("nginx is not installed: its rows are missing (apt-get install nginx-light)");
+            }
+
+            using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = int.MaxValue, PooledConnectionLifetime = TimeSpan.FromMinutes(10) }) { Timeout = TimeSpan.FromMinutes(5) };
+            foreach (var target in targets)
+            {
+                await RunStreamsAsync(http, target.Port, 10, "deltas:20 pace:0 stamp", "warm");
+            }
+
+            Console.WriteLine($"{Events} events of ~100 bytes per stream; paced runs {paceMs} ms apart; targets in rotating order; machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}");
+            Console.WriteLine("| streams | target | delay p50 (ms) | delay p99 (ms) | p99 added vs direct | events/s unpaced | vs direct | vs plain YARP | CPU per event (µs) | peak memory (MiB) |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+            foreach (var concurrency in concurrencies)
+            {
+                var results = new Dictionary<string, Result>();
+                for (var t = 0; t < targets.Count; t++)
+                {
+                    var target = targets[(t + concurrency) % targets.Count];
+                    var cpuBefore = Cpu(target);
+                    var paced = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:{paceMs} stamp", $"p{concurrency}");
+                    var cpu = Cpu(target) - cpuBefore;
+                    var started = Stopwatch.GetTimestamp();
+                    var unpaced = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:0 stamp", $"u{concurrency}");
+                    var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+                    results[target.Name] = new Result(paced.Delays, paced.Errors + unpaced.Errors, unpaced.Events / seconds, paced.Events == 0 ? 0 : cpu.TotalMicroseconds / paced.Events);
+                }
+
+                var direct = results["direct"];
+                var plain = results["plain YARP"];
+                foreach (var target in targets)
+                {
+                    var r = results[target.Name];
+                    r.Delays.Sort();
+                    direct.Delays.Sort();
+                    var errors = r.Errors > 0 ? $" ({r.Errors} errors)" : string.Empty;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"| {concurrency} | {target.Name}{errors} | {P(r.Delays, 0.5):F2} | {P(r.Delays, 0.99):F2} | {P(r.Delays, 0.99) - P(direct.Delays, 0.99):F2} | {r.Rate:F0} | {r.Rate / direct.Rate:F2}x | {r.Rate / plain.Rate:F2}x | {(target.Pids is null ? "-" : r.CpuPerEvent.ToString("F1", CultureInfo.InvariantCulture))} | {(target.Pids is null ? "-" : (PeakMemory(target) / 1024.0 / 1024).ToString("F0", CultureInfo.InvariantCulture))} |"));
+                }
+            }
+
+            return 0;
+        }
+        finally
+        {
+            if (nginx is { HasExited: false })
+            {
+                nginx.Kill(entireProcessTree: true);
+                await nginx.WaitForExitAsync();
+            }
+
+            redis.Kill();
+            await redis.WaitForExitAsync();
+            work.Delete(recursive: true);
+        }
+    }
+
+    private sealed record Target(string Name, int Port, Func<int[]>? Pids);
+
+    private sealed record Result(List<double> Delays, int Errors, double Rate, double CpuPerEvent);
+
+    private static async Task<(List<double> Delays, long Events, int Errors)> RunStreamsAsync(HttpClient http, int port, int concurrency, string scenario, string tag)
+    {
+        var results = await Task.WhenAll(Enumerable.Range(0, concurrency).Select(i => StreamAsync(http, port, $"{tag}-{port}-{i}", scenario)));
+        var delays = new List<double>(results.Sum(r => r.Delays.Count));
+        foreach (var r in results)
+        {
+            delays.AddRange(r.Delays);
+        }
+
+        return (delays, results.Sum(r => r.Events), results.Count(r => r.Failed));
+    }
+
+    /// <summary>One stream read to its end: the delay of every stamped delta, and how many events came.</summary>
+    private static async Task<(List<double> Delays, long Events, bool Failed)> StreamAsync(HttpClient http, int port, string session, string scenario)
+    {
+        var delays = new List<double>(Events);
+        long events = 0;
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"http://127.0.0.1:{port}/api/v/c010/{session}")
+            {
+                Content = new StringContent($$"""{"messages":[{"id":"u","role":"user","parts":[{"type":"text","text":"/scenario {{scenario}}"}]}]}""", Encoding.UTF8, "application/json"),
+            };
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            await using var body = await response.Content.ReadAsStreamAsync();
+            using var reader = new StreamReader(body, Encoding.UTF8);
+            string? line;
+            var sawDone = false;
+            while ((line = await reader.ReadLineAsync()) is not null)
+            {
+                if (line.Length == 0)
+                {
+                    events++;
+                    continue;
+                }
+
+                var at = line.IndexOf("\"delta\":\"t", StringComparison.Ordinal);
+                if (at >= 0)
+                {
+                    var start = at + 10;
+                    var end = line.IndexOf(' ', start);
+                    if (end > start && long.TryParse(line.AsSpan(start, end - start), NumberStyles.None, CultureInfo.InvariantCulture, out var stamp))
+                    {
+                        delays.Add((Stopwatch.GetTimestamp() - stamp) * 1000.0 / Stopwatch.Frequency);
+                    }
+                }
+
+                sawDone |= line == "data: [DONE]";
+            }
+
+            return (delays, events, !sawDone);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException)
+        {
+            return (delays, events, true);
+        }
+    }
+
+    private static async Task<(ChildProcess Process, int Port)> StartSidecarAsync(string dll, int emulatorPort, string[] extra)
+    {
+        var publicPort = ChildProcess.FreePort();
+        var managementPort = ChildProcess.FreePort();
+        string[] args =
+        [
+            $"--Sidecar:UpstreamUrl=http://127.0.0.1:{emulatorPort}", "--Sidecar:Listen:Address=127.0.0.1",
+            $"--Sidecar:Listen:PublicPort={publicPort}", $"--Sidecar:Listen:ManagementPort={managementPort}",
+            "--Sidecar:Streams:ShutdownDelay=00:00:00", .. extra,
+        ];
+        return (await ChildProcess.StartAsync(dll, args, managementPort, "/readyz"), publicPort);
+    }
+
+    /// <summary>nginx from the Debian package, configured for SSE (no buffering), one worker; null when not installed.</summary>
+    private static async Task<Process?> StartNginxAsync(string work, int port, int emulatorPort)
+    {
+        var binary = NginxPaths.FirstOrDefault(File.Exists);
+        if (binary is null)
+        {
+            return null;
+        }
+
+        var conf = Path.Combine(work, "nginx.conf");
+        await File.WriteAllTextAsync(conf, $$"""
+            worker_processes 1;
+            daemon off;
+            pid {{work}}/nginx.pid;
+            error_log {{work}}/error.log warn;
+            events { worker_connections 20000; }
+            http {
+              access_log off;
+              client_body_temp_path {{work}}/body;
+              proxy_temp_path {{work}}/proxy;
+              fastcgi_temp_path {{work}}/fastcgi;
+              uwsgi_temp_path {{work}}/uwsgi;
+              scgi_temp_path {{work}}/scgi;
+              upstream emulator { server 127.0.0.1:{{emulatorPort}}; keepalive 256; }
+              server {
+                listen 127.0.0.1:{{port}};
+                location / {
+                  proxy_pass http://emulator;
+                  proxy_http_version 1.1;
+                  proxy_set_header Connection "";
+                  proxy_buffering off;
+                  proxy_cache off;
+                  proxy_read_timeout 1h;
+                }
+              }
+            }
+            """);
+        var process = Process.Start(new ProcessStartInfo(binary, ["-p", work, "-c", conf]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        for (var i = 0; i < 50; i++)
+        {
+            try
+            {
+                using var response = await probe.GetAsync(new Uri($"http://127.0.0.1:{port}/"));
+                if (response.IsSuccessStatusCode)
+                {
+                    return process;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+
+        process.Kill();
+        Console.WriteLine("nginx did not start: " + await process.StandardError.ReadToEndAsync());
+        return null;
+    }
+
+    private static TimeSpan Cpu(Target target)
+    {
+        var total = TimeSpan.Zero;
+        foreach (var pid in target.Pids?.Invoke() ?? [])
+        {
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+                total += process.TotalProcessorTime;
+            }
+            catch (ArgumentException)
+            {
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>The largest resident set (VmHWM) of the target's processes, in bytes.</summary>
+    private static long PeakMemory(Target target) =>
+        (target.Pids?.Invoke() ?? []).Sum(pid =>
+        {
+            var status = $"/proc/{pid}/status";
+            var line = File.Exists(status) ? File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal)) : null;
+            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        });
+
+    private static int[] Children(int pid)
+    {
+        var path = $"/proc/{pid}/task/{pid}/children";
+        return File.Exists(path)
+            ? [.. File.ReadAllText(path).Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture))]
+            : [];
+    }
+
+    private static double P(List<double> sorted, double q) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, Math.Max(0, (int)Math.Ceiling(q * sorted.Count) - 1))];
+}
