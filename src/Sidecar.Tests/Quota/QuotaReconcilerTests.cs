@@ -242,6 +242,32 @@ public sealed class QuotaReconcilerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ShutdownDuringASettlement_TheClaimIsHandedBack_AndAnotherReplicaSettlesItAtOnce()
+    {
+        _emulator.Options.QuotaLatencyMs = 60_000;
+        var lease = new Dictionary<string, string?> { ["Sidecar:Quota:ClaimLease"] = "00:10:00" };
+        var outbox = default(IQuotaOutbox);
+        var id = "r" + Guid.NewGuid().ToString("N")[..16];
+        var reservation = _emulator.Quota.Reserve(id, DateTimeOffset.UtcNow);
+        await using (var first = await StartSidecarAsync(settings: lease, replica: "first"))
+        {
+            outbox = first.Services.GetRequiredService<IQuotaOutbox>();
+            await outbox.EnqueueAsync(new QuotaItem(id, QuotaAction.Confirm, "test", null, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()), default);
+            first.Services.GetRequiredService<QuotaReconciler>().Wake();
+
+            // The call is in flight (the quota API takes a minute to answer) when the replica stops.
+            await WaitUntilAsync(first, () => Task.FromResult(_emulator.Quota.Calls.Calls >= 1));
+        }
+
+        _emulator.Options.QuotaLatencyMs = 0;
+        await using var second = await StartSidecarAsync(settings: lease, replica: "second");
+
+        // Long before the ten-minute lease would have lapsed.
+        Assert.Equal("confirmed", await reservation.Settled.DefaultTimeout());
+        Assert.Equal("sidecar", reservation.SettledBy);
+    }
+
+    [Fact]
     public async Task RestartWithItemsWaiting_EveryItemStillSettles()
     {
         _emulator.Options.QuotaFailureRate = 1.0;

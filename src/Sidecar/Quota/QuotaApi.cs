@@ -86,9 +86,9 @@ internal sealed class QuotaApi
             IsOpen = true;
             return (SettleResult.Failed, "circuit_open", null);
         }
-        catch (Exception ex) when (ex is HttpRequestException or TimeoutRejectedException or OperationCanceledException)
+        catch (Exception ex) when (ex is HttpRequestException or TimeoutRejectedException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            // Timed out (the attempt's timeout, or the caller's: both mean "try again later").
+            // Refused, or timed out: try again later. The caller's own cancellation (shutdown) propagates.
             return (SettleResult.Failed, null, null);
         }
     }

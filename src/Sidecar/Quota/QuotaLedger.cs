@@ -47,7 +47,18 @@ internal sealed class QuotaLedger(
 
         var item = new QuotaItem(reservation, QuotaAction.Release, outcome.Tag(), pump.Exchange.SessionId, time.GetUtcNow().ToUnixTimeMilliseconds());
         using var timeout = new CancellationTokenSource(current.InlineReleaseTimeout, time);
-        var (result, found, _) = await api.SettleAsync(item, timeout.Token);
+        SettleResult result;
+        string? found;
+        try
+        {
+            (result, found, _) = await api.SettleAsync(item, timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // The quota API did not answer in time: the client is warned, the outbox releases later.
+            (result, found) = (SettleResult.Failed, null);
+        }
+
         switch (result)
         {
             case SettleResult.Settled:

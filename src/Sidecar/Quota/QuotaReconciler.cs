@@ -125,9 +125,13 @@ internal sealed class QuotaReconciler(
             }
             finally
             {
-                lock (_claimed)
+                // Stopping mid-call: the item stays listed, and is handed back for another replica.
+                if (!stoppingToken.IsCancellationRequested)
                 {
-                    _claimed.Remove(item.Key);
+                    lock (_claimed)
+                    {
+                        _claimed.Remove(item.Key);
+                    }
                 }
             }
         }
