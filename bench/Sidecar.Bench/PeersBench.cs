@@ -18,7 +18,7 @@ internal static class PeersBench
 
     private static readonly string[] NginxPaths = ["/usr/sbin/nginx", "/usr/bin/nginx"];
 
-    public static async Task<int> RunAsync(string root, string configuration, int[] concurrencies, int paceMs)
+    public static async Task<int> RunAsync(string root, string configuration, int[] concurrencies, int paceMs, int idleStreams = 0)
     {
         var emulatorDll = Path.Combine(root, "samples/ChatUpstream/bin", configuration, "net10.0/ChatUpstream.dll");
         var sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
@@ -61,6 +61,12 @@ internal static class PeersBench
             foreach (var target in targets)
             {
                 await RunStreamsAsync(http, target.Port, 10, "deltas:20 pace:0 stamp", "warm");
+            }
+
+            if (idleStreams > 0)
+            {
+                await IdleMemoryAsync(http, targets, idleStreams, emulatorPort);
+                return 0;
             }
 
             Console.WriteLine($"{Events} events of ~100 bytes per stream; paced runs {paceMs} ms apart; targets in rotating order; machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}");
@@ -111,6 +117,68 @@ internal static class PeersBench
     }
 
     private sealed record Target(string Name, int Port, Func<int[]>? Pids);
+
+    /// <summary>
+    /// Memory per open, mostly idle stream: N streams held open by the emulator after their first
+    /// event, through each target in turn; the target's resident memory with them open minus before,
+    /// divided by N. Then the emulator releases them and they end.
+    /// </summary>
+    private static async Task IdleMemoryAsync(HttpClient http, List<Target> targets, int streams, int emulatorPort)
+    {
+        Console.WriteLine($"{streams} open streams held after their first event (heartbeats only)");
+        Console.WriteLine("| target | resident before (MiB) | with the streams open (MiB) | per stream (KiB) |");
+        Console.WriteLine("|---|---|---|---|");
+        foreach (var target in targets.Where(t => t.Pids is not null))
+        {
+            GC.Collect();
+            var before = Resident(target);
+            var open = new List<(HttpResponseMessage Response, Stream Body, string MessageId)>();
+            using var opening = new SemaphoreSlim(200);
+            var tasks = Enumerable.Range(0, streams).Select(async i =>
+            {
+                await opening.WaitAsync();
+                try
+                {
+                    var request = new HttpRequestMessage(HttpMethod.Post, $"http://127.0.0.1:{target.Port}/api/v/c010/idle{target.Port}x{i}")
+                    {
+                        Content = new StringContent("""{"messages":[{"id":"u","role":"user","parts":[{"type":"text","text":"/scenario gate:1 deltas:1"}]}]}""", Encoding.UTF8, "application/json"),
+                    };
+                    var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                    var body = await response.Content.ReadAsStreamAsync();
+                    var first = new byte[4096];
+                    _ = await body.ReadAsync(first);
+                    lock (open)
+                    {
+                        open.Add((response, body, response.Headers.TryGetValues("x-message-id", out var ids) ? ids.First() : string.Empty));
+                    }
+                }
+                finally
+                {
+                    opening.Release();
+                }
+            });
+            await Task.WhenAll(tasks);
+            var with = Resident(target);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {target.Name} | {before / 1048576.0:F0} | {with / 1048576.0:F0} | {(with - before) / 1024.0 / streams:F1} |"));
+
+            foreach (var (response, body, messageId) in open)
+            {
+                using var release = await http.PostAsync(new Uri($"http://127.0.0.1:{emulatorPort}/__emulator/release/{messageId}"), null);
+                await body.DisposeAsync();
+                response.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The resident set (VmRSS) of the target's processes, in bytes.</summary>
+    private static long Resident(Target target) =>
+        (target.Pids?.Invoke() ?? []).Sum(pid =>
+        {
+            var status = $"/proc/{pid}/status";
+            var line = File.Exists(status) ? File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal)) : null;
+            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        });
 
     private sealed record Result(List<double> Delays, int Errors, double Rate, double CpuPerEvent);
 

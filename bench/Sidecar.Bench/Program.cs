@@ -9,6 +9,7 @@ using Sidecar.Bench;
 //   dotnet run -c Release --project bench/Sidecar.Bench -- tee [concurrency] [rounds]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- ack [concurrency] [rounds]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- peers [concurrencies, e.g. 1,50,200,1000] [pace ms]
+//   dotnet run -c Release --project bench/Sidecar.Bench -- idle [open streams, default 5000]
 #if DEBUG
 const string configuration = "Debug";
 #else
@@ -22,6 +23,11 @@ if (args.Length > 0 && args[0] == "tee")
         configuration,
         args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 200,
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3);
+}
+
+if (args.Length > 0 && args[0] == "idle")
+{
+    return await PeersBench.RunAsync(root, configuration, [], 0, args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5000);
 }
 
 if (args.Length > 0 && args[0] == "peers")
@@ -45,7 +51,7 @@ if (args.Length > 0 && args[0] == "ack")
 var requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 400;
 if (args.Length == 0 || args[0] != "ttfe")
 {
-    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds] | ack [concurrency] [rounds] | peers [concurrencies] [pace ms]");
+    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds] | ack [concurrency] [rounds] | peers [concurrencies] [pace ms] | idle [streams]");
     return 2;
 }
 
