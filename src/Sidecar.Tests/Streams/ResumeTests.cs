@@ -257,6 +257,8 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
     [InlineData("/api/v/c010/a%7Bb")]
     [InlineData("/api/v/c010/a%20b")]
     [InlineData("/api/v/c%24%24/session")]
+    [InlineData("/api/v/c010/a%5Cb")]
+    [InlineData("/api/v/c010/%E2%80%AE")]
     public async Task Resume_InvalidIds_AreRefusedWithATypedError(string path)
     {
         using var client = _sidecar.CreateClient();
@@ -266,6 +268,21 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         ErrorJson.AssertContractShape(error, "INVALID_REQUEST", 400);
+    }
+
+    [Theory]
+    // Dot segments are removed by Kestrel (the path becomes /api/v: the upstream's invalid path);
+    // a NUL is refused by Kestrel itself. Neither reaches the store.
+    [InlineData("/api/v/c010/%2E%2E")]
+    [InlineData("/api/v/c010/a%00b")]
+    [InlineData("/api/v/c010/..%2F..%2Fetc")]
+    public async Task Resume_PathLikeIds_AreRefusedBeforeTheStore(string path)
+    {
+        using var client = _sidecar.CreateClient();
+
+        using var response = await client.GetAsync(path).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
     }
 
     [Fact]

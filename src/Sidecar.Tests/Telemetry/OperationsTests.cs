@@ -258,3 +258,35 @@ public sealed class GracefulShutdownTests
         Assert.Equal(0, await sidecar.WaitForExitAsync());
     }
 }
+
+/// <summary>Clients that hold a connection without finishing their request are cut off by Kestrel's limits.</summary>
+public sealed class SlowClientTests
+{
+    [Fact]
+    public async Task SlowLoris_HeadersThatNeverEnd_TheConnectionIsClosed_AndTheSidecarServesOthers()
+    {
+        await using var emulator = await EmulatorServer.StartAsync();
+        await using var sidecar = await SidecarServer.StartAsync(emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Listen:RequestHeadersTimeout"] = "00:00:01",
+        });
+
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(sidecar.PublicAddress.Host, sidecar.PublicAddress.Port);
+        await socket.SendAsync("POST /api/v/c010/slow HTTP/1.1\r\nHost: x\r\nX-Slow: "u8.ToArray());
+
+        // Nothing more is sent: the server gives up on the request and closes (a 408, then the end).
+        var buffer = new byte[4096];
+        var received = new List<byte>();
+        int read;
+        while ((read = await socket.ReceiveAsync(buffer).DefaultTimeout()) > 0)
+        {
+            received.AddRange(buffer.AsSpan(0, read).ToArray());
+        }
+
+        Assert.StartsWith("HTTP/1.1 408", System.Text.Encoding.ASCII.GetString([.. received]), StringComparison.Ordinal);
+        using var client = sidecar.CreateClient();
+        using var answer = await client.SendAsync(Chat.Post(Chat.NewSession(), "/scenario deltas:1")).DefaultTimeout();
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+    }
+}

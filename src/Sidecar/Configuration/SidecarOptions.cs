@@ -40,4 +40,16 @@ public sealed class ListenOptions
     /// <summary>The management port: health, metrics, callbacks. Zero picks a free port.</summary>
     [Range(0, 65535)]
     public int ManagementPort { get; set; } = 8081;
+
+    /// <summary>How long a client may take to send its request headers (slow-loris clients are cut off with a 408).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.500", "00:05:00")]
+    public TimeSpan RequestHeadersTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How long an idle keep-alive connection stays open.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(130);
+
+    /// <summary>The most connections the public and management listeners accept together; zero means no limit.</summary>
+    [Range(0, int.MaxValue)]
+    public int MaxConnections { get; set; }
 }

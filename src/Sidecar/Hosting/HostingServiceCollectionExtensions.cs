@@ -26,6 +26,12 @@ internal static class HostingServiceCollectionExtensions
                 var listen = options.Value.Listen;
                 var address = IPAddress.TryParse(listen.Address, out var parsed) ? parsed : IPAddress.Any;
                 listeners.Bind(kestrel, address, listen.PublicPort, listen.ManagementPort);
+
+                // Limits against clients that hold connections without sending (slow loris); the
+                // request body's minimum data rate is Kestrel's default (240 bytes/s after 5 s).
+                kestrel.Limits.RequestHeadersTimeout = listen.RequestHeadersTimeout;
+                kestrel.Limits.KeepAliveTimeout = listen.KeepAliveTimeout;
+                kestrel.Limits.MaxConcurrentConnections = listen.MaxConnections > 0 ? listen.MaxConnections : null;
             });
 
         services.AddSidecarOptions<HealthOptions>(HealthOptions.SectionName);
