@@ -25,9 +25,12 @@ internal sealed class ResumeEndpoint(
     SidecarMetrics metrics,
     ILogger<ResumeEndpoint> logger)
 {
-    // The first read is small so that the first events go out at once; the rest come in larger reads.
+    // The first read is small so that the first events go out at once; the rest come in reads of
+    // about ReadBytes (by the events' average size so far: artifact parts can be large), bounded.
     private const int FirstReadBatch = 64;
-    private const int ReadBatch = 512;
+    private const int MaxReadBatch = 4096;
+    private const int MinReadBatch = 16;
+    private const long ReadBytes = 2 * 1024 * 1024;
 
     /// <summary>
     /// Answers the resume, or returns false when the store knows no stream of the session: the
@@ -184,11 +187,15 @@ internal sealed class ResumeEndpoint(
             async Task<(StoredStreamState? Ending, SidecarError? Failure)> FollowAsync()
             {
                 var missed = false;
+                long readEvents = 0;
+                long readBytes = 0;
                 while (true)
                 {
                     // Marked before the read: a change after it ends the next wait at once.
                     var mark = follower?.Mark ?? 0;
-                    var batch = next == from ? FirstReadBatch : ReadBatch;
+                    var batch = next == from || readEvents == 0
+                        ? FirstReadBatch
+                        : (int)Math.Clamp(ReadBytes / Math.Max(1, readBytes / readEvents), MinReadBatch, MaxReadBatch);
                     var events = await store.ReadAsync(stream.MessageId, next, batch, token);
                     foreach (var evt in events)
                     {
@@ -204,6 +211,8 @@ internal sealed class ResumeEndpoint(
 
                         writer.Write(evt.Raw.Span);
                         metrics.ResumeBytes(evt.Raw.Length);
+                        readEvents++;
+                        readBytes += evt.Raw.Length;
                         last = evt.Raw;
                         next = evt.Sequence + 1;
                     }
