@@ -225,6 +225,7 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
 
         Assert.Equal(Chat.Text(record.SentBytes()), Chat.Text(body));
+        await record.Ended.DefaultTimeout();
         Assert.Equal(202, record.CallbackStatus);
     }
 
@@ -243,7 +244,10 @@ public sealed class PersistenceAckTests : IAsyncLifetime
 
         Assert.Equal("{\"type\":\"finish\"}", parts[^3]);
         Endings.AssertErrorEnding(parts, "SERVER_ERROR", "persistence", reason);
-        Assert.Equal(202, (await _emulator.Journal.ForSession(session).DefaultTimeout()).CallbackStatus);
+        // The emulator's handler ends after the callback's answer (the client may have its ending before).
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        await record.Ended.DefaultTimeout();
+        Assert.Equal(202, record.CallbackStatus);
     }
 
     [Theory]
