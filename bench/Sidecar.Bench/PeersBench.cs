@@ -72,6 +72,7 @@ internal static class PeersBench
             Console.WriteLine($"{Events} events of ~100 bytes per stream; paced runs {paceMs} ms apart; targets in rotating order; machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}");
             Console.WriteLine("| streams | target | delay p50 (ms) | delay p99 (ms) | p99 added vs direct | events/s unpaced | vs direct | vs plain YARP | CPU per event (µs) | peak memory (MiB) |");
             Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+            var plot = new List<(int Concurrency, string Target, double P99Added, double CpuPerEvent, double VsYarp)>();
             foreach (var concurrency in concurrencies)
             {
                 var results = new Dictionary<string, Result>();
@@ -95,9 +96,16 @@ internal static class PeersBench
                     r.Delays.Sort();
                     direct.Delays.Sort();
                     var errors = r.Errors > 0 ? $" ({r.Errors} errors)" : string.Empty;
+                    plot.Add((concurrency, target.Name, P(r.Delays, 0.99) - P(direct.Delays, 0.99), target.Pids is null ? 0 : r.CpuPerEvent, r.Rate / plain.Rate));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"| {concurrency} | {target.Name}{errors} | {P(r.Delays, 0.5):F2} | {P(r.Delays, 0.99):F2} | {P(r.Delays, 0.99) - P(direct.Delays, 0.99):F2} | {r.Rate:F0} | {r.Rate / direct.Rate:F2}x | {r.Rate / plain.Rate:F2}x | {(target.Pids is null ? "-" : r.CpuPerEvent.ToString("F1", CultureInfo.InvariantCulture))} | {(target.Pids is null ? "-" : (PeakMemory(target) / 1024.0 / 1024).ToString("F0", CultureInfo.InvariantCulture))} |"));
                 }
+            }
+
+            if (Environment.GetEnvironmentVariable("PEERS_PLOT") is { Length: > 0 } plotPath)
+            {
+                await File.WriteAllTextAsync(plotPath, Svg(plot, targets.Select(t => t.Name).ToList()));
+                Console.WriteLine($"plot written to {plotPath}");
             }
 
             return 0;
@@ -117,6 +125,53 @@ internal static class PeersBench
     }
 
     private sealed record Target(string Name, int Port, Func<int[]>? Pids);
+
+    /// <summary>Three grouped bar charts (p99 added delay, CPU per event, events/s vs plain YARP), one group per concurrency.</summary>
+    private static string Svg(List<(int Concurrency, string Target, double P99Added, double CpuPerEvent, double VsYarp)> rows, List<string> targets)
+    {
+        string[] colors = ["#888888", "#4e79a7", "#59a14f", "#f28e2b", "#e15759"];
+        var groups = rows.Select(r => r.Concurrency).Distinct().ToList();
+        (string Title, Func<(int Concurrency, string Target, double P99Added, double CpuPerEvent, double VsYarp), double> Value, string Unit)[] charts =
+        [
+            ("p99 added delay per event vs direct (paced)", r => r.P99Added, "ms"),
+            ("CPU per event (paced; direct has no proxy)", r => r.CpuPerEvent, "µs"),
+            ("events/s unpaced, relative to plain YARP", r => r.VsYarp, "x"),
+        ];
+        const int width = 900;
+        const int chartHeight = 220;
+        var svg = new StringBuilder();
+        svg.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{(charts.Length * (chartHeight + 40)) + 40}\" font-family=\"sans-serif\" font-size=\"12\">\n");
+        for (var t = 0; t < targets.Count; t++)
+        {
+            svg.Append(CultureInfo.InvariantCulture, $"<rect x=\"{20 + (t * 170)}\" y=\"8\" width=\"12\" height=\"12\" fill=\"{colors[t % colors.Length]}\"/><text x=\"{36 + (t * 170)}\" y=\"19\">{targets[t]}</text>\n");
+        }
+
+        for (var c = 0; c < charts.Length; c++)
+        {
+            var top = 40 + (c * (chartHeight + 40));
+            var max = Math.Max(1e-9, rows.Max(charts[c].Value));
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"20\" y=\"{top + 14}\" font-weight=\"bold\">{charts[c].Title} (max {max:F1} {charts[c].Unit})</text>\n");
+            var groupWidth = (width - 60) / Math.Max(1, groups.Count);
+            var barWidth = (groupWidth - 20) / Math.Max(1, targets.Count);
+            for (var g = 0; g < groups.Count; g++)
+            {
+                var x0 = 40 + (g * groupWidth);
+                svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{x0 + ((groupWidth - 20) / 2) - 30}\" y=\"{top + chartHeight + 16}\">{groups[g]} streams</text>\n");
+                for (var t = 0; t < targets.Count; t++)
+                {
+                    var row = rows.FirstOrDefault(r => r.Concurrency == groups[g] && r.Target == targets[t]);
+                    var value = Math.Max(0, charts[c].Value(row));
+                    var height = (chartHeight - 30) * value / max;
+                    var x = x0 + (t * barWidth);
+                    var y = top + chartHeight - height;
+                    svg.Append(CultureInfo.InvariantCulture, $"<rect x=\"{x}\" y=\"{y:F1}\" width=\"{barWidth - 4}\" height=\"{height:F1}\" fill=\"{colors[t % colors.Length]}\"/><text x=\"{x}\" y=\"{y - 3:F1}\" font-size=\"9\">{value:F1}</text>\n");
+                }
+            }
+        }
+
+        svg.Append("</svg>\n");
+        return svg.ToString();
+    }
 
     /// <summary>
     /// Memory per open, mostly idle stream: N streams held open by the emulator after their first
