@@ -16,9 +16,15 @@ internal static class StreamsServiceCollectionExtensions
         services.AddSingleton<RedisConnection>();
         // Redis when a connection is configured (shared by every replica), else this process's memory.
         services.AddSingleton<IStreamStore>(sp =>
-            string.IsNullOrWhiteSpace(sp.GetRequiredService<IOptions<StreamStoreOptions>>().Value.Redis)
+        {
+            IStreamStore store = string.IsNullOrWhiteSpace(sp.GetRequiredService<IOptions<StreamStoreOptions>>().Value.Redis)
                 ? ActivatorUtilities.CreateInstance<InMemoryStreamStore>(sp)
-                : ActivatorUtilities.CreateInstance<RedisStreamStore>(sp));
+                : ActivatorUtilities.CreateInstance<RedisStreamStore>(sp);
+
+            // The availability gauge reads the store that is in use.
+            sp.GetRequiredService<Telemetry.SidecarMetrics>().StoreAvailable = () => store.IsAvailable;
+            return store;
+        });
 
         // Hosted services stop in reverse order: the store writer after the pumps, so that what
         // the pumps write while they drain still reaches the store.

@@ -24,19 +24,12 @@ internal sealed class StoreWriter(
     // One batch is one store call: keep it small enough not to stall Redis or pass the timeout.
     private const long MaxBatchBytes = 1024 * 1024;
 
-    private readonly bool _registered = Register(metrics, store);
     private readonly Channel<TeeOp> _ops = Channel.CreateUnbounded<TeeOp>(new UnboundedChannelOptions { SingleReader = true });
     private readonly System.Collections.Concurrent.ConcurrentDictionary<StreamTee, byte> _open = new();
     private long _pendingBytes;
     private int _watching;
     private long _batches;
     private long _events;
-
-    private static bool Register(SidecarMetrics metrics, IStreamStore store)
-    {
-        metrics.StoreAvailable = () => store.IsAvailable;
-        return true;
-    }
 
     /// <summary>Starts teeing one stream: its registration is queued first.</summary>
     public StreamTee Open(StreamRegistration registration)
