@@ -30,6 +30,7 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         await using var sidecar = await StartSidecarAsync("ErrorPart");
         using var client = sidecar.CreateClient();
         using var lost = new InstrumentCounter(sidecar, "sidecar.store.lost");
+        var store = sidecar.Services.GetRequiredService<IStreamStore>();
         var session = Chat.NewSession();
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:20");
         for (var i = 0; i < 3; i++)
