@@ -73,7 +73,7 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
-    public async Task RedisPausedMidStream_TheAnswerFlowsWhole_AndTheLossIsCounted()
+    public async Task RedisPausedMidStream_TheAnswerFlowsWhole_AndTheStoredCopyIsNeverLeftLive()
     {
         await using var sidecar = await StartSidecarAsync("ErrorPart");
         using var client = sidecar.CreateClient();
@@ -98,6 +98,48 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         // The live answer did not wait for Redis: every upstream event, as sent. (The writes time out
         // after the answer's end here, too late to tell the client in the stream; the loss is counted.)
         Assert.Equal(Chat.Text(Chat.WithIds(Chat.Events(call.Record.SentBytes()))), Chat.Text(body));
+
+        // Once Redis answers again, the stored copy is never left live: either the writes Redis
+        // queued during the pause landed (whole, completed: a resume is 204), or the end is
+        // written again, marked incomplete (a resume is a typed 503 at once).
+        using (var ping = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "PING"]))
+        {
+            await ping.WaitForExitAsync().DefaultTimeout();
+        }
+
+        var options = Microsoft.Extensions.Options.Options.Create(new StreamStoreOptions { Redis = _redis.Configuration, KeyPrefix = _prefix, OperationTimeout = TimeSpan.FromSeconds(5) });
+        using var connection = new RedisConnection(options);
+        var reader = new RedisStreamStore(connection, options, Microsoft.Extensions.Options.Options.Create(new Sidecar.Streams.StreamOptions()), TimeProvider.System);
+        var messageId = call.Response.Headers.GetValues("x-message-id").Single();
+        StreamRecord? stored;
+        await using (var follower = await reader.FollowAsync(messageId, default).DefaultTimeout())
+        {
+            using var timeout = new CancellationTokenSource(TaskTimeoutExtensions.DefaultTimeoutSpan);
+            while (true)
+            {
+                var mark = follower.Mark;
+                stored = await reader.GetAsync(messageId, timeout.Token);
+                if (stored is { State: not StoredStreamState.Live } or { Incomplete: true })
+                {
+                    break;
+                }
+
+                await follower.WaitAsync(mark, TimeSpan.FromSeconds(1), timeout.Token);
+            }
+        }
+
+        using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
+        if (stored!.Incomplete)
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, resumed.StatusCode);
+            Assert.Equal("resume", (await ErrorJson.ReadAsync(resumed)).GetProperty("category").GetString());
+        }
+        else
+        {
+            Assert.Equal(StoredStreamState.Completed, stored.State);
+            Assert.Equal(Chat.Events(call.Record.SentBytes()).Count, stored.EventCount);
+            Assert.Equal(HttpStatusCode.NoContent, resumed.StatusCode);
+        }
     }
 
     [Fact]
@@ -134,11 +176,13 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         Assert.False(_emulator.Journal.ForSession(session).IsCompleted);
     }
 
+    private readonly string _prefix = RedisServer.NewPrefix();
+
     private Task<SidecarServer> StartSidecarAsync(string signal) =>
         SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
         {
             ["Sidecar:Store:Redis"] = _redis.Configuration,
-            ["Sidecar:Store:KeyPrefix"] = RedisServer.NewPrefix(),
+            ["Sidecar:Store:KeyPrefix"] = _prefix,
             ["Sidecar:Store:OperationTimeout"] = "00:00:00.500",
             ["Sidecar:Resume:UnavailableSignal"] = signal,
             ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00",

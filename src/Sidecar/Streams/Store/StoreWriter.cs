@@ -26,6 +26,7 @@ internal sealed class StoreWriter(
 
     private readonly Channel<TeeOp> _ops = Channel.CreateUnbounded<TeeOp>(new UnboundedChannelOptions { SingleReader = true });
     private readonly System.Collections.Concurrent.ConcurrentDictionary<StreamTee, byte> _open = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ITimer, byte> _recoveries = new();
     private long _pendingBytes;
     private int _watching;
     private long _batches;
@@ -77,6 +78,7 @@ internal sealed class StoreWriter(
     internal void End(StreamTee tee, StoredStreamState state)
     {
         _open.TryRemove(tee, out _);
+        tee.Ended = true;
         _ops.Writer.TryWrite(new TeeOp(tee, null, null, state, null));
     }
 
@@ -165,11 +167,55 @@ internal sealed class StoreWriter(
         Interlocked.Add(ref _pendingBytes, -bytes);
         for (var i = 0; i < order.Count; i++)
         {
-            if (!applied[i])
+            var tee = order[i].Tee;
+            if (applied[i])
             {
-                order[i].Tee.Lose("store_error");
+                if (tee.Ended)
+                {
+                    // Its end is stored: nothing left to rewrite.
+                    tee.Recovered();
+                }
+
+                continue;
+            }
+
+            tee.Lose("store_error");
+            if (tee.Ended)
+            {
+                ScheduleRecovery(tee);
             }
         }
+    }
+
+    /// <summary>
+    /// A stream whose last write failed (Redis stalled or away at its end): its stored copy would
+    /// stay live until its lease lapses. Its end is written again, marked incomplete, a few times
+    /// with a growing delay, so that resumers soon get "resume unavailable" rather than a wait.
+    /// </summary>
+    private void ScheduleRecovery(StreamTee tee)
+    {
+        const int MaxAttempts = 5;
+        var attempt = tee.NextRecoveryAttempt();
+        if (attempt > MaxAttempts)
+        {
+            return;
+        }
+
+        var delay = TimeSpan.FromSeconds(Math.Pow(2, attempt - 1));
+        ITimer? timer = null;
+        timer = time.CreateTimer(
+            _ =>
+            {
+                _recoveries.TryRemove(timer!, out byte _);
+                timer!.Dispose();
+                _ops.Writer.TryWrite(new TeeOp(tee, null, null, StoredStreamState.Failed, null));
+            },
+            null,
+            delay,
+            Timeout.InfiniteTimeSpan);
+
+        // Referenced until it fires: an unreferenced timer may be collected first.
+        _recoveries.TryAdd(timer, 0);
     }
 
     private readonly record struct TeeOp(StreamTee Tee, StreamRegistration? Begin, StoredEvent? Event, StoredStreamState? End, DateTimeOffset? RenewLeaseUntil);
@@ -181,8 +227,18 @@ internal sealed class StreamTee(StoreWriter writer, string messageId)
     private Action? _onLost;
 
     private int _lost;
+    private int _recoveryAttempts;
 
     public string MessageId { get; } = messageId;
+
+    /// <summary>The stream has ended (its end was handed to the writer).</summary>
+    public bool Ended { get; set; }
+
+    /// <summary>Counts a rewrite of a lost stream's end; returns its number (from 1).</summary>
+    internal int NextRecoveryAttempt() => Interlocked.Increment(ref _recoveryAttempts);
+
+    /// <summary>A write applied: a pending rewrite of the end is no longer needed.</summary>
+    internal void Recovered() => Interlocked.Exchange(ref _recoveryAttempts, int.MaxValue / 2);
 
     /// <summary>Whether an event of this stream failed to reach the store: it can no longer be resumed whole.</summary>
     public bool IsLost => Volatile.Read(ref _lost) == 1;
