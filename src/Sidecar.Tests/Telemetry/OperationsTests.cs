@@ -89,12 +89,22 @@ public sealed class OperationsTests : IAsyncLifetime
         {
             ["Sidecar:Store:Redis"] = redis.Configuration,
             ["Sidecar:Store:KeyPrefix"] = RedisServer.NewPrefix(),
+            ["Sidecar:Health:RedisRequiredForReady"] = "true",
+        });
+        await using var lenient = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Store:Redis"] = redis.Configuration,
+            ["Sidecar:Store:KeyPrefix"] = RedisServer.NewPrefix(),
         });
         using var management = new HttpClient { BaseAddress = sidecar.ManagementAddress };
+        using var lenientManagement = new HttpClient { BaseAddress = lenient.ManagementAddress };
         Assert.Equal(HttpStatusCode.OK, (await management.GetAsync("/readyz").DefaultTimeout()).StatusCode);
 
         redis.Kill();
         Assert.True(await EventuallyAsync(async () => (await management.GetAsync("/readyz")).StatusCode == HttpStatusCode.ServiceUnavailable));
+        // By default a Redis outage is "degraded": still ready, answers stream without resume.
+        Assert.True(await EventuallyAsync(async () => (await (await lenientManagement.GetAsync("/readyz")).Content.ReadAsStringAsync()) == "Degraded"));
+        Assert.Equal(HttpStatusCode.OK, (await lenientManagement.GetAsync("/readyz").DefaultTimeout()).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await management.GetAsync("/healthz").DefaultTimeout()).StatusCode);
 
         redis.Start();

@@ -60,8 +60,12 @@ public sealed class HealthOptions
 {
     public const string SectionName = "Sidecar:Health";
 
-    /// <summary>Not ready while Redis (when configured) is unreachable. Off: reported as degraded, still ready (answers stream without resume).</summary>
-    public bool RedisRequiredForReady { get; set; } = true;
+    /// <summary>
+    /// Not ready while Redis (when configured) is unreachable. Off (the default): reported as
+    /// degraded and still ready, because answers stream without resume, and a shared Redis outage
+    /// must not take every replica out of the Service at once.
+    /// </summary>
+    public bool RedisRequiredForReady { get; set; }
 
     /// <summary>Not ready while the upstream refuses connections.</summary>
     public bool CheckUpstream { get; set; } = true;

@@ -26,11 +26,12 @@ internal sealed class ResumeEndpoint(
     ILogger<ResumeEndpoint> logger)
 {
     // The first read is small so that the first events go out at once; the rest come in reads of
-    // about ReadBytes (by the events' average size so far: artifact parts can be large), bounded.
+    // about ReadBytes by the largest event seen so far (artifact parts carry whole documents), each
+    // at most twice the previous one, within bounds.
     private const int FirstReadBatch = 64;
     private const int MaxReadBatch = 4096;
     private const int MinReadBatch = 16;
-    private const long ReadBytes = 2 * 1024 * 1024;
+    private const long ReadBytes = 1024 * 1024;
 
     /// <summary>
     /// Answers the resume, or returns false when the store knows no stream of the session: the
@@ -187,15 +188,16 @@ internal sealed class ResumeEndpoint(
             async Task<(StoredStreamState? Ending, SidecarError? Failure)> FollowAsync()
             {
                 var missed = false;
-                long readEvents = 0;
-                long readBytes = 0;
+                long largest = 0;
+                var lastBatch = FirstReadBatch;
                 while (true)
                 {
                     // Marked before the read: a change after it ends the next wait at once.
                     var mark = follower?.Mark ?? 0;
-                    var batch = next == from || readEvents == 0
+                    var batch = next == from || largest == 0
                         ? FirstReadBatch
-                        : (int)Math.Clamp(ReadBytes / Math.Max(1, readBytes / readEvents), MinReadBatch, MaxReadBatch);
+                        : (int)Math.Clamp(Math.Min(ReadBytes / largest, 2L * lastBatch), MinReadBatch, MaxReadBatch);
+                    lastBatch = batch;
                     var events = await store.ReadAsync(stream.MessageId, next, batch, token);
                     foreach (var evt in events)
                     {
@@ -211,8 +213,7 @@ internal sealed class ResumeEndpoint(
 
                         writer.Write(evt.Raw.Span);
                         metrics.ResumeBytes(evt.Raw.Length);
-                        readEvents++;
-                        readBytes += evt.Raw.Length;
+                        largest = Math.Max(largest, evt.Raw.Length);
                         last = evt.Raw;
                         next = evt.Sequence + 1;
                     }

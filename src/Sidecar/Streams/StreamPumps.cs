@@ -58,6 +58,11 @@ internal sealed class StreamPumps(
         {
             return StartPump(exchange, upstream, upstreamOwner, messageId, activity);
         }
+        catch
+        {
+            activity?.Dispose();
+            throw;
+        }
         finally
         {
             System.Diagnostics.Activity.Current = requestActivity;

@@ -29,14 +29,15 @@ internal static class TelemetryServiceCollectionExtensions
                 .AddMeter("Microsoft.AspNetCore.Server.Kestrel")
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()
-                .AddPrometheusExporter())
-            .WithTracing(tracing => tracing
-                .AddSource(SidecarActivity.SourceName)
-                .AddAspNetCoreInstrumentation(o => o.Filter = context => !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/healthz") && !context.Request.Path.StartsWithSegments("/readyz"))
-                .AddHttpClientInstrumentation());
+                .AddPrometheusExporter());
         if (!string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
         {
-            otel.UseOtlpExporter();
+            // Traces only where they go somewhere: recording spans nobody exports costs CPU per request.
+            otel.WithTracing(tracing => tracing
+                    .AddSource(SidecarActivity.SourceName)
+                    .AddAspNetCoreInstrumentation(o => o.Filter = context => !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/healthz") && !context.Request.Path.StartsWithSegments("/readyz"))
+                    .AddHttpClientInstrumentation())
+                .UseOtlpExporter();
         }
 
         return services;

@@ -82,7 +82,14 @@ internal sealed class StoreWriter(
         _ops.Writer.TryWrite(new TeeOp(tee, null, null, state, null));
     }
 
-    internal void RenewLease(StreamTee tee, DateTimeOffset until) => _ops.Writer.TryWrite(new TeeOp(tee, null, null, null, until));
+    internal void RenewLease(StreamTee tee, DateTimeOffset until)
+    {
+        // An ended stream has no lease to keep (its pump may still be draining the upstream).
+        if (!tee.Ended)
+        {
+            _ops.Writer.TryWrite(new TeeOp(tee, null, null, null, until));
+        }
+    }
 
     internal void Lost(StreamTee tee, string reason)
     {
@@ -167,10 +174,10 @@ internal sealed class StoreWriter(
         Interlocked.Add(ref _pendingBytes, -bytes);
         for (var i = 0; i < order.Count; i++)
         {
-            var tee = order[i].Tee;
+            var (tee, write) = order[i];
             if (applied[i])
             {
-                if (tee.Ended)
+                if (write.End is not null)
                 {
                     // Its end is stored: nothing left to rewrite.
                     tee.Recovered();
@@ -180,8 +187,9 @@ internal sealed class StoreWriter(
             }
 
             tee.Lose("store_error");
-            if (tee.Ended)
+            if (write.End is not null)
             {
+                // This write carried the end: rewrite it (an earlier failure leaves the end to its own write).
                 ScheduleRecovery(tee);
             }
         }
