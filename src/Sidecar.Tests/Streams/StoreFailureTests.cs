@@ -119,7 +119,7 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
             {
                 var mark = follower.Mark;
                 stored = await reader.GetAsync(messageId, timeout.Token);
-                if (stored is { State: not StoredStreamState.Live } or { Incomplete: true })
+                if (stored is { State: not StoredStreamState.Live } or { State: StoredStreamState.Live, Incomplete: true })
                 {
                     break;
                 }
@@ -128,17 +128,18 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
             }
         }
 
+        // A completed answer is "no stream" to a resume (even when its writer doubted a write that
+        // landed late); one whose end is not stored is unavailable, typed.
         using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
-        if (stored!.Incomplete)
+        if (stored!.State == StoredStreamState.Completed)
         {
-            Assert.Equal(HttpStatusCode.ServiceUnavailable, resumed.StatusCode);
-            Assert.Equal("resume", (await ErrorJson.ReadAsync(resumed)).GetProperty("category").GetString());
+            Assert.Equal(HttpStatusCode.NoContent, resumed.StatusCode);
         }
         else
         {
-            Assert.Equal(StoredStreamState.Completed, stored.State);
-            Assert.Equal(Chat.Events(call.Record.SentBytes()).Count, stored.EventCount);
-            Assert.Equal(HttpStatusCode.NoContent, resumed.StatusCode);
+            Assert.True(stored.Incomplete);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, resumed.StatusCode);
+            Assert.Equal("resume", (await ErrorJson.ReadAsync(resumed)).GetProperty("category").GetString());
         }
     }
 
