@@ -19,9 +19,9 @@ internal static class AckBench
         var sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
         var emulatorPort = ChildProcess.FreePort();
         using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
-        var (none, nonePort) = await StartSidecarAsync(sidecarDll, emulatorPort, "None");
+        var (none, nonePort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, ["--Sidecar:Persistence:Mode=None"]);
         using var noneSidecar = none;
-        var (inBand, inBandPort) = await StartSidecarAsync(sidecarDll, emulatorPort, "InBand");
+        var (inBand, inBandPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, ["--Sidecar:Persistence:Mode=InBand"]);
         using var inBandSidecar = inBand;
 
         using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = int.MaxValue }) { Timeout = TimeSpan.FromMinutes(1) };
@@ -48,23 +48,10 @@ internal static class AckBench
         foreach (var (name, values) in samples)
         {
             values.Sort();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-28} {P(values, 0.5),7:F2}   {P(values, 0.99),7:F2}   (p99 added vs direct {P(values, 0.99) - P(direct, 0.99),6:F2})"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-28} {ChildProcess.Percentile(values, 0.5),7:F2}   {ChildProcess.Percentile(values, 0.99),7:F2}   (p99 added vs direct {ChildProcess.Percentile(values, 0.99) - ChildProcess.Percentile(direct, 0.99),6:F2})"));
         }
 
         return 0;
-    }
-
-    private static async Task<(ChildProcess Process, int Port)> StartSidecarAsync(string dll, int emulatorPort, string mode)
-    {
-        var publicPort = ChildProcess.FreePort();
-        var managementPort = ChildProcess.FreePort();
-        string[] args =
-        [
-            $"--Sidecar:UpstreamUrl=http://127.0.0.1:{emulatorPort}", "--Sidecar:Listen:Address=127.0.0.1",
-            $"--Sidecar:Listen:PublicPort={publicPort}", $"--Sidecar:Listen:ManagementPort={managementPort}",
-            $"--Sidecar:Persistence:Mode={mode}",
-        ];
-        return (await ChildProcess.StartAsync(dll, args, managementPort, "/readyz"), publicPort);
     }
 
     private static async Task<double> FinishToDoneAsync(HttpClient http, int port, string session, string scenario)
@@ -96,5 +83,4 @@ internal static class AckBench
         throw new InvalidOperationException($"{session}: the stream ended without [DONE]");
     }
 
-    private static double P(List<double> sorted, double q) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(q * sorted.Count) - 1)];
 }

@@ -83,6 +83,34 @@ internal sealed class ChildProcess : IDisposable
         }
     }
 
+    /// <summary>
+    /// The sidecar (<paramref name="dll"/>) in front of the emulator, both ports free on loopback,
+    /// stopping without a shutdown delay; ready when <c>/readyz</c> answers. Returns its public port.
+    /// </summary>
+    public static async Task<(ChildProcess Process, int Port)> StartSidecarAsync(string dll, int emulatorPort, IEnumerable<string> extra, IDictionary<string, string>? environment = null)
+    {
+        var publicPort = FreePort();
+        var managementPort = FreePort();
+        string[] args =
+        [
+            $"--Sidecar:UpstreamUrl=http://127.0.0.1:{emulatorPort}", "--Sidecar:Listen:Address=127.0.0.1",
+            $"--Sidecar:Listen:PublicPort={publicPort}", $"--Sidecar:Listen:ManagementPort={managementPort}",
+            "--Sidecar:Streams:ShutdownDelay=00:00:00", .. extra,
+        ];
+        return (await StartAsync(dll, args, managementPort, "/readyz", environment), publicPort);
+    }
+
+    /// <summary>A <c>redis-server</c> of the run's own on loopback (no persistence).</summary>
+    public static Process StartRedis(int port) =>
+        Process.Start(new ProcessStartInfo("redis-server", ["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        {
+            RedirectStandardOutput = true,
+        })!;
+
+    /// <summary>The q-quantile of sorted values (NaN when there are none).</summary>
+    public static double Percentile(IReadOnlyList<double> sorted, double q) =>
+        sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, Math.Max(0, (int)Math.Ceiling(q * sorted.Count) - 1))];
+
     public static int FreePort()
     {
         using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);

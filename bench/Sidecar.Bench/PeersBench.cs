@@ -25,7 +25,7 @@ internal static class PeersBench
         var yarpDll = Path.Combine(root, "bench/PlainYarp/bin", configuration, "net10.0/PlainYarp.dll");
         var work = Directory.CreateTempSubdirectory("peers-bench");
         var redisPort = ChildProcess.FreePort();
-        using var redis = Process.Start(new ProcessStartInfo("redis-server", ["--port", redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]) { RedirectStandardOutput = true })!;
+        using var redis = ChildProcess.StartRedis(redisPort);
         Process? nginx = null;
         try
         {
@@ -33,9 +33,9 @@ internal static class PeersBench
             using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
             var yarpPort = ChildProcess.FreePort();
             using var yarp = await ChildProcess.StartAsync(yarpDll, ["--urls", $"http://127.0.0.1:{yarpPort}", $"--Upstream=http://127.0.0.1:{emulatorPort}"], yarpPort, "/__ready");
-            var (memory, memoryPort) = await StartSidecarAsync(sidecarDll, emulatorPort, []);
+            var (memory, memoryPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, []);
             using var memorySidecar = memory;
-            var (teed, teedPort) = await StartSidecarAsync(sidecarDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}"]);
+            var (teed, teedPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}"]);
             using var redisSidecar = teed;
 
             var targets = new List<Target>
@@ -96,9 +96,9 @@ internal static class PeersBench
                     r.Delays.Sort();
                     direct.Delays.Sort();
                     var errors = r.Errors > 0 ? $" ({r.Errors} errors)" : string.Empty;
-                    plot.Add((concurrency, target.Name, P(r.Delays, 0.99) - P(direct.Delays, 0.99), target.Pids is null ? 0 : r.CpuPerEvent, r.Rate / plain.Rate));
+                    plot.Add((concurrency, target.Name, ChildProcess.Percentile(r.Delays, 0.99) - ChildProcess.Percentile(direct.Delays, 0.99), target.Pids is null ? 0 : r.CpuPerEvent, r.Rate / plain.Rate));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {concurrency} | {target.Name}{errors} | {P(r.Delays, 0.5):F2} | {P(r.Delays, 0.99):F2} | {P(r.Delays, 0.99) - P(direct.Delays, 0.99):F2} | {r.Rate:F0} | {r.Rate / direct.Rate:F2}x | {r.Rate / plain.Rate:F2}x | {(target.Pids is null ? "-" : r.CpuPerEvent.ToString("F1", CultureInfo.InvariantCulture))} | {(target.Pids is null ? "-" : (PeakMemory(target) / 1024.0 / 1024).ToString("F0", CultureInfo.InvariantCulture))} |"));
+                        $"| {concurrency} | {target.Name}{errors} | {ChildProcess.Percentile(r.Delays, 0.5):F2} | {ChildProcess.Percentile(r.Delays, 0.99):F2} | {ChildProcess.Percentile(r.Delays, 0.99) - ChildProcess.Percentile(direct.Delays, 0.99):F2} | {r.Rate:F0} | {r.Rate / direct.Rate:F2}x | {r.Rate / plain.Rate:F2}x | {(target.Pids is null ? "-" : r.CpuPerEvent.ToString("F1", CultureInfo.InvariantCulture))} | {(target.Pids is null ? "-" : (PeakMemory(target) / 1024.0 / 1024).ToString("F0", CultureInfo.InvariantCulture))} |"));
                 }
             }
 
@@ -295,19 +295,6 @@ internal static class PeersBench
         }
     }
 
-    private static async Task<(ChildProcess Process, int Port)> StartSidecarAsync(string dll, int emulatorPort, string[] extra)
-    {
-        var publicPort = ChildProcess.FreePort();
-        var managementPort = ChildProcess.FreePort();
-        string[] args =
-        [
-            $"--Sidecar:UpstreamUrl=http://127.0.0.1:{emulatorPort}", "--Sidecar:Listen:Address=127.0.0.1",
-            $"--Sidecar:Listen:PublicPort={publicPort}", $"--Sidecar:Listen:ManagementPort={managementPort}",
-            "--Sidecar:Streams:ShutdownDelay=00:00:00", .. extra,
-        ];
-        return (await ChildProcess.StartAsync(dll, args, managementPort, "/readyz"), publicPort);
-    }
-
     /// <summary>nginx from the Debian package, configured for SSE (no buffering), one worker; null when not installed.</summary>
     private static async Task<Process?> StartNginxAsync(string work, int port, int emulatorPort)
     {
@@ -404,5 +391,4 @@ internal static class PeersBench
             : [];
     }
 
-    private static double P(List<double> sorted, double q) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, Math.Max(0, (int)Math.Ceiling(q * sorted.Count) - 1))];
 }

@@ -64,15 +64,9 @@ if (args.Length == 0 || args[0] != "ttfe")
 var emulatorDll = Path.Combine(root, "samples/ChatUpstream/bin", configuration, "net10.0/ChatUpstream.dll");
 var sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
 var emulatorPort = ChildProcess.FreePort();
-var publicPort = ChildProcess.FreePort();
-var managementPort = ChildProcess.FreePort();
-
 using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
-using var sidecar = await ChildProcess.StartAsync(sidecarDll,
-[
-    $"--Sidecar:UpstreamUrl=http://127.0.0.1:{emulatorPort}", "--Sidecar:Listen:Address=127.0.0.1",
-    $"--Sidecar:Listen:PublicPort={publicPort}", $"--Sidecar:Listen:ManagementPort={managementPort}",
-], managementPort, "/readyz");
+var (sidecar, publicPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, []);
+using var sidecarProcess = sidecar;
 
 using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { Timeout = TimeSpan.FromSeconds(30) };
 var targets = new[] { ("direct", new Uri($"http://127.0.0.1:{emulatorPort}")), ("sidecar", new Uri($"http://127.0.0.1:{publicPort}")) };

@@ -24,7 +24,7 @@ internal static class ResumeBench
         var emulatorDll = Path.Combine(root, "samples/ChatUpstream/bin", configuration, "net10.0/ChatUpstream.dll");
         var sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
         var redisPort = ChildProcess.FreePort();
-        using var redis = Process.Start(new ProcessStartInfo("redis-server", ["--port", redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]) { RedirectStandardOutput = true })!;
+        using var redis = ChildProcess.StartRedis(redisPort);
         var peers = new List<Process>();
         try
         {
@@ -35,9 +35,9 @@ internal static class ResumeBench
             var emulatorPort = ChildProcess.FreePort();
             using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
             string[] shared = [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", "--Sidecar:Store:LeaseDuration=00:00:03", "--Sidecar:Streams:HeartbeatInterval=00:00:00"];
-            var (sidecarA, sidecarAPort) = await StartSidecarAsync(sidecarDll, emulatorPort, [.. shared, "--Sidecar:Resume:ReplicaId=a"]);
+            var (sidecarA, sidecarAPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [.. shared, "--Sidecar:Resume:ReplicaId=a"]);
             using var sidecarAProcess = sidecarA;
-            var (sidecarB, sidecarBPort) = await StartSidecarAsync(sidecarDll, emulatorPort, [.. shared, "--Sidecar:Resume:ReplicaId=b"]);
+            var (sidecarB, sidecarBPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [.. shared, "--Sidecar:Resume:ReplicaId=b"]);
             using var sidecarBProcess = sidecarB;
 
             using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = int.MaxValue }) { Timeout = TimeSpan.FromMinutes(2) };
@@ -250,22 +250,5 @@ internal static class ResumeBench
         throw new InvalidOperationException("the resumable-stream peer did not start");
     }
 
-    private static async Task<(ChildProcess Process, int Port)> StartSidecarAsync(string dll, int emulatorPort, string[] extra)
-    {
-        var publicPort = ChildProcess.FreePort();
-        var managementPort = ChildProcess.FreePort();
-        string[] args =
-        [
-            $"--Sidecar:UpstreamUrl=http://127.0.0.1:{emulatorPort}", "--Sidecar:Listen:Address=127.0.0.1",
-            $"--Sidecar:Listen:PublicPort={publicPort}", $"--Sidecar:Listen:ManagementPort={managementPort}",
-            "--Sidecar:Streams:ShutdownDelay=00:00:00", .. extra,
-        ];
-        return (await ChildProcess.StartAsync(dll, args, managementPort, "/readyz"), publicPort);
-    }
-
-    private static double P<T>(List<T> values, Func<T, double> select, double q)
-    {
-        var sorted = values.Select(select).Order().ToList();
-        return sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, Math.Max(0, (int)Math.Ceiling(q * sorted.Count) - 1))];
-    }
+    private static double P<T>(List<T> values, Func<T, double> select, double q) => ChildProcess.Percentile([.. values.Select(select).Order()], q);
 }

@@ -19,20 +19,17 @@ internal static partial class TeeBench
         var emulatorDll = Path.Combine(root, "samples/ChatUpstream/bin", configuration, "net10.0/ChatUpstream.dll");
         var sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
         var redisPort = ChildProcess.FreePort();
-        using var redis = Process.Start(new ProcessStartInfo("redis-server", ["--port", redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        {
-            RedirectStandardOutput = true,
-        })!;
+        using var redis = ChildProcess.StartRedis(redisPort);
         try
         {
             await WaitForPortAsync(redisPort);
             var emulatorPort = ChildProcess.FreePort();
             using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
             var totals = new Dictionary<string, string> { ["Logging__LogLevel__Sidecar.Streams.Store.StoreWriter"] = "Information" };
-            var (untee, unteePort) = await StartSidecarAsync(sidecarDll, emulatorPort, ["--Sidecar:Store:Enabled=false"], totals);
+            var (untee, unteePort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, ["--Sidecar:Store:Enabled=false"], totals);
             using var noTeeSidecar = untee;
-            var (memory, memoryPort) = await StartSidecarAsync(sidecarDll, emulatorPort, [], totals);
-            var (teed, teedPort) = await StartSidecarAsync(sidecarDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}"], totals);
+            var (memory, memoryPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [], totals);
+            var (teed, teedPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}"], totals);
             using var memorySidecar = memory;
             using var redisSidecar = teed;
 
@@ -103,8 +100,8 @@ internal static partial class TeeBench
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"Redis tee: {batches} write batches for {stored} stored events = {(double)batches / Math.Max(1, stored):F4} round trips per event; {commands} Redis commands for {redisEvents} events in the measured rounds = {(double)commands / Math.Max(1, redisEvents):F3} commands per event"));
             Console.WriteLine("resume of a live 2,000-event stream, time to first byte (ms), 200 sequential resumes");
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"in-memory store  p50 {Percentile(resumeMemory, 0.5),6:F2}  p99 {Percentile(resumeMemory, 0.99),6:F2}"));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis store      p50 {Percentile(resumeRedis, 0.5),6:F2}  p99 {Percentile(resumeRedis, 0.99),6:F2}"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"in-memory store  p50 {ChildProcess.Percentile(resumeMemory, 0.5),6:F2}  p99 {ChildProcess.Percentile(resumeMemory, 0.99),6:F2}"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis store      p50 {ChildProcess.Percentile(resumeRedis, 0.5),6:F2}  p99 {ChildProcess.Percentile(resumeRedis, 0.99),6:F2}"));
             return 0;
         }
         finally
@@ -118,18 +115,6 @@ internal static partial class TeeBench
     {
         redis.Refresh();
         return redis.TotalProcessorTime;
-    }
-
-    private static async Task<(ChildProcess Process, int Port)> StartSidecarAsync(string dll, int emulatorPort, string[] extra, IDictionary<string, string> environment)
-    {
-        var publicPort = ChildProcess.FreePort();
-        var managementPort = ChildProcess.FreePort();
-        string[] args =
-        [
-            $"--Sidecar:UpstreamUrl=http://127.0.0.1:{emulatorPort}", "--Sidecar:Listen:Address=127.0.0.1",
-            $"--Sidecar:Listen:PublicPort={publicPort}", $"--Sidecar:Listen:ManagementPort={managementPort}", .. extra,
-        ];
-        return (await ChildProcess.StartAsync(dll, args, managementPort, "/readyz", environment), publicPort);
     }
 
     private static async Task<(double Seconds, long Events)> RunRoundAsync(HttpClient http, int port, int concurrency, string tag)
@@ -264,7 +249,6 @@ internal static partial class TeeBench
         throw new TimeoutException("redis-server did not start");
     }
 
-    private static double Percentile(List<double> sorted, double q) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(q * sorted.Count) - 1)];
 
     [GeneratedRegex(@"total_commands_processed:(\d+)")]
     private static partial Regex CommandsLine();
