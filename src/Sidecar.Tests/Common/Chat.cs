@@ -109,6 +109,15 @@ internal static class Chat
         return [.. output];
     }
 
+    /// <summary>Posts a chat, reads its whole body, and returns it with the emulator's record of the answer.</summary>
+    public static async Task<ChatAnswer> PostToEndAsync(HttpClient client, EmulatorServer emulator, string sessionId, string text)
+    {
+        var response = await client.SendAsync(Post(sessionId, text), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        var record = await emulator.Journal.ForSession(sessionId).DefaultTimeout();
+        return new ChatAnswer(response, body, record);
+    }
+
     /// <summary>Posts a chat through <paramref name="client"/> and returns once its headers are in, with the emulator's record of it.</summary>
     public static async Task<ChatCall> StartAsync(HttpClient client, EmulatorServer emulator, string sessionId, string text)
     {
@@ -117,6 +126,12 @@ internal static class Chat
         var record = await emulator.Journal.ForSession(sessionId).DefaultTimeout();
         return new ChatCall(response, reader, record);
     }
+}
+
+/// <summary>A chat read to its end: the client's response and body, and the emulator's record of the answer.</summary>
+internal sealed record ChatAnswer(HttpResponseMessage Response, byte[] Body, AnswerRecord Record) : IDisposable
+{
+    public void Dispose() => Response.Dispose();
 }
 
 /// <summary>A chat in flight: the client's response and reader, and the emulator's record of the answer.</summary>

@@ -32,9 +32,8 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         using var client = sidecar.CreateClient();
         var session = Chat.NewSession();
 
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario ack:saved"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario ack:saved");
+        var (response, body, record) = (answer.Response, answer.Body, answer.Record);
 
         var expected = Chat.Events(record.SentBytes()).Where(e => !Chat.Text(e).Contains("data-persistence", StringComparison.Ordinal)).SelectMany(e => e).ToArray();
         Assert.Equal(Chat.Text(expected), Chat.Text(body));
@@ -97,9 +96,8 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         var session = Chat.NewSession();
         var ended = sidecar.PumpEnded(session);
 
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario persist-error"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario persist-error");
+        var (response, body, record) = (answer.Response, answer.Body, answer.Record);
 
         Assert.Equal(Chat.Text(record.SentBytes()), Chat.Text(body));
         Assert.Equal(StreamOutcome.PersistenceFailed, (await ended.DefaultTimeout()).Outcome);
@@ -113,9 +111,8 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         var session = Chat.NewSession();
         var ended = sidecar.PumpEnded(session);
 
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario stream-error-finish:5"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario stream-error-finish:5");
+        var (response, body, record) = (answer.Response, answer.Body, answer.Record);
 
         // Nothing waits for an acknowledgment of an answer that already failed.
         Assert.Equal(Chat.Text(record.SentBytes()), Chat.Text(body));
@@ -220,9 +217,8 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         using var client = sidecar.CreateClient();
         var session = Chat.NewSession();
 
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario callback:saved"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario callback:saved");
+        var (response, body, record) = (answer.Response, answer.Body, answer.Record);
 
         Assert.Equal(Chat.Text(record.SentBytes()), Chat.Text(body));
         await record.Ended.DefaultTimeout();
@@ -268,9 +264,8 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         var session = Chat.NewSession();
         var ended = replicaA.PumpEnded(session);
 
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario " + scenario), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario " + scenario);
+        var (response, body, record) = (answer.Response, answer.Body, answer.Record);
 
         // The emulator's handler ends after the callback's answer (the client may have its ending before).
         await record.Ended.DefaultTimeout();
@@ -345,9 +340,8 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         var session = Chat.NewSession();
         var ended = sidecar.PumpEnded(session);
 
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario saved-after:200"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario saved-after:200");
+        var (response, body, record) = (answer.Response, answer.Body, answer.Record);
 
         Assert.Equal(Chat.Text(record.SentBytes()), Chat.Text(body));
         Assert.Equal(StreamOutcome.Completed, (await ended.DefaultTimeout()).Outcome);

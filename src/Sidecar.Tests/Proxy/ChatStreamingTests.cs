@@ -69,9 +69,8 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         var session = Chat.NewSession();
         var ended = _sidecar.PumpEnded(session);
 
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario " + scenario), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario " + scenario);
+        var (response, body, record) = (answer.Response, answer.Body, answer.Record);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.NotEqual(AnswerStatus.ReaderGone, await record.Ended.DefaultTimeout());
@@ -87,9 +86,8 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         using var client = _sidecar.CreateClient();
         var session = Chat.NewSession();
 
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario malformed:no-final-blank"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario malformed:no-final-blank");
+        var (response, body, record) = (answer.Response, answer.Body, answer.Record);
 
         // "data: [DONE]" and the end of body: the event is closed, so nothing can run into it.
         Assert.EndsWith("data: [DONE]", Chat.Text(record.SentBytes()), StringComparison.Ordinal);
@@ -134,9 +132,8 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         var session = Chat.NewSession();
         var ended = _sidecar.PumpEnded(session);
 
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario " + scenario), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario " + scenario);
+        var (response, body, record) = (answer.Response, answer.Body, answer.Record);
         var (pump, outcome) = await ended.DefaultTimeout();
 
         // Without the sidecar the client would end "ready": a silent truncation.
@@ -183,9 +180,8 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         var session = Chat.NewSession();
 
         // Five frames, then half of the sixth (a text-delta cut inside its JSON), then a clean end of body.
-        using var response = await client.SendAsync(Chat.Post(session, "/scenario half:5"), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var body = await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
-        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario half:5");
+        var (response, body, record) = (answer.Response, answer.Body, answer.Record);
 
         var whole = Chat.Events(record.SentBytes())[..5].SelectMany(e => e).ToArray();
         Assert.Equal(whole, body[..whole.Length]);
