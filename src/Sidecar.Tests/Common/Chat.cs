@@ -25,6 +25,14 @@ internal static class Chat
         };
     }
 
+    /// <summary>The pump of a session's live stream, once it holds its finish for the save acknowledgment.</summary>
+    public static async Task<StreamPump> HeldFinishAsync(this SidecarServer sidecar, string sessionId)
+    {
+        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == sessionId);
+        await pump.Ack!.Started.DefaultTimeout();
+        return pump;
+    }
+
     /// <summary>A unique session id per test, so journal lookups never collide.</summary>
     public static string NewSession() => "s" + Guid.NewGuid().ToString("N")[..12];
 

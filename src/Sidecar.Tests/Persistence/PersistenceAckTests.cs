@@ -67,8 +67,7 @@ public sealed class PersistenceAckTests : IAsyncLifetime
 
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2");
         Assert.Equal(AnswerStatus.Completed, await call.Record.Ended.DefaultTimeout());
-        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
-        await pump.Ack!.Started.DefaultTimeout();
+        var pump = await sidecar.HeldFinishAsync(session);
 
         // The upstream has sent everything; the client has everything but finish and [DONE].
         var beforeFinish = new List<string>();
@@ -129,8 +128,7 @@ public sealed class PersistenceAckTests : IAsyncLifetime
 
         // Frames: start, start-step, text-start, 2 deltas, text-end, finish-step, finish (7), then a reset.
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2 ack:saved gate:8 drop:8");
-        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
-        await pump.Ack!.Started.DefaultTimeout();
+        var pump = await sidecar.HeldFinishAsync(session);
         call.Record.ReleaseGate();
         Assert.Equal(AnswerStatus.Dropped, await call.Record.Ended.DefaultTimeout());
         _time.Advance(TimeSpan.FromSeconds(5));
@@ -150,8 +148,7 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         var session = Chat.NewSession();
         var ended = sidecar.PumpEnded(session);
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2 gate:8");
-        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
-        await pump.Ack!.Started.DefaultTimeout();
+        var pump = await sidecar.HeldFinishAsync(session);
 
         // The user presses stop while the save is pending; then the service acknowledges it.
         using var stop = await client.SendAsync(Chat.Stop(session)).DefaultTimeout();
@@ -175,8 +172,7 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         var session = Chat.NewSession();
         var ended = sidecar.PumpEnded(session);
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2 gate:8");
-        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
-        await pump.Ack!.Started.DefaultTimeout();
+        var pump = await sidecar.HeldFinishAsync(session);
 
         using var stop = await client.SendAsync(Chat.Stop(session)).DefaultTimeout();
         _time.Advance(TimeSpan.FromSeconds(5));
@@ -197,8 +193,7 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         var session = Chat.NewSession();
         var ended = sidecar.PumpEnded(session);
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2 ack:saved gate:8");
-        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
-        await pump.Ack!.Started.DefaultTimeout();
+        var pump = await sidecar.HeldFinishAsync(session);
 
         var stopping = sidecar.StopAsync();
         _time.Advance(TimeSpan.FromSeconds(20));
@@ -316,8 +311,7 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         var session = Chat.NewSession();
         var ended = sidecar.PumpEnded(session);
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2");
-        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
-        await pump.Ack!.Started.DefaultTimeout();
+        var pump = await sidecar.HeldFinishAsync(session);
 
         Assert.Equal(HttpStatusCode.Accepted, (await PostAckAsync(management, pump.State.MessageId!, "{\"status\":\"saved\"}")).StatusCode);
         Assert.Equal(HttpStatusCode.Accepted, (await PostAckAsync(management, pump.State.MessageId!, "{\"status\":\"failed\"}")).StatusCode);
@@ -355,8 +349,7 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         var session = Chat.NewSession();
         var ended = sidecar.PumpEnded(session);
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario save:failed deltas:2");
-        var pump = sidecar.Pumps.Active.Single(p => p.Exchange.SessionId == session);
-        await pump.Ack!.Started.DefaultTimeout();
+        var pump = await sidecar.HeldFinishAsync(session);
 
         _time.Advance(TimeSpan.FromSeconds(5));
 
