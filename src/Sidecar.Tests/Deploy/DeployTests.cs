@@ -135,8 +135,16 @@ public class DeployTests
         using var services = new ServiceCollection().AddMetrics().AddSingleton<SidecarMetrics>().BuildServiceProvider();
         _ = services.GetRequiredService<SidecarMetrics>();
 
+        // Other tests' sidecars publish instruments concurrently: stop listening, then read a copy.
+        listener.Dispose();
+        List<Instrument> published;
+        lock (instruments)
+        {
+            published = [.. instruments];
+        }
+
         var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var instrument in instruments)
+        foreach (var instrument in published)
         {
             var name = instrument.Name.Replace('.', '_');
             var unit = instrument.Unit switch { "s" => "seconds", "By" => "bytes", _ => null };
