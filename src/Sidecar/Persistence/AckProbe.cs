@@ -63,10 +63,7 @@ internal sealed class AckProbe(
         }
     }
 
-    /// <summary>The template with its placeholders filled, each value escaped for a URL path.</summary>
-    public static Uri ProbeUrl(string template, string upstream, AckWaiter waiter) => new(template
-        .Replace("{upstream}", upstream.TrimEnd('/'), StringComparison.Ordinal)
-        .Replace("{agentId}", Uri.EscapeDataString(waiter.AgentId), StringComparison.Ordinal)
-        .Replace("{sessionId}", Uri.EscapeDataString(waiter.SessionId), StringComparison.Ordinal)
-        .Replace("{messageId}", Uri.EscapeDataString(waiter.MessageId), StringComparison.Ordinal));
+    /// <summary>The probe URL of a waiting answer.</summary>
+    public static Uri ProbeUrl(string template, string upstream, AckWaiter waiter) =>
+        new(MessageUrl.Fill(template, upstream, waiter.AgentId, waiter.SessionId, waiter.MessageId));
 }

@@ -58,10 +58,7 @@ internal sealed class MessageRepair
             return (RepairResult.Rejected, null);
         }
 
-        var url = new Uri(template
-            .Replace("{upstream}", _sidecar.CurrentValue.UpstreamUrl.TrimEnd('/'), StringComparison.Ordinal)
-            .Replace("{sessionId}", Uri.EscapeDataString(item.SessionId ?? string.Empty), StringComparison.Ordinal)
-            .Replace("{messageId}", Uri.EscapeDataString(item.MessageId), StringComparison.Ordinal));
+        var url = new Uri(MessageUrl.Fill(template, _sidecar.CurrentValue.UpstreamUrl, string.Empty, item.SessionId ?? string.Empty, item.MessageId));
         try
         {
             using var response = await _pipeline.ExecuteAsync(

@@ -32,13 +32,7 @@ internal sealed class PersistenceOptionsValidator : IValidateOptions<Persistence
 
         if (options.Mode == PersistenceAckMode.Probe)
         {
-            var sample = options.ProbeUrl?
-                .Replace("{upstream}", "http://upstream", StringComparison.Ordinal)
-                .Replace("{agentId}", "a", StringComparison.Ordinal)
-                .Replace("{sessionId}", "s", StringComparison.Ordinal)
-                .Replace("{messageId}", "m", StringComparison.Ordinal);
-            if (!Uri.TryCreate(sample, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps)
-                || options.ProbeUrl!.Contains("{messageId}", StringComparison.Ordinal) is false)
+            if (!MessageUrl.IsValid(options.ProbeUrl) || !options.ProbeUrl!.Contains("{messageId}", StringComparison.Ordinal))
             {
                 failures.Add($"Sidecar:Persistence:ProbeUrl must be an absolute http(s) URL template naming {{messageId}} when Sidecar:Persistence:Mode is Probe; got '{options.ProbeUrl}'.");
             }
@@ -46,11 +40,7 @@ internal sealed class PersistenceOptionsValidator : IValidateOptions<Persistence
 
         if (!string.IsNullOrWhiteSpace(options.RepairSaveUrl))
         {
-            var sample = options.RepairSaveUrl
-                .Replace("{upstream}", "http://upstream", StringComparison.Ordinal)
-                .Replace("{sessionId}", "s", StringComparison.Ordinal)
-                .Replace("{messageId}", "m", StringComparison.Ordinal);
-            if (!Uri.TryCreate(sample, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+            if (!MessageUrl.IsValid(options.RepairSaveUrl))
             {
                 failures.Add($"Sidecar:Persistence:RepairSaveUrl must be an absolute http(s) URL template; got '{options.RepairSaveUrl}'.");
             }
