@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using ChatUpstream;
 using Microsoft.Extensions.DependencyInjection;
+using Sidecar.Streams;
 using Sidecar.Streams.Store;
 using Sidecar.Tests.Common;
 
@@ -177,10 +178,38 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         Assert.False(_emulator.Journal.ForSession(session).IsCompleted);
     }
 
+    [Fact]
+    public async Task RedisDown_ClientThatStopsReading_IsCutOff_AndTheUpstreamStillDrained()
+    {
+        // With no stored copy to read on from, a client that falls too far behind is cut off.
+        await using var sidecar = await StartSidecarAsync("ErrorPart", new() { ["Sidecar:Streams:MaxClientBacklogBytes"] = "65536" });
+        using var client = sidecar.CreateClient();
+        await KillRedisAsync(sidecar.Services.GetRequiredService<IStreamStore>());
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var cutOff = new InstrumentCounter(sidecar, "sidecar.client.disconnected");
+
+        var sending = client.SendAsync(Chat.Post(session, "/scenario deltas:2000 delta-bytes:10000"), HttpCompletionOption.ResponseHeadersRead);
+        var (pump, outcome) = await ended.DefaultTimeout();
+        var record = await _emulator.Journal.ForSession(session).DefaultTimeout();
+
+        Assert.True(outcome == StreamOutcome.Completed, $"{outcome}\n{sidecar.Logs.Text}");
+        Assert.Equal(AnswerStatus.Completed, await record.Ended.DefaultTimeout());
+        Assert.Equal(record.TotalFrames, pump.State.Events);
+        Assert.True(pump.IsLiveCut);
+        await cutOff.WaitForTotalAsync(1).DefaultTimeout();
+        var failure = await Record.ExceptionAsync(async () =>
+        {
+            using var response = await sending;
+            await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        });
+        Assert.True(failure is HttpRequestException or IOException, failure?.ToString());
+    }
+
     private readonly string _prefix = RedisServer.NewPrefix();
 
-    private Task<SidecarServer> StartSidecarAsync(string signal) =>
-        SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
+    private Task<SidecarServer> StartSidecarAsync(string signal, Dictionary<string, string?>? extra = null) =>
+        SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>(extra ?? [])
         {
             ["Sidecar:Store:Redis"] = _redis.Configuration,
             ["Sidecar:Store:KeyPrefix"] = _prefix,

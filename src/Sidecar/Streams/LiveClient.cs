@@ -10,11 +10,13 @@ namespace Sidecar.Streams;
 
 /// <summary>
 /// Writes a pump's events to the client that started the stream, as they arrive, with heartbeat
-/// comments while the stream is quiet.
+/// comments while the stream is quiet. A client that falls too far behind reads on from the store
+/// at its own pace, from the event after the last one it was given.
 /// </summary>
 internal sealed class LiveClient(
     IOptionsMonitor<StreamOptions> options,
     IOptionsMonitor<ResumeOptions> resumeOptions,
+    StoreReplay replay,
     TimeProvider time,
     SidecarMetrics metrics,
     ILogger<LiveClient> logger)
@@ -38,7 +40,17 @@ internal sealed class LiveClient(
             // (StartAsync only queues them).
             await response.StartAsync(aborted);
             await response.BodyWriter.FlushAsync(aborted);
-            servedToTheEnd = await CopyAsync(response.BodyWriter, pump, heartbeat, aborted);
+            var copied = await CopyAsync(response.BodyWriter, pump, heartbeat, aborted);
+            if (copied.Behind)
+            {
+                // Fell too far behind: the rest comes from the store, ending as a resume ends.
+                timer?.Dispose();
+                var result = await replay.CopyAsync(context, pump.Exchange.SessionId, pump.State.MessageId!, copied.Next);
+                servedToTheEnd = result != ReplayResult.ClientLeft;
+                return;
+            }
+
+            servedToTheEnd = copied.Ended;
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {
@@ -56,7 +68,7 @@ internal sealed class LiveClient(
             }
         }
 
-        if (servedToTheEnd && !pump.State.DoneSeen)
+        if (servedToTheEnd && !pump.State.DoneSeen && !pump.IsLiveBehind)
         {
             // Every pump ends its stream with [DONE], after a typed error part when it failed; a
             // feed that closed without it is a bug: close the connection, so that the client does
@@ -65,19 +77,35 @@ internal sealed class LiveClient(
         }
     }
 
-    /// <summary>Copies events until the live feed ends (true) or the client goes away (false).</summary>
-    private async Task<bool> CopyAsync(System.IO.Pipelines.PipeWriter writer, StreamPump pump, HeartbeatTicker heartbeat, CancellationToken aborted)
+    /// <summary>
+    /// Copies events until the live feed ends (Ended), the client goes away (neither), or the client
+    /// fell behind (Behind, with the sequence of the next event it needs).
+    /// </summary>
+    private async Task<(bool Ended, bool Behind, long Next)> CopyAsync(System.IO.Pipelines.PipeWriter writer, StreamPump pump, HeartbeatTicker heartbeat, CancellationToken aborted)
     {
         var live = pump.Live;
         var eventIds = resumeOptions.CurrentValue.EventIds;
+        long next = 0;
         while (await live.WaitToReadAsync(aborted))
         {
             var written = 0;
             while (live.TryRead(out var evt))
             {
-                if (eventIds && evt.Sequence >= 0)
+                if (pump.IsLiveBehind)
                 {
-                    SseWriter.WriteId(writer, evt.Sequence);
+                    // Checked after the read: an event read once the pump fell back may follow one
+                    // its drain took, so it is not written; the store has both.
+                    break;
+                }
+
+                if (evt.Sequence >= 0)
+                {
+                    if (eventIds)
+                    {
+                        SseWriter.WriteId(writer, evt.Sequence);
+                    }
+
+                    next = evt.Sequence + 1;
                 }
 
                 writer.Write(evt.Raw);
@@ -97,12 +125,22 @@ internal sealed class LiveClient(
             pump.LiveBytesWritten(written);
             if (flushed.IsCompleted || flushed.IsCanceled)
             {
-                return false;
+                return (false, false, next);
+            }
+
+            if (pump.IsLiveBehind)
+            {
+                return (false, true, next);
             }
         }
 
+        if (pump.IsLiveBehind && !aborted.IsCancellationRequested)
+        {
+            return (false, true, next);
+        }
+
         // The feed also ends when the pump cut a client that fell too far behind.
-        return !aborted.IsCancellationRequested && !pump.IsLiveCut;
+        return (!aborted.IsCancellationRequested && !pump.IsLiveCut, false, next);
     }
 
     /// <summary>Queues a heartbeat on every tick that found no event written since the previous one.</summary>

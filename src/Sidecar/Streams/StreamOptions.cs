@@ -26,7 +26,9 @@ public sealed class StreamOptions
 
     /// <summary>
     /// How far (in bytes) a live client may fall behind the upstream before the sidecar stops
-    /// buffering for it and closes its connection (the upstream is still drained).
+    /// buffering for it in memory: the client then reads on from the store at its own pace (from
+    /// the next event it needs), or, when the store does not hold the whole stream, its connection
+    /// is closed. The upstream is never slowed.
     /// </summary>
     [Range(64L * 1024, long.MaxValue)]
     public long MaxClientBacklogBytes { get; set; } = 8L * 1024 * 1024;

@@ -54,6 +54,7 @@ internal sealed class StreamPump
     private bool _teeEnded;
     private Action? _liveClientTooSlow;
     private bool _liveCut;
+    private bool _liveBehind;
     private readonly Channel<SseEvent> _live = Channel.CreateUnbounded<SseEvent>(LiveChannelOptions);
 
     // The stop source has no timer, so it is never disposed: Stop may race with the end of the run.
@@ -134,8 +135,14 @@ internal sealed class StreamPump
     /// <summary>The events for the live client, in order; completed when the pump ends, after <c>[DONE]</c>, or when the client is detached.</summary>
     public ChannelReader<SseEvent> Live => _live.Reader;
 
-    /// <summary>Whether the pump cut the live client off because it fell too far behind.</summary>
+    /// <summary>Whether the pump cut the live client off because it fell too far behind and the store could not serve it.</summary>
     public bool IsLiveCut => Volatile.Read(ref _liveCut);
+
+    /// <summary>
+    /// Whether the live client fell too far behind and reads on from the store: the live feed
+    /// ends, and nothing read from it after this became true may be written.
+    /// </summary>
+    public bool IsLiveBehind => Volatile.Read(ref _liveBehind);
 
     /// <summary>Called (once) when the live client falls more than the backlog limit behind; cleared when its request ends.</summary>
     public Action? LiveClientTooSlow
@@ -573,7 +580,19 @@ internal sealed class StreamPump
 
         if (Interlocked.Add(ref _liveBacklogBytes, evt.Raw.Length) > _options.MaxClientBacklogBytes)
         {
-            // The client reads slower than the upstream writes: stop buffering for it.
+            // The client reads slower than the upstream writes: stop buffering for it. While the
+            // store holds the whole stream, the client reads on from there at its own pace.
+            if (_tee is { IsLost: false })
+            {
+                Log.LiveClientBehind(_logger, Exchange.SessionId, State.MessageId, _options.MaxClientBacklogBytes);
+                _metrics.LiveClientBehind();
+                // Set before the drain: the live client checks it after each read, so that it never
+                // writes an event past one the drain took.
+                Volatile.Write(ref _liveBehind, true);
+                DetachLiveClient();
+                return;
+            }
+
             Log.LiveClientTooSlow(_logger, Exchange.SessionId, State.MessageId, _options.MaxClientBacklogBytes);
             Volatile.Write(ref _liveCut, true);
             DetachLiveClient();

@@ -32,6 +32,7 @@ internal static class StreamsServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<StoreWriter>());
         services.AddSingleton<StreamPumps>();
         services.AddHostedService(sp => sp.GetRequiredService<StreamPumps>());
+        services.AddSingleton<StoreReplay>();
         services.AddSingleton<LiveClient>();
         services.AddSingleton<StreamAccess>();
         services.AddSingleton<ResumeEndpoint>();

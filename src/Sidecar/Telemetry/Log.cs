@@ -36,6 +36,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 205, Level = LogLevel.Warning, Message = "Live client fell more than {Limit} bytes behind: session {SessionId} message {MessageId}; its connection is closed, the upstream is drained")]
     public static partial void LiveClientTooSlow(ILogger logger, string sessionId, string? messageId, long limit);
 
+    [LoggerMessage(EventId = 210, Level = LogLevel.Information, Message = "Live client fell more than {Limit} bytes behind: session {SessionId} message {MessageId}; it reads on from the store")]
+    public static partial void LiveClientBehind(ILogger logger, string sessionId, string? messageId, long limit);
+
     [LoggerMessage(EventId = 206, Level = LogLevel.Warning, Message = "Releasing the upstream connection failed: session {SessionId} message {MessageId} ({ExceptionType})")]
     public static partial void UpstreamReleaseFailed(ILogger logger, string sessionId, string? messageId, string exceptionType);
 
