@@ -70,6 +70,29 @@ internal sealed class ChildProcess : IDisposable
         throw new TimeoutException($"{dll} did not become ready");
     }
 
+    /// <summary>The management port of a sidecar (metrics, health), or 0.</summary>
+    public int ManagementPort { get; private set; }
+
+    /// <summary>The process's resident memory now, in bytes (Linux).</summary>
+    public long ResidentBytes
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.WorkingSet64;
+        }
+    }
+
+    /// <summary>Kills the process at once (SIGKILL), as a crash would, and waits for it to be gone.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: false);
+            _process.WaitForExit(10_000);
+        }
+    }
+
     /// <summary>The process id.</summary>
     public int Pid => _process.Id;
 
@@ -87,17 +110,19 @@ internal sealed class ChildProcess : IDisposable
     /// The sidecar (<paramref name="dll"/>) in front of the emulator, both ports free on loopback,
     /// stopping without a shutdown delay; ready when <c>/readyz</c> answers. Returns its public port.
     /// </summary>
-    public static async Task<(ChildProcess Process, int Port)> StartSidecarAsync(string dll, int emulatorPort, IEnumerable<string> extra, IDictionary<string, string>? environment = null)
+    public static async Task<(ChildProcess Process, int Port)> StartSidecarAsync(string dll, int emulatorPort, IEnumerable<string> extra, IDictionary<string, string>? environment = null, int? port = null, int? management = null)
     {
-        var publicPort = FreePort();
-        var managementPort = FreePort();
+        var publicPort = port ?? FreePort();
+        var managementPort = management ?? FreePort();
         string[] args =
         [
             $"--Sidecar:UpstreamUrl=http://127.0.0.1:{emulatorPort}", "--Sidecar:Listen:Address=127.0.0.1",
             $"--Sidecar:Listen:PublicPort={publicPort}", $"--Sidecar:Listen:ManagementPort={managementPort}",
             "--Sidecar:Streams:ShutdownDelay=00:00:00", .. extra,
         ];
-        return (await StartAsync(dll, args, managementPort, "/readyz", environment), publicPort);
+        var child = await StartAsync(dll, args, managementPort, "/readyz", environment);
+        child.ManagementPort = managementPort;
+        return (child, publicPort);
     }
 
     /// <summary>A <c>redis-server</c> of the run's own on loopback (no persistence).</summary>

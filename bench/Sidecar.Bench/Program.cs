@@ -11,6 +11,7 @@ using Sidecar.Bench;
 //   dotnet run -c Release --project bench/Sidecar.Bench -- peers [concurrencies, e.g. 1,50,200,1000] [pace ms]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- idle [open streams, default 5000]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- resume [sizes, default 100,2000,20000]
+//   dotnet run -c Release --project bench/Sidecar.Bench -- faults
 #if DEBUG
 const string configuration = "Debug";
 #else
@@ -24,6 +25,11 @@ if (args.Length > 0 && args[0] == "tee")
         configuration,
         args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 200,
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3);
+}
+
+if (args.Length > 0 && args[0] == "faults")
+{
+    return await FaultMatrix.RunAsync(root, configuration);
 }
 
 if (args.Length > 0 && args[0] == "resume")
@@ -57,7 +63,7 @@ if (args.Length > 0 && args[0] == "ack")
 var requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 400;
 if (args.Length == 0 || args[0] != "ttfe")
 {
-    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds] | ack [concurrency] [rounds] | peers [concurrencies] [pace ms] | idle [streams] | resume [sizes]");
+    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds] | ack [concurrency] [rounds] | peers [concurrencies] [pace ms] | idle [streams] | resume [sizes] | faults");
     return 2;
 }
 

@@ -53,6 +53,17 @@ public static class EmulatorApp
             record.ReleaseGate();
             return Results.NoContent();
         });
+        // Test control: the quota API goes down (every call 503) and comes back.
+        app.MapPost("/__emulator/quota/{state}", (string state, QuotaLedger ledger) =>
+        {
+            if (state is not ("down" or "up"))
+            {
+                return Results.NotFound();
+            }
+
+            ledger.Down = state == "down";
+            return Results.NoContent();
+        });
         return app;
     }
 
@@ -123,7 +134,7 @@ public static class EmulatorApp
             .Where(r => status is null || r.Status == status)
             .Where(r => olderThanMs is null || (now - r.CreatedAt).TotalMilliseconds >= olderThanMs)
             .OrderBy(r => r.CreatedAt)
-            .Select(r => new { id = r.Id, status = r.Status, createdAt = r.CreatedAt.ToUnixTimeMilliseconds() });
+            .Select(r => new { id = r.Id, status = r.Status, createdAt = r.CreatedAt.ToUnixTimeMilliseconds(), settlements = r.Settlements, settledBy = r.SettledBy });
         return Results.Json(list);
     }
 

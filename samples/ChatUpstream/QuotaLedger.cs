@@ -73,6 +73,14 @@ public sealed class QuotaLedger
 
     private long _calls;
     private long _failed;
+    private volatile bool _down;
+
+    /// <summary>While true, every quota API call fails (503): the quota API is down.</summary>
+    public bool Down
+    {
+        get => _down;
+        set => _down = value;
+    }
 
     /// <summary>
     /// Whether this quota API call fails (503), spreading failures evenly at <paramref name="rate"/>:
@@ -81,6 +89,12 @@ public sealed class QuotaLedger
     public bool NextCallFails(double rate)
     {
         var n = Interlocked.Increment(ref _calls);
+        if (_down)
+        {
+            Interlocked.Increment(ref _failed);
+            return true;
+        }
+
         if (rate <= 0)
         {
             return false;

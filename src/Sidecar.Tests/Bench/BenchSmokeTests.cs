@@ -9,6 +9,30 @@ public class BenchSmokeTests
     [Fact]
     public async Task PeersHarness_TinyRun_ReportsEveryTarget()
     {
+        var text = await RunHarnessAsync("peers", "2", "1");
+        foreach (var target in new[] { "| 2 | direct |", "| 2 | plain YARP |", "| 2 | sidecar, in-memory store |", "| 2 | sidecar, Redis tee |" })
+        {
+            Assert.Contains(target, text, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("errors)", text, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The fault matrix against real processes (two sidecar replicas, redis-server, the emulator):
+    /// every cell passes, and the report names each.
+    /// </summary>
+    [Fact]
+    public async Task FaultMatrix_EveryCellPasses()
+    {
+        var text = await RunHarnessAsync("faults");
+        Assert.Contains("6 of 6 cells passed", text, StringComparison.Ordinal);
+        Assert.Equal(6, text.Split('\n').Count(l => l.StartsWith("| ", StringComparison.Ordinal) && l.EndsWith("| pass |", StringComparison.Ordinal)));
+    }
+
+    /// <summary>Runs the built harness with <paramref name="args"/>; returns its output once it exited with 0.</summary>
+    private static async Task<string> RunHarnessAsync(params string[] args)
+    {
 #if DEBUG
         const string configuration = "Debug";
 #else
@@ -16,13 +40,13 @@ public class BenchSmokeTests
 #endif
         var dll = Path.Combine(Loopback.RepositoryRoot(), "bench", "Sidecar.Bench", "bin", configuration, "net10.0", "Sidecar.Bench.dll");
         Assert.True(File.Exists(dll), $"build the solution first: {dll} is missing");
-        var info = new ProcessStartInfo("dotnet", [dll, "peers", "2", "1"]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var info = new ProcessStartInfo("dotnet", [dll, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true };
         using var process = Process.Start(info)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         try
         {
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
         }
         finally
         {
@@ -34,11 +58,6 @@ public class BenchSmokeTests
 
         var text = await output;
         Assert.True(process.ExitCode == 0, text + await error);
-        foreach (var target in new[] { "| 2 | direct |", "| 2 | plain YARP |", "| 2 | sidecar, in-memory store |", "| 2 | sidecar, Redis tee |" })
-        {
-            Assert.Contains(target, text, StringComparison.Ordinal);
-        }
-
-        Assert.DoesNotContain("errors)", text, StringComparison.Ordinal);
+        return text;
     }
 }

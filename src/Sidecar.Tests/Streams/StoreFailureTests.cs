@@ -74,7 +74,7 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
-    public async Task RedisPausedMidStream_TheAnswerFlowsWhole_AndTheStoredCopyIsNeverLeftLive()
+    public async Task RedisPausedMidStream_TheAnswerFlowsWhole_AndTheStoredCopyIsWhole_WithNothingLostOrRepeated()
     {
         await using var sidecar = await StartSidecarAsync("ErrorPart");
         using var client = sidecar.CreateClient();
@@ -86,7 +86,64 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
             Assert.NotNull(await call.Reader.NextAsync());
         }
 
-        // Redis stops answering (every client paused for 3 s): store writes time out after 500 ms.
+        // Redis stops answering (every client paused for 3 s): store calls time out after 500 ms.
+        using (var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", "3000", "ALL"]))
+        {
+            await pause.WaitForExitAsync().DefaultTimeout();
+        }
+
+        call.Record.ReleaseGate();
+        var body = await call.Reader.ReadToEndAsync();
+
+        // The live answer did not wait for Redis: every upstream event, as sent, and no resume error.
+        Assert.Equal(Chat.Text(Chat.WithIds(Chat.Events(call.Record.SentBytes()))), Chat.Text(body));
+
+        // Once Redis answers again, the timed-out batches, sent again (and some landing late as
+        // well), leave every event stored exactly once and the stream completed.
+        var options = Microsoft.Extensions.Options.Options.Create(new StreamStoreOptions { Redis = _redis.Configuration, KeyPrefix = _prefix, OperationTimeout = TimeSpan.FromSeconds(5) });
+        using var connection = new RedisConnection(options);
+        var reader = new RedisStreamStore(connection, options, Microsoft.Extensions.Options.Options.Create(new Sidecar.Streams.StreamOptions()), TimeProvider.System);
+        var messageId = call.Response.Headers.GetValues("x-message-id").Single();
+        StreamRecord? stored;
+        await using (var follower = await reader.FollowAsync(messageId, default).DefaultTimeout())
+        {
+            using var timeout = new CancellationTokenSource(TaskTimeoutExtensions.DefaultTimeoutSpan);
+            while (true)
+            {
+                var mark = follower.Mark;
+                stored = await reader.GetAsync(messageId, timeout.Token);
+                if (stored is { State: not StoredStreamState.Live })
+                {
+                    break;
+                }
+
+                await follower.WaitAsync(mark, TimeSpan.FromSeconds(1), timeout.Token);
+            }
+        }
+
+        Assert.Equal(StoredStreamState.Completed, stored!.State);
+        Assert.False(stored.Incomplete);
+        var events = await reader.ReadAsync(messageId, 0, 1000, default);
+        Assert.Equal(Enumerable.Range(0, events.Count).Select(i => (long)i), events.Select(e => e.Sequence));
+        Assert.Equal(Chat.Events(call.Record.SentBytes()).Select(Chat.Text), events.Select(e => Chat.Text(e.Raw.ToArray())));
+        Assert.Equal(0, lost.Total);
+        using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
+        Assert.Equal(HttpStatusCode.NoContent, resumed.StatusCode);
+    }
+
+    [Fact]
+    public async Task RedisStalledPastTheRetryWindow_TheStoredCopyIsMarkedIncomplete_NeverLeftLive()
+    {
+        await using var sidecar = await StartSidecarAsync("ErrorPart", new() { ["Sidecar:Store:WriteRetryWindow"] = "00:00:00.600" });
+        using var client = sidecar.CreateClient();
+        using var lost = new InstrumentCounter(sidecar, "sidecar.store.lost");
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:20");
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.NotNull(await call.Reader.NextAsync());
+        }
+
         using (var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", "3000", "ALL"]))
         {
             await pause.WaitForExitAsync().DefaultTimeout();
@@ -95,19 +152,10 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         call.Record.ReleaseGate();
         var body = await call.Reader.ReadToEndAsync();
         await lost.WaitForTotalAsync(1).DefaultTimeout();
-
-        // The live answer did not wait for Redis: every upstream event, as sent. (The writes time out
-        // after the answer's end here, too late to tell the client in the stream; the loss is counted.)
         Assert.Equal(Chat.Text(Chat.WithIds(Chat.Events(call.Record.SentBytes()))), Chat.Text(body));
 
-        // Once Redis answers again, the stored copy is never left live: either the writes Redis
-        // queued during the pause landed (whole, completed: a resume is 204), or the end is
-        // written again, marked incomplete (a resume is a typed 503 at once).
-        using (var ping = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "PING"]))
-        {
-            await ping.WaitForExitAsync().DefaultTimeout();
-        }
-
+        // Retries gave up before Redis answered: once it does, the stored copy is not left live
+        // (its end is written again, marked incomplete) and a resume is a typed 503 at once.
         var options = Microsoft.Extensions.Options.Options.Create(new StreamStoreOptions { Redis = _redis.Configuration, KeyPrefix = _prefix, OperationTimeout = TimeSpan.FromSeconds(5) });
         using var connection = new RedisConnection(options);
         var reader = new RedisStreamStore(connection, options, Microsoft.Extensions.Options.Options.Create(new Sidecar.Streams.StreamOptions()), TimeProvider.System);
@@ -129,11 +177,10 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
             }
         }
 
-        // A completed answer is "no stream" to a resume (even when its writer doubted a write that
-        // landed late); one whose end is not stored is unavailable, typed.
         using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
         if (stored!.State == StoredStreamState.Completed)
         {
+            // The queued writes landed late, whole: a completed answer is "no stream" to a resume.
             Assert.Equal(HttpStatusCode.NoContent, resumed.StatusCode);
         }
         else

@@ -102,8 +102,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "Stream {MessageId} lost resume: a store write was {Reason}; the live answer goes on")]
     public static partial void StoreWriteLost(ILogger logger, string messageId, string reason);
 
-    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "A store write batch of {Streams} streams failed ({ExceptionType})")]
-    public static partial void StoreWriteFailed(ILogger logger, int streams, string exceptionType);
+    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "A store write batch of {Streams} streams failed, attempt {Attempt} ({ExceptionType})")]
+    public static partial void StoreWriteFailed(ILogger logger, int streams, int attempt, string exceptionType);
 
     [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Stream of session {SessionId} is not teed: its message id is missing or invalid")]
     public static partial void StreamNotTeed(ILogger logger, string sessionId);

@@ -92,6 +92,30 @@ public abstract class StreamStoreContractTests
     }
 
     [Fact]
+    public async Task Write_SentAgainAfterItLanded_StoresEachEventOnce_AndCountsAsApplied()
+    {
+        // A batch that timed out may land late and also be sent again: each event is stored once.
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 3));
+
+        var overlapping = await Store.WriteAsync([Append(id, 1, 4)], default);
+        var last = Append(id, 5, 1);
+        last.End = StoredStreamState.Completed;
+        var ended = await Store.WriteAsync([last], default);
+        var again = await Store.WriteAsync([last], default);
+
+        Assert.True(overlapping.Single());
+        Assert.True(ended.Single());
+        Assert.True(again.Single());
+        var events = await Store.ReadAsync(id, 0, 100, default);
+        Assert.Equal(Enumerable.Range(0, 6).Select(i => (long)i), events.Select(e => e.Sequence));
+        Assert.Equal(Enumerable.Range(0, 6).Select(Event), events.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+        var stream = await Store.GetAsync(id, default);
+        Assert.Equal(6, stream!.EventCount);
+        Assert.Equal(StoredStreamState.Completed, stream.State);
+    }
+
+    [Fact]
     public async Task Write_LeaseIncompleteAndFailedEnd_AreRecorded()
     {
         var id = NewId();

@@ -87,9 +87,16 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             _activeBySession[registration.SessionId] = registration.MessageId;
         }
 
-        if (!_streams.TryGetValue(write.MessageId, out var entry) || entry.Stream.State != StoredStreamState.Live)
+        if (!_streams.TryGetValue(write.MessageId, out var entry))
         {
             return false;
+        }
+
+        if (entry.Stream.State != StoredStreamState.Live)
+        {
+            // Changes nothing; a write sent again whose end is already stored counts as applied.
+            return write.End == entry.Stream.State
+                && (write.Events.Count == 0 || entry.Events.Count == write.Events[0].Sequence + write.Events.Count);
         }
 
         var (applied, full) = AppendTo(entry, write.Events);
@@ -133,16 +140,19 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             }
         }
 
-        if (events[0].Sequence != entry.Events.Count)
+        // A write sent again may overlap what is stored: only the missing events are appended.
+        var skip = entry.Events.Count - events[0].Sequence;
+        if (skip < 0 || skip > events.Count)
         {
             return (false, false);
         }
 
-        foreach (var evt in events)
+        foreach (var evt in events.Skip((int)skip))
         {
             entry.Events.Add(evt.Raw);
         }
 
+        bytes -= events.Take((int)skip).Sum(e => (long)e.Raw.Length);
         entry.Bytes += bytes;
         _totalBytes += bytes;
         return (true, false);

@@ -22,7 +22,9 @@ internal sealed class RedisStreamStore : IStreamStore
 
     // One producer write, atomically (see StreamWrite). Writes to a stream that is unknown or no
     // longer live change nothing: once a resumer has ended a lapsed stream, its producer cannot
-    // append behind the ending. Events are appended only when they continue the stream.
+    // append behind the ending. Events are appended only when they continue the stream. A write
+    // sent again (its first attempt timed out, then landed late) applies only what is missing,
+    // and counts as applied when its end is already there.
     // KEYS: meta, events. ARGV: begin (1/0), lifetime ms, retention ms, lease ms (0: keep),
     // incomplete (1/0), end state (-1: none), first sequence, session, agent, owner, replica,
     // traceparent, then the events' bytes. Returns 1 when everything applied.
@@ -34,19 +36,25 @@ internal sealed class RedisStreamStore : IStreamStore
             'state', 0, 'lease', ARGV[4], 'incomplete', 0, 'count', 0, 'trace', ARGV[12])
           redis.call('PEXPIRE', meta, ARGV[2])
         end
-        if redis.call('HGET', meta, 'state') ~= '0' then return 0 end
-        local applied = 1
         local n = #ARGV - 12
+        local first = tonumber(ARGV[7])
+        local state = redis.call('HGET', meta, 'state')
+        if state ~= '0' then
+          if state and ARGV[6] ~= '-1' and state == ARGV[6]
+            and (n == 0 or tonumber(redis.call('HGET', meta, 'count')) == first + n) then return 1 end
+          return 0
+        end
+        local applied = 1
         if n > 0 then
           local count = tonumber(redis.call('HGET', meta, 'count'))
-          if count ~= tonumber(ARGV[7]) then
+          if count < first or count > first + n then
             applied = 0
           else
-            for i = 1, n do
-              redis.call('XADD', events, '0-' .. (count + i), 'd', ARGV[12 + i])
+            for i = count - first + 1, n do
+              redis.call('XADD', events, '0-' .. (first + i), 'd', ARGV[12 + i])
             end
-            redis.call('HSET', meta, 'count', count + n)
-            if count == 0 then redis.call('PEXPIRE', events, ARGV[2]) end
+            redis.call('HSET', meta, 'count', first + n)
+            redis.call('PEXPIRE', events, ARGV[2])
           end
         end
         if ARGV[4] ~= '0' then redis.call('HSET', meta, 'lease', ARGV[4]) end

@@ -157,20 +157,7 @@ internal sealed class StoreWriter(
         var writes = order.Select(o => o.Write).ToList();
         _batches++;
         _events += writes.Sum(w => w.Events.Count);
-        bool[] applied;
-        var started = time.GetTimestamp();
-        try
-        {
-            using var timeout = new CancellationTokenSource(options.Value.OperationTimeout, time);
-            applied = await store.WriteAsync(writes, timeout.Token);
-            metrics.StoreBatchWritten(writes.Sum(w => w.Events.Count), time.GetElapsedTime(started));
-        }
-        catch (Exception ex)
-        {
-            Log.StoreWriteFailed(logger, writes.Count, ex.GetType().Name);
-            applied = new bool[writes.Count];
-        }
-
+        var applied = await WriteWithRetriesAsync(writes);
         Interlocked.Add(ref _pendingBytes, -bytes);
         for (var i = 0; i < order.Count; i++)
         {
@@ -192,6 +179,40 @@ internal sealed class StoreWriter(
                 // This write carried the end: rewrite it (an earlier failure leaves the end to its own write).
                 ScheduleRecovery(tee);
             }
+        }
+    }
+
+    /// <summary>
+    /// Writes a batch; when the store call fails or times out (a stall, a failover, a reconnect),
+    /// sends it again with a growing delay for up to <see cref="StreamStoreOptions.WriteRetryWindow"/>.
+    /// All false when it never went through.
+    /// </summary>
+    private async Task<bool[]> WriteWithRetriesAsync(List<StreamWrite> writes)
+    {
+        var first = time.GetTimestamp();
+        var delay = TimeSpan.FromMilliseconds(100);
+        for (var attempt = 1; ; attempt++)
+        {
+            var started = time.GetTimestamp();
+            try
+            {
+                using var timeout = new CancellationTokenSource(options.Value.OperationTimeout, time);
+                var applied = await store.WriteAsync(writes, timeout.Token);
+                metrics.StoreBatchWritten(writes.Sum(w => w.Events.Count), time.GetElapsedTime(started));
+                return applied;
+            }
+            catch (Exception ex)
+            {
+                Log.StoreWriteFailed(logger, writes.Count, attempt, ex.GetType().Name);
+            }
+
+            if (time.GetElapsedTime(first) + delay > options.Value.WriteRetryWindow)
+            {
+                return new bool[writes.Count];
+            }
+
+            await Task.Delay(delay, time);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
         }
     }
 

@@ -37,6 +37,15 @@ public sealed class StreamStoreOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long a batch whose store call failed or timed out (Redis slow or stalled, a failover) is
+    /// sent again, with a growing delay, before its streams lose resume. Writes are idempotent, so
+    /// a late first attempt and its retry store each event once. Later batches wait behind it,
+    /// within <see cref="MaxPendingBytes"/>. Zero: no retry.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan WriteRetryWindow { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>The most bytes waiting to be written to the store; past it, streams lose resume instead of the process growing.</summary>
     [Range(1024L * 1024, long.MaxValue)]
     public long MaxPendingBytes { get; set; } = 64L * 1024 * 1024;
