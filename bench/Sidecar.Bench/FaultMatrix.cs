@@ -18,12 +18,11 @@ namespace Sidecar.Bench;
 /// </summary>
 internal static class FaultMatrix
 {
-    private const string Prefix = "faults";
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
 
     public static async Task<int> RunAsync(string root, string configuration)
     {
-        await using var rig = await Rig.StartAsync(root, configuration);
+        await using var rig = await Rig.StartAsync(root, configuration, "faults");
         var cells = new List<Cell>();
         foreach (var (name, run) in new (string, Func<Rig, Cell, Task>)[]
         {
@@ -78,7 +77,7 @@ internal static class FaultMatrix
     private static async Task RedisKilledAsync(Rig rig, Cell cell)
     {
         var lostBefore = await rig.MetricAsync(rig.A, "sidecar_store_lost_total");
-        await using var live = await rig.PostAsync(rig.A, "deltas:100 pace:20");
+        await using var live = await PostAsync(rig, rig.A, "deltas:100 pace:20");
         await live.WaitForEventsAsync(20);
         rig.KillRedis();
         using var whileDown = await rig.ResumeAsync(rig.B, live.Session);
@@ -92,7 +91,7 @@ internal static class FaultMatrix
         // Once Redis is back, answers are stored again (the store reconnects by itself).
         var stored = await Rig.WaitAsync(async () =>
         {
-            await using var next = await rig.PostAsync(rig.A, "deltas:10 pace:0");
+            await using var next = await PostAsync(rig, rig.A, "deltas:10 pace:0");
             await next.ReadToEndAsync();
             var meta = await rig.StoredAsync(next.MessageId);
             return meta is { State: 1 } && meta.Events.Count == next.Stored.Count ? meta : null;
@@ -109,7 +108,7 @@ internal static class FaultMatrix
     private static async Task RedisPausedAsync(Rig rig, Cell cell)
     {
         var lostBefore = await rig.MetricAsync(rig.A, "sidecar_store_lost_total");
-        await using var live = await rig.PostAsync(rig.A, "deltas:500 pace:10");
+        await using var live = await PostAsync(rig, rig.A, "deltas:500 pace:10");
         await live.WaitForEventsAsync(20);
         await rig.Redis.GetDatabase().ExecuteAsync("CLIENT", "PAUSE", "3000", "ALL");
         var paused = Stopwatch.StartNew();
@@ -122,12 +121,12 @@ internal static class FaultMatrix
 
         // One after it (the answer is still streaming): replayed and followed.
         await Rig.WaitAsync(async () => await rig.Redis.GetDatabase().PingAsync() < TimeSpan.FromSeconds(1) && paused.Elapsed > TimeSpan.FromSeconds(3) ? "up" : null);
-        await using var resumer = await rig.FollowAsync(rig.B, live);
+        await using var resumer = await FollowAsync(rig, rig.B, live);
         await live.ReadToEndAsync();
         await resumer.ReadToEndAsync();
         var ending = CheckLive(cell, live, expectError: null);
         var gap = live.LargestGapMs();
-        cell.Check(gap < 1000, $"largest gap between events {gap:F0} ms");
+        cell.Check(gap < 2000, $"largest gap between events {gap:F0} ms (Redis paused 3 s)");
         CheckResumer(cell, resumer, live);
 
         // The batches that timed out during the pause are sent again: the stored copy ends whole.
@@ -144,9 +143,9 @@ internal static class FaultMatrix
     private static async Task UpstreamKilledAsync(Rig rig, Cell cell)
     {
         var before = await rig.MetricAsync(rig.A, "sidecar_stream_ended_total", "outcome=\"upstream_failed\"");
-        await using var live = await rig.PostAsync(rig.A, "deltas:200 pace:10");
+        await using var live = await PostAsync(rig, rig.A, "deltas:200 pace:10");
         await live.WaitForEventsAsync(20);
-        await using var resumer = await rig.FollowAsync(rig.B, live);
+        await using var resumer = await FollowAsync(rig, rig.B, live);
         await live.WaitForEventsAsync(40);
         rig.Emulator.Kill();
         var killed = Stopwatch.StartNew();
@@ -170,10 +169,10 @@ internal static class FaultMatrix
     private static async Task ReplicaKilledAsync(Rig rig, Cell cell)
     {
         var before = await rig.MetricAsync(rig.B, "sidecar_resume_requests_total", "result=\"producer_lost\"");
-        await using var live = await rig.PostAsync(rig.A, "deltas:200 pace:10");
+        await using var live = await PostAsync(rig, rig.A, "deltas:200 pace:10");
         await live.WaitForEventsAsync(20);
-        await using var first = await rig.FollowAsync(rig.B, live);
-        await using var second = await rig.FollowAsync(rig.B, live);
+        await using var first = await FollowAsync(rig, rig.B, live);
+        await using var second = await FollowAsync(rig, rig.B, live);
         await live.WaitForEventsAsync(40);
         rig.A.Kill();
         var killed = Stopwatch.StartNew();
@@ -212,7 +211,7 @@ internal static class FaultMatrix
         {
             for (var i = 0; i < 10; i++)
             {
-                await using var live = await rig.PostAsync(i % 2 == 0 ? rig.A : rig.B, "deltas:5 pace:0", bearer: $"user-{i}");
+                await using var live = await PostAsync(rig, i % 2 == 0 ? rig.A : rig.B, "deltas:5 pace:0", bearer: $"user-{i}");
                 await live.ReadToEndAsync();
                 CheckLive(cell, live, expectError: null);
                 ids.Add(live.MessageId);
@@ -247,12 +246,12 @@ internal static class FaultMatrix
         var behindBefore = await rig.MetricAsync(rig.A, "sidecar_client_behind_total");
         var rssBefore = rig.A.ResidentBytes;
         // 2 MB of answer, unpaced, to a client that reads one event a second for five seconds.
-        await using var slow = await rig.PostAsync(rig.A, "deltas:400 delta-bytes:5000 pace:0", readDelay: TimeSpan.FromSeconds(1), slowEvents: 5);
+        await using var slow = await PostAsync(rig, rig.A, "deltas:400 delta-bytes:5000 pace:0", readDelay: TimeSpan.FromSeconds(1), slowEvents: 5);
         // Meanwhile 20 other paced answers on the same replica.
         var others = new List<Client>();
         for (var i = 0; i < 20; i++)
         {
-            others.Add(await rig.PostAsync(rig.A, "deltas:100 pace:10"));
+            others.Add(await PostAsync(rig, rig.A, "deltas:100 pace:10"));
         }
 
         var othersTook = Stopwatch.StartNew();
@@ -272,7 +271,7 @@ internal static class FaultMatrix
         }
 
         cell.Check(drained is not null && readByThen <= 5, $"the upstream was drained while the client had read {readByThen} events");
-        cell.Check(othersElapsed < TimeSpan.FromSeconds(4), $"other answers took {othersElapsed.TotalSeconds:F1} s (paced 1.0 s)");
+        cell.Check(othersElapsed < TimeSpan.FromSeconds(6), $"other answers took {othersElapsed.TotalSeconds:F1} s (paced 1.0 s)");
         var behind = await rig.MetricAsync(rig.A, "sidecar_client_behind_total") - behindBefore;
         cell.Check(behind == 1, $"client behind +{behind}");
         cell.Live = $"slow client: every event once ({slow.UpstreamEvents}), then {ending}; 20 other answers on the replica finished in {othersElapsed.TotalSeconds:F1} s (paced 1.0 s)";
@@ -280,6 +279,13 @@ internal static class FaultMatrix
         cell.Store = $"the slow client's answer stored whole and `Completed` while it had read {readByThen} events: the upstream never waited";
         cell.Metrics = string.Create(CultureInfo.InvariantCulture, $"`sidecar_client_behind_total` +{behind}; replica RSS {rssBefore / 1048576.0:F0} → {rssPeak / 1048576.0:F0} MiB during the slow read");
     }
+
+    private static Task<Client> PostAsync(Rig rig, ChildProcess sidecar, string scenario, string? bearer = null, TimeSpan readDelay = default, int slowEvents = 0) =>
+        Client.PostAsync(rig.Http, rig.PortOf(sidecar), scenario, bearer, readDelay, slowEvents);
+
+    /// <summary>Resumes <paramref name="live"/>'s answer on <paramref name="sidecar"/> and reads it in the background.</summary>
+    private static Task<Client> FollowAsync(Rig rig, ChildProcess sidecar, Client live) =>
+        Client.ResumeAsync(rig.Http, rig.PortOf(sidecar), live.Session, live.MessageId, live.ScenarioText);
 
     /// <summary>Checks a live answer: every upstream event once and in order, then the expected ending.</summary>
     private static string CheckLive(Cell cell, Client live, string? expectError)
@@ -373,184 +379,6 @@ internal static class FaultMatrix
         }
 
         public void Fail(string what) => Failures.Add(what);
-    }
-
-    /// <summary>What a stream's stored copy holds: state (0 live, 1 completed, 2 failed), incomplete flag, events.</summary>
-    private sealed record StoredStream(int State, bool Incomplete, List<byte[]> Events);
-
-    private sealed record ReservationRow(string Id, string Status, int Settlements);
-
-    /// <summary>The processes of the matrix, restartable on their ports.</summary>
-    private sealed class Rig : IAsyncDisposable
-    {
-        private readonly string _sidecarDll;
-        private readonly string _emulatorDll;
-        private readonly int _redisPort = ChildProcess.FreePort();
-        private readonly int _emulatorPort = ChildProcess.FreePort();
-        private readonly int _aPort = ChildProcess.FreePort();
-        private readonly int _aManagement = ChildProcess.FreePort();
-        private Process _redis = null!;
-
-        private Rig(string root, string configuration)
-        {
-            _sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
-            _emulatorDll = Path.Combine(root, "samples/ChatUpstream/bin", configuration, "net10.0/ChatUpstream.dll");
-        }
-
-        public HttpClient Http { get; } = new(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = 1000 }) { Timeout = Timeout.InfiniteTimeSpan };
-
-        public ConnectionMultiplexer Redis { get; private set; } = null!;
-
-        public ChildProcess Emulator { get; private set; } = null!;
-
-        public ChildProcess A { get; private set; } = null!;
-
-        public ChildProcess B { get; private set; } = null!;
-
-        private int BPort { get; set; }
-
-        public static async Task<Rig> StartAsync(string root, string configuration)
-        {
-            var rig = new Rig(root, configuration);
-            rig.StartRedis();
-            rig.Redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{rig._redisPort},abortConnect=false,allowAdmin=true,connectTimeout=2000,syncTimeout=5000");
-            await rig.RestartEmulatorAsync();
-            await rig.RestartAAsync();
-            (rig.B, rig.BPort) = await ChildProcess.StartSidecarAsync(rig._sidecarDll, rig._emulatorPort, rig.SidecarArgs());
-            return rig;
-        }
-
-        public int PortOf(ChildProcess sidecar) => ReferenceEquals(sidecar, A) ? _aPort : BPort;
-
-        private string[] SidecarArgs() =>
-        [
-            $"--Sidecar:Store:Redis=127.0.0.1:{_redisPort}", $"--Sidecar:Store:KeyPrefix={Prefix}",
-            "--Sidecar:Store:LeaseDuration=00:00:05", "--Sidecar:Store:OperationTimeout=00:00:00.500",
-            "--Sidecar:Streams:MaxClientBacklogBytes=65536",
-            $"--Sidecar:Quota:BaseUrl=http://127.0.0.1:{_emulatorPort}", "--Sidecar:Quota:PollInterval=00:00:00.200",
-            "--Sidecar:Quota:RetryDelay=00:00:00.200", "--Sidecar:Quota:MaxRetryDelay=00:00:01", "--Sidecar:Quota:BreakDuration=00:00:01",
-            "--Sidecar:Quota:AttemptTimeout=00:00:02",
-        ];
-
-        public void StartRedis() => _redis = ChildProcess.StartRedis(_redisPort);
-
-        public void KillRedis()
-        {
-            _redis.Kill();
-            _redis.WaitForExit(10_000);
-            _redis.Dispose();
-        }
-
-        public async Task RestartEmulatorAsync()
-        {
-            Emulator?.Dispose();
-            Emulator = await ChildProcess.StartAsync(_emulatorDll, ["--urls", $"http://127.0.0.1:{_emulatorPort}", "--Emulator:DefaultPaceMs=0"], _emulatorPort, "/");
-        }
-
-        public async Task RestartAAsync()
-        {
-            A?.Dispose();
-            (A, _) = await ChildProcess.StartSidecarAsync(_sidecarDll, _emulatorPort, SidecarArgs(), port: _aPort, management: _aManagement);
-        }
-
-        public async Task EmulatorControlAsync(string path)
-        {
-            using var response = await Http.PostAsync(new Uri($"http://127.0.0.1:{_emulatorPort}{path}"), null);
-            response.EnsureSuccessStatusCode();
-        }
-
-        public async Task<List<ReservationRow>> ReservationsAsync()
-        {
-            var json = await Http.GetStringAsync(new Uri($"http://127.0.0.1:{_emulatorPort}/reservations"));
-            using var document = JsonDocument.Parse(json);
-            return [.. document.RootElement.EnumerateArray().Select(r => new ReservationRow(r.GetProperty("id").GetString()!, r.GetProperty("status").GetString()!, r.GetProperty("settlements").GetInt32()))];
-        }
-
-        public Task<Client> PostAsync(ChildProcess sidecar, string scenario, string? bearer = null, TimeSpan readDelay = default, int slowEvents = 0) =>
-            Client.PostAsync(Http, PortOf(sidecar), scenario, bearer, readDelay, slowEvents);
-
-        /// <summary>Resumes <paramref name="live"/>'s answer on <paramref name="sidecar"/> and reads it in the background.</summary>
-        public Task<Client> FollowAsync(ChildProcess sidecar, Client live) =>
-            Client.ResumeAsync(Http, PortOf(sidecar), live.Session, live.MessageId, live.ScenarioText);
-
-        public Task<HttpResponseMessage> ResumeAsync(ChildProcess sidecar, string session) =>
-            Http.GetAsync(new Uri($"http://127.0.0.1:{PortOf(sidecar)}/api/v/c010/{session}"), HttpCompletionOption.ResponseHeadersRead);
-
-        /// <summary>The sum of a metric's samples on a sidecar's Prometheus scrape (those whose labels contain <paramref name="label"/>).</summary>
-        public async Task<double> MetricAsync(ChildProcess sidecar, string name, string? label = null)
-        {
-            var text = await Http.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.ManagementPort}/metrics"));
-            var sum = 0.0;
-            foreach (var line in text.Split('\n'))
-            {
-                if (line.StartsWith(name, StringComparison.Ordinal) && (line.Length == name.Length || line[name.Length] is '{' or ' ')
-                    && (label is null || line.Contains(label, StringComparison.Ordinal)))
-                {
-                    sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
-                }
-            }
-
-            return sum;
-        }
-
-        /// <summary>What Redis holds for a message (read directly, not through the sidecar), or null.</summary>
-        public async Task<StoredStream?> StoredAsync(string messageId)
-        {
-            try
-            {
-                var db = Redis.GetDatabase();
-                var meta = await db.HashGetAllAsync($"{Prefix}:{{msg:{messageId}}}:meta");
-                if (meta.Length == 0)
-                {
-                    return null;
-                }
-
-                var fields = meta.ToDictionary(e => e.Name.ToString(), e => e.Value.ToString());
-                var entries = await db.StreamRangeAsync($"{Prefix}:{{msg:{messageId}}}:events");
-                return new StoredStream(int.Parse(fields["state"], CultureInfo.InvariantCulture), fields["incomplete"] != "0", [.. entries.Select(e => (byte[])e["d"]!)]);
-            }
-            catch (RedisException)
-            {
-                return null;
-            }
-        }
-
-        /// <summary>Polls until <paramref name="probe"/> returns a value (or the bound passes: null).</summary>
-        public static async Task<T?> WaitAsync<T>(Func<Task<T?>> probe, TimeSpan? bound = null)
-        {
-            var deadline = Stopwatch.StartNew();
-            while (deadline.Elapsed < (bound ?? Bound))
-            {
-                if (await probe() is { } value)
-                {
-                    return value;
-                }
-
-                await Task.Delay(100);
-            }
-
-            return default;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            Http.Dispose();
-            if (Redis is not null)
-            {
-                await Redis.DisposeAsync();
-            }
-
-            A?.Dispose();
-            B?.Dispose();
-            Emulator?.Dispose();
-            if (!_redis.HasExited)
-            {
-                _redis.Kill();
-                _redis.WaitForExit(10_000);
-            }
-
-            _redis.Dispose();
-        }
     }
 
     /// <summary>One SSE client of a chat answer or a resume, reading in the background.</summary>

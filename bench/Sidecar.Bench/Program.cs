@@ -12,6 +12,7 @@ using Sidecar.Bench;
 //   dotnet run -c Release --project bench/Sidecar.Bench -- idle [open streams, default 5000]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- resume [sizes, default 100,2000,20000]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- faults
+//   dotnet run -c Release --project bench/Sidecar.Bench -- soak [clients, default 1000] [minutes, default 10] [pace ms, default 100]
 #if DEBUG
 const string configuration = "Debug";
 #else
@@ -25,6 +26,16 @@ if (args.Length > 0 && args[0] == "tee")
         configuration,
         args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 200,
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3);
+}
+
+if (args.Length > 0 && args[0] == "soak")
+{
+    return await Soak.RunAsync(
+        root,
+        configuration,
+        args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1000,
+        TimeSpan.FromMinutes(args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 10),
+        args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 100);
 }
 
 if (args.Length > 0 && args[0] == "faults")
@@ -63,7 +74,7 @@ if (args.Length > 0 && args[0] == "ack")
 var requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 400;
 if (args.Length == 0 || args[0] != "ttfe")
 {
-    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds] | ack [concurrency] [rounds] | peers [concurrencies] [pace ms] | idle [streams] | resume [sizes] | faults");
+    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds] | ack [concurrency] [rounds] | peers [concurrencies] [pace ms] | idle [streams] | resume [sizes] | faults | soak [clients] [minutes] [pace ms]");
     return 2;
 }
 

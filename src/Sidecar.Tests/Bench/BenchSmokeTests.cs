@@ -3,7 +3,15 @@ using Sidecar.Tests.Common;
 
 namespace Sidecar.Tests.Bench;
 
+/// <summary>
+/// The harnesses in <c>bench/</c> run end to end against real processes. They measure time, so
+/// they run alone, not beside other test classes competing for the same two cores.
+/// </summary>
+[CollectionDefinition(nameof(BenchSmokeTests), DisableParallelization = true)]
+public sealed class BenchSmokeGroup;
+
 /// <summary>The benchmark harness runs end to end (tiny N): the real processes start, stream and report.</summary>
+[Collection(nameof(BenchSmokeTests))]
 public class BenchSmokeTests
 {
     [Fact]

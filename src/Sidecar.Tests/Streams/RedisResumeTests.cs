@@ -93,6 +93,28 @@ public sealed class RedisResumeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Resume_OnAnotherReplica_AsSoonAsTheHeadersArrive_FindsTheStream()
+    {
+        // A client that leaves the moment it has the headers and resumes elsewhere: the stream is
+        // registered before the headers go out, so the resume never falls through to "no stream".
+        using var clientA = _replicaA.CreateClient();
+        using var clientB = _replicaB.CreateClient();
+        for (var round = 0; round < 5; round++)
+        {
+            var session = Chat.NewSession();
+            var call = await Chat.StartAsync(clientA, _emulator, session, "/scenario gate:1 deltas:5");
+            using var resumed = await clientB.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+            call.Dispose();
+            Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+            var rest = new TestEventReader(await resumed.Content.ReadAsStreamAsync());
+            call.Record.ReleaseGate();
+            var followed = await rest.ReadToEndAsync();
+            Assert.Equal(AnswerStatus.Completed, await call.Record.Ended.DefaultTimeout());
+            Assert.Equal(Chat.Text(Chat.WithIds(Chat.Events(call.Record.SentBytes()))), Chat.Text(followed));
+        }
+    }
+
+    [Fact]
     public async Task Resume_AfterTheStreamCompleted_Is204OnEveryReplica()
     {
         using var clientA = _replicaA.CreateClient();

@@ -299,4 +299,40 @@ public sealed class SlowClientTests
         using var answer = await client.SendAsync(Chat.Post(Chat.NewSession(), "/scenario deltas:1")).DefaultTimeout();
         Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
     }
+
+    [Theory]
+    // A bare CR or LF inside a header value (request splitting), a header line without a colon,
+    // an encoded CRLF in the session id, and in Last-Event-ID's query form.
+    [InlineData("POST /api/v/c010/sinj HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-A: a\rSet-Cookie: evil=1\r\nContent-Length: 2\r\n\r\n{}", 400)]
+    [InlineData("POST /api/v/c010/sinj HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-A: a\nSet-Cookie: evil=1\r\nContent-Length: 2\r\n\r\n{}", 400)]
+    [InlineData("GET /api/v/c010/sinj HTTP/1.1\r\nHost: x\r\nConnection: close\r\nLast-Event-ID 5\r\n\r\n", 400)]
+    [InlineData("GET /api/v/c010/s%0d%0aSet-Cookie:%20evil=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400)]
+    [InlineData("GET /api/v/c010/sinj?lastEventId=1%0d%0aSet-Cookie:%20evil=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400)]
+    public async Task HeaderInjection_IsRefused_NothingReachesTheUpstream_AndNoHeaderIsSplit(string request, int status)
+    {
+        await using var emulator = await EmulatorServer.StartAsync();
+        await using var sidecar = await SidecarServer.StartAsync(emulator.Address);
+
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(sidecar.PublicAddress.Host, sidecar.PublicAddress.Port);
+        await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(request));
+        var buffer = new byte[4096];
+        var received = new List<byte>();
+        int read;
+        while ((read = await socket.ReceiveAsync(buffer).DefaultTimeout()) > 0)
+        {
+            received.AddRange(buffer.AsSpan(0, read).ToArray());
+        }
+
+        var answer = System.Text.Encoding.ASCII.GetString([.. received]);
+        Assert.StartsWith($"HTTP/1.1 {status}", answer, StringComparison.Ordinal);
+        Assert.DoesNotContain("evil", answer, StringComparison.OrdinalIgnoreCase);
+        Assert.False(emulator.Journal.ForSession("sinj").IsCompleted);
+        Assert.Empty(emulator.Journal.OtherRequests);
+
+        // The process is unharmed.
+        using var client = sidecar.CreateClient();
+        using var next = await client.SendAsync(Chat.Post(Chat.NewSession(), "/scenario deltas:1")).DefaultTimeout();
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+    }
 }

@@ -16,6 +16,7 @@ namespace Sidecar.Streams;
 internal sealed class LiveClient(
     IOptionsMonitor<StreamOptions> options,
     IOptionsMonitor<ResumeOptions> resumeOptions,
+    IOptionsMonitor<Store.StreamStoreOptions> storeOptions,
     StoreReplay replay,
     TimeProvider time,
     SidecarMetrics metrics,
@@ -35,6 +36,19 @@ internal sealed class LiveClient(
             using var timer = interval > TimeSpan.Zero
                 ? time.CreateTimer(static s => ((HeartbeatTicker)s!).Tick(), heartbeat, interval, interval)
                 : null;
+
+            if (pump.Tee is { Registered.IsCompleted: false } tee)
+            {
+                // Once the client has the headers it may leave and resume, on any replica: the
+                // stream is registered in the store first (bounded; its events queue meanwhile).
+                try
+                {
+                    await tee.Registered.WaitAsync(storeOptions.CurrentValue.OperationTimeout, time, aborted);
+                }
+                catch (TimeoutException)
+                {
+                }
+            }
 
             // The upstream has sent its headers: the client gets them now, not with the first event
             // (StartAsync only queues them).

@@ -162,6 +162,11 @@ internal sealed class StoreWriter(
         for (var i = 0; i < order.Count; i++)
         {
             var (tee, write) = order[i];
+            if (write.Begin is not null)
+            {
+                tee.RegistrationDone();
+            }
+
             if (applied[i])
             {
                 if (write.End is not null)
@@ -255,8 +260,17 @@ internal sealed class StreamTee(StoreWriter writer, string messageId)
 {
     private Action? _onLost;
 
+    private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _lost;
     private int _recoveryAttempts;
+
+    /// <summary>
+    /// Completes once the stream's registration was written (or failed, or resume was lost): from
+    /// then on a resume on any replica finds the stream.
+    /// </summary>
+    public Task Registered => _registered.Task;
+
+    internal void RegistrationDone() => _registered.TrySetResult();
 
     public string MessageId { get; } = messageId;
 
@@ -297,6 +311,7 @@ internal sealed class StreamTee(StoreWriter writer, string messageId)
 
     internal void Lose(string reason)
     {
+        _registered.TrySetResult();
         if (Interlocked.Exchange(ref _lost, 1) == 0)
         {
             writer.Lost(this, reason);
