@@ -45,6 +45,15 @@ internal static class PeersBench
                 new("sidecar, in-memory store", memoryPort, () => [memory.Pid]),
                 new("sidecar, Redis tee", teedPort, () => [teed.Pid]),
             };
+            // Another build of the sidecar (its Sidecar.dll) beside this one, for before/after figures in one run.
+            ChildProcess? baseline = null;
+            if (Environment.GetEnvironmentVariable("PEERS_BASELINE") is { Length: > 0 } baselineDll)
+            {
+                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", "--Sidecar:Store:KeyPrefix=baseline"]);
+                targets.Add(new("baseline build, Redis tee", baselinePort, () => [baseline.Pid]));
+            }
+
+            using var baselineSidecar = baseline;
             var nginxPort = ChildProcess.FreePort();
             nginx = await StartNginxAsync(work.FullName, nginxPort, emulatorPort);
             if (nginx is not null)

@@ -82,6 +82,34 @@ public class StreamTimingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task IdleTimeout_CountsFromTheLastRead_NotFromTheStart()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:1 stall:3");
+        var (reader, record) = (call.Reader, call.Record);
+        Assert.NotNull(await reader.NextAsync());
+        await record.GateReached.DefaultTimeout();
+
+        // 40 s quiet, then two more events: the next 60 s count from them.
+        _time.Advance(TimeSpan.FromSeconds(40));
+        record.ReleaseGate();
+        Assert.NotNull(await reader.NextAsync());
+        Assert.NotNull(await reader.NextAsync());
+        await record.Stalled.DefaultTimeout();
+        _time.Advance(TimeSpan.FromSeconds(20));
+        _time.Advance(TimeSpan.FromSeconds(39));
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        // (When exactly it fires is IdleWatchdogTests'; here: the pump's reads keep it informed.)
+        Assert.Equal(StreamOutcome.UpstreamIdle, (await ended.DefaultTimeout()).Outcome);
+        var parts = Endings.Parts(Chat.Text(await reader.ReadToEndAsync()));
+        Assert.Equal(3 + 2, parts.Count);
+        Endings.AssertErrorEnding(parts, "TIMEOUT", "stream", "upstream_idle");
+    }
+
+    [Fact]
     public async Task StreamPastMaxDuration_IsCutOff()
     {
         await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>

@@ -21,6 +21,8 @@ internal sealed class StreamPump
     private const int NoCause = -1;
 
     // Two readers: the live client, and DetachLiveClient draining what the client will not read.
+    // (Continuing the client's copy on the read loop's thread instead of a pool thread was
+    // measured: no change in CPU per event, and a flush per event when the upstream is fast.)
     private static readonly UnboundedChannelOptions LiveChannelOptions = new()
     {
         SingleReader = false,
@@ -192,7 +194,7 @@ internal sealed class StreamPump
         // Yield so the caller (YARP's response transform) is not held by the first reads.
         await Task.Yield();
 
-        using var idle = new CancellationTokenSource(_options.UpstreamIdleTimeout, _time);
+        using var idle = new IdleWatchdog(_options.UpstreamIdleTimeout, _time);
         using var deadline = new CancellationTokenSource(_options.MaxDuration, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(idle.Token, deadline.Token, _stop.Token);
         // The first cause wins: a deadline that fires while an idle cancellation unwinds does not rename it.
@@ -334,12 +336,12 @@ internal sealed class StreamPump
         }
     }
 
-    private async Task<StreamOutcome> ReadToEndAsync(PipeReader pipe, SseEventReader framer, CancellationTokenSource idle, CancellationToken cancellationToken)
+    private async Task<StreamOutcome> ReadToEndAsync(PipeReader pipe, SseEventReader framer, IdleWatchdog idle, CancellationToken cancellationToken)
     {
         while (true)
         {
             var result = await pipe.ReadAsync(cancellationToken);
-            idle.CancelAfter(_options.UpstreamIdleTimeout);
+            idle.Touch();
             var buffer = result.Buffer;
             SseReadStatus status;
             while ((status = framer.TryRead(ref buffer, result.IsCompleted, out var bytes)) is SseReadStatus.Event or SseReadStatus.Fragment)

@@ -27,7 +27,9 @@ internal sealed class RedisStreamStore : IStreamStore
     // and counts as applied when its end is already there.
     // KEYS: meta, events. ARGV: begin (1/0), lifetime ms, retention ms, lease ms (0: keep),
     // incomplete (1/0), end state (-1: none), first sequence, session, agent, owner, replica,
-    // traceparent, then the events' bytes. Returns 1 when everything applied.
+    // traceparent, the channel that wakes the stream's followers (empty: none), then the events'
+    // bytes. Returns 1 when everything applied. The wake-up is published by the script itself:
+    // one command per stream and batch, and followers never hear of a change before it is there.
     private const string WriteScript = """
         local meta, events = KEYS[1], KEYS[2]
         if ARGV[1] == '1' then
@@ -36,7 +38,7 @@ internal sealed class RedisStreamStore : IStreamStore
             'state', 0, 'lease', ARGV[4], 'incomplete', 0, 'count', 0, 'trace', ARGV[12])
           redis.call('PEXPIRE', meta, ARGV[2])
         end
-        local n = #ARGV - 12
+        local n = #ARGV - 13
         local first = tonumber(ARGV[7])
         local state = redis.call('HGET', meta, 'state')
         if state ~= '0' then
@@ -51,7 +53,7 @@ internal sealed class RedisStreamStore : IStreamStore
             applied = 0
           else
             for i = count - first + 1, n do
-              redis.call('XADD', events, '0-' .. (first + i), 'd', ARGV[12 + i])
+              redis.call('XADD', events, '0-' .. (first + i), 'd', ARGV[13 + i])
             end
             redis.call('HSET', meta, 'count', first + n)
             redis.call('PEXPIRE', events, ARGV[2])
@@ -64,6 +66,7 @@ internal sealed class RedisStreamStore : IStreamStore
           redis.call('PEXPIRE', meta, ARGV[3])
           redis.call('PEXPIRE', events, ARGV[3])
         end
+        if ARGV[13] ~= '' then redis.call('PUBLISH', ARGV[13], 1) end
         return applied
         """;
 
@@ -149,7 +152,7 @@ internal sealed class RedisStreamStore : IStreamStore
                 lease = renewed;
             }
 
-            var values = new RedisValue[12 + write.Events.Count];
+            var values = new RedisValue[13 + write.Events.Count];
             values[0] = begin is null ? 0 : 1;
             values[1] = lifetime;
             values[2] = retention;
@@ -162,9 +165,13 @@ internal sealed class RedisStreamStore : IStreamStore
             values[9] = begin?.OwnerHash ?? string.Empty;
             values[10] = begin?.ReplicaId ?? string.Empty;
             values[11] = begin?.TraceParent ?? string.Empty;
+            // Lease renewals alone wake nobody: followers only care about events and state.
+            values[12] = begin is not null || write.Events.Count > 0 || write.End is not null || write.MarkIncomplete
+                ? NotifyChannel(write.MessageId).ToString()
+                : string.Empty;
             for (var e = 0; e < write.Events.Count; e++)
             {
-                values[e + 12] = write.Events[e].Raw;
+                values[e + 13] = write.Events[e].Raw;
             }
 
             results[i] = batch.ScriptEvaluateAsync(WriteScript, [MetaKey(write.MessageId), EventsKey(write.MessageId)], values);
@@ -172,12 +179,6 @@ internal sealed class RedisStreamStore : IStreamStore
             {
                 // Another hash slot (the session's): a separate command.
                 others.Add(batch.StringSetAsync(ActiveKey(begin.SessionId), write.MessageId, TimeSpan.FromMilliseconds(lifetime)));
-            }
-
-            if (begin is not null || write.Events.Count > 0 || write.End is not null || write.MarkIncomplete)
-            {
-                // Lease renewals alone wake nobody: followers only care about events and state.
-                others.Add(batch.PublishAsync(NotifyChannel(write.MessageId), 1));
             }
         }
 
