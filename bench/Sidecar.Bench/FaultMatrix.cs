@@ -94,7 +94,7 @@ internal static class FaultMatrix
             await using var next = await PostAsync(rig, rig.A, "deltas:10 pace:0");
             await next.ReadToEndAsync();
             var meta = await rig.StoredAsync(next.MessageId);
-            return meta is { State: 1 } && meta.Events.Count == next.Stored.Count ? meta : null;
+            return meta is { State: 1 } && Same(meta.Events, next.Stored) ? meta : null;
         });
         cell.Check(stored is not null, "answers stored again after the restart");
         var lost = await rig.MetricAsync(rig.A, "sidecar_store_lost_total") - lostBefore;
@@ -147,6 +147,7 @@ internal static class FaultMatrix
         await live.WaitForEventsAsync(20);
         await using var resumer = await FollowAsync(rig, rig.B, live);
         await live.WaitForEventsAsync(40);
+        live.EventsBeforeFault = 40;
         rig.Emulator.Kill();
         var killed = Stopwatch.StartNew();
         await Task.WhenAll(live.ReadToEndAsync(), resumer.ReadToEndAsync());
@@ -185,8 +186,9 @@ internal static class FaultMatrix
         foreach (var resumer in new[] { first, second })
         {
             var ending = CheckEnding(cell, resumer, "producer_lost");
-            cell.Check(resumer.UpstreamEvents >= 40 && IsPrefix(resumer.Upstream, resumer.Expected), $"resumer: {resumer.UpstreamEvents} upstream events, in order, none repeated");
-            cell.Resumers = $"two resumers: the stored prefix ({resumer.UpstreamEvents} events), then {ending}, {ended.TotalSeconds:F1} s after the kill (lease 5 s)";
+            cell.Check(resumer.UpstreamEvents >= 40, $"resumer: {resumer.UpstreamEvents} upstream events (at least the 40 read before the kill)");
+            CheckTail(cell, resumer);
+            cell.Resumers = $"two resumers: the stored prefix ({resumer.UpstreamEvents} events), then {ending}, {ended.TotalSeconds:F1} s after the kill (lease 7 s)";
         }
 
         cell.Check(Same(first.Stored, second.Stored), "both resumers got the same events");
@@ -292,14 +294,33 @@ internal static class FaultMatrix
     {
         var ending = CheckEnding(cell, live, expectError);
         var complete = expectError is null or "resume";
-        cell.Check(complete ? Same(live.Upstream, live.Expected) : IsPrefix(live.Upstream, live.Expected),
-            $"{live.UpstreamEvents} of {live.Expected.Count} upstream events, {(complete ? "all" : "a prefix")}, in order, none repeated");
+        cell.Check(complete ? Same(live.Upstream, live.Expected) : live.UpstreamEvents >= live.EventsBeforeFault,
+            $"{live.UpstreamEvents} of {live.Expected.Count} upstream events ({(complete ? "all expected" : $"at least {live.EventsBeforeFault} expected")})");
+        CheckTail(cell, live);
         return ending;
+    }
+
+    /// <summary>
+    /// After the emulator's events (a prefix of its script, in order), a client's stored events
+    /// may only be the sidecar's ending: data-finish, one error part, [DONE] (CheckEnding checks
+    /// the order and the final [DONE], which a replay may add unstored). A repeated or skipped
+    /// event ends the matching prefix early and fails here.
+    /// </summary>
+    private static void CheckTail(Cell cell, Client client)
+    {
+        var tail = client.Stored.Skip(client.UpstreamEvents).Select(e => Encoding.UTF8.GetString(e)).ToList();
+        var wellFormed = tail.Count <= 3
+            && tail.All(t => t.StartsWith("data: {\"type\":\"error\"", StringComparison.Ordinal)
+                || t.StartsWith("data: {\"type\":\"data-finish\"", StringComparison.Ordinal)
+                || t.StartsWith("data: [DONE]", StringComparison.Ordinal))
+            && tail.Count(t => t.StartsWith("data: {\"type\":\"error\"", StringComparison.Ordinal)) <= 1;
+        cell.Check(wellFormed, $"{client.Name}: after the upstream's {client.UpstreamEvents} events only the sidecar's ending ({tail.Count} events: {string.Join(" ", tail.Select(t => t[..Math.Min(30, t.Length)]))})");
     }
 
     private static void CheckResumer(Cell cell, Client resumer, Client live)
     {
         CheckEnding(cell, resumer, null, allowAny: true);
+        CheckTail(cell, resumer);
         cell.Check(Same(resumer.Stored, live.Stored), "the resumer got exactly the live client's events");
     }
 
@@ -335,8 +356,6 @@ internal static class FaultMatrix
     private static bool IsErrorPart(byte[] raw) => Encoding.UTF8.GetString(raw).StartsWith("data: {\"type\":\"error\"", StringComparison.Ordinal);
 
     private static bool Same(List<byte[]> a, List<byte[]> b) => a.Count == b.Count && a.Zip(b).All(p => p.First.AsSpan().SequenceEqual(p.Second));
-
-    private static bool IsPrefix(List<byte[]> a, List<byte[]> b) => a.Count <= b.Count && a.Zip(b).All(p => p.First.AsSpan().SequenceEqual(p.Second));
 
     private static async Task<string?> ErrorCategoryAsync(HttpResponseMessage response)
     {
@@ -414,6 +433,9 @@ internal static class FaultMatrix
         public string MessageId { get; }
 
         public string ScenarioText { get; }
+
+        /// <summary>How many events the client had read when the cell injected its fault.</summary>
+        public int EventsBeforeFault { get; set; }
 
         /// <summary>What the emulator sends for this answer (its script is deterministic).</summary>
         public List<byte[]> Expected { get; }

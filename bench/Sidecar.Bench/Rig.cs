@@ -66,7 +66,7 @@ internal sealed class Rig : IAsyncDisposable
     private string[] SidecarArgs() =>
     [
         $"--Sidecar:Store:Redis=127.0.0.1:{_redisPort}", $"--Sidecar:Store:KeyPrefix={Prefix}",
-        "--Sidecar:Store:LeaseDuration=00:00:05", "--Sidecar:Store:OperationTimeout=00:00:00.500",
+        "--Sidecar:Store:LeaseDuration=00:00:07", "--Sidecar:Store:OperationTimeout=00:00:00.500", "--Sidecar:Store:WriteRetryWindow=00:00:04",
         "--Sidecar:Streams:MaxClientBacklogBytes=65536",
         $"--Sidecar:Quota:BaseUrl=http://127.0.0.1:{_emulatorPort}", "--Sidecar:Quota:PollInterval=00:00:00.200",
         "--Sidecar:Quota:RetryDelay=00:00:00.200", "--Sidecar:Quota:MaxRetryDelay=00:00:01", "--Sidecar:Quota:BreakDuration=00:00:01",

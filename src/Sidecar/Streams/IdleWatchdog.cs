@@ -45,6 +45,11 @@ internal sealed class IdleWatchdog : IDisposable
         {
             // The stream ended meanwhile.
         }
+        catch (Exception)
+        {
+            // A timer callback must never throw (it would end the process); a failing
+            // cancellation callback has already done what it could.
+        }
     }
 
     public void Dispose()

@@ -148,8 +148,9 @@ internal sealed class StoreReplay(
                 var events = await store.ReadAsync(messageId, cursor.Next, batch, token);
                 foreach (var evt in events)
                 {
-                    if (evt.Sequence != cursor.Next && cursor.Next != from)
+                    if (evt.Sequence != cursor.Next)
                     {
+                        // A gap (the store lost events): never skip over it.
                         return (null, SidecarError.ResumeUnavailable);
                     }
 

@@ -95,7 +95,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         if (entry.Stream.State != StoredStreamState.Live)
         {
             // Changes nothing; a write sent again whose end is already stored counts as applied.
-            return write.End == entry.Stream.State
+            return write.End is not null
                 && (write.Events.Count == 0 || entry.Events.Count == write.Events[0].Sequence + write.Events.Count);
         }
 
@@ -129,7 +129,14 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             return (true, false);
         }
 
-        var bytes = events.Sum(e => (long)e.Raw.Length);
+        // A write sent again may overlap what is stored: only the missing events are appended.
+        var skip = entry.Events.Count - events[0].Sequence;
+        if (skip < 0 || skip > events.Count)
+        {
+            return (false, false);
+        }
+
+        var bytes = events.Skip((int)skip).Sum(e => (long)e.Raw.Length);
         if (_totalBytes + bytes > options.Value.InMemoryMaxBytes)
         {
             Evict(bytes);
@@ -140,19 +147,11 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             }
         }
 
-        // A write sent again may overlap what is stored: only the missing events are appended.
-        var skip = entry.Events.Count - events[0].Sequence;
-        if (skip < 0 || skip > events.Count)
-        {
-            return (false, false);
-        }
-
         foreach (var evt in events.Skip((int)skip))
         {
             entry.Events.Add(evt.Raw);
         }
 
-        bytes -= events.Take((int)skip).Sum(e => (long)e.Raw.Length);
         entry.Bytes += bytes;
         _totalBytes += bytes;
         return (true, false);

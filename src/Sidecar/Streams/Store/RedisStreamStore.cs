@@ -24,7 +24,7 @@ internal sealed class RedisStreamStore : IStreamStore
     // longer live change nothing: once a resumer has ended a lapsed stream, its producer cannot
     // append behind the ending. Events are appended only when they continue the stream. A write
     // sent again (its first attempt timed out, then landed late) applies only what is missing,
-    // and counts as applied when its end is already there.
+    // and counts as applied when the stream has already ended with all of its events.
     // KEYS: meta, events. ARGV: begin (1/0), lifetime ms, retention ms, lease ms (0: keep),
     // incomplete (1/0), end state (-1: none), first sequence, session, agent, owner, replica,
     // traceparent, the channel that wakes the stream's followers (empty: none), then the events'
@@ -42,7 +42,7 @@ internal sealed class RedisStreamStore : IStreamStore
         local first = tonumber(ARGV[7])
         local state = redis.call('HGET', meta, 'state')
         if state ~= '0' then
-          if state and ARGV[6] ~= '-1' and state == ARGV[6]
+          if state and ARGV[6] ~= '-1'
             and (n == 0 or tonumber(redis.call('HGET', meta, 'count')) == first + n) then return 1 end
           return 0
         end
@@ -56,7 +56,7 @@ internal sealed class RedisStreamStore : IStreamStore
               redis.call('XADD', events, '0-' .. (first + i), 'd', ARGV[13 + i])
             end
             redis.call('HSET', meta, 'count', first + n)
-            redis.call('PEXPIRE', events, ARGV[2])
+            if count == 0 then redis.call('PEXPIRE', events, ARGV[2]) end
           end
         end
         if ARGV[4] ~= '0' then redis.call('HSET', meta, 'lease', ARGV[4]) end
@@ -184,6 +184,7 @@ internal sealed class RedisStreamStore : IStreamStore
 
         batch.Execute();
         var applied = new bool[writes.Count];
+        Exception? failed = null;
         for (var i = 0; i < writes.Count; i++)
         {
             try
@@ -192,8 +193,15 @@ internal sealed class RedisStreamStore : IStreamStore
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
-                applied[i] = false;
+                // The command failed (a lost connection, the client's own timeout), which is not
+                // the script refusing the write: the caller sends the batch again.
+                failed ??= ex;
             }
+        }
+
+        if (failed is not null)
+        {
+            throw new RedisException("A store write failed: " + failed.Message, failed);
         }
 
         try

@@ -55,7 +55,12 @@ internal sealed class StoreWriter(
             tee.Lose("store_down");
         }
 
-        _ops.Writer.TryWrite(new TeeOp(tee, registration, null, null, null));
+        if (!_ops.Writer.TryWrite(new TeeOp(tee, registration, null, null, null)))
+        {
+            // The writer has stopped (shutting down): nothing of this stream will be stored.
+            tee.Lose("stopped");
+        }
+
         return tee;
     }
 
@@ -189,7 +194,7 @@ internal sealed class StoreWriter(
 
     /// <summary>
     /// Writes a batch; when the store call fails or times out (a stall, a failover, a reconnect),
-    /// sends it again with a growing delay for up to <see cref="StreamStoreOptions.WriteRetryWindow"/>.
+    /// sends it again with a growing delay for up to <see cref="StreamStoreOptions.EffectiveWriteRetryWindow"/>.
     /// All false when it never went through.
     /// </summary>
     private async Task<bool[]> WriteWithRetriesAsync(List<StreamWrite> writes)
@@ -211,7 +216,7 @@ internal sealed class StoreWriter(
                 Log.StoreWriteFailed(logger, writes.Count, attempt, ex.GetType().Name);
             }
 
-            if (time.GetElapsedTime(first) + delay > options.Value.WriteRetryWindow)
+            if (time.GetElapsedTime(first) + delay > options.Value.EffectiveWriteRetryWindow)
             {
                 return new bool[writes.Count];
             }

@@ -38,15 +38,30 @@ public sealed class StreamStoreOptions
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// How long a batch whose store call failed or timed out (Redis slow or stalled, a failover) is
-    /// sent again, with a growing delay, before its streams lose resume. Writes are idempotent, so
+    /// How long a batch whose store call failed or timed out (Redis slow or stalled, a failover, a
+    /// lost connection) is sent again, with a growing delay, before its streams lose resume. Writes are idempotent, so
     /// a late first attempt and its retry store each event once. Later batches wait behind it,
     /// within <see cref="MaxPendingBytes"/>. Zero: no retry.
     /// </summary>
+    /// <remarks>
+    /// Lease renewals queue behind a batch being retried, so the window used is at most two thirds
+    /// of <see cref="LeaseDuration"/> minus <see cref="OperationTimeout"/>: resumers on other
+    /// replicas must not take a live stream for one whose producer died.
+    /// </remarks>
     [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
-    public TimeSpan WriteRetryWindow { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan WriteRetryWindow { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>The most bytes waiting to be written to the store; past it, streams lose resume instead of the process growing.</summary>
     [Range(1024L * 1024, long.MaxValue)]
     public long MaxPendingBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>The retry window in effect: <see cref="WriteRetryWindow"/>, shortened to fit the lease.</summary>
+    internal TimeSpan EffectiveWriteRetryWindow
+    {
+        get
+        {
+            var fits = LeaseDuration - (LeaseDuration / 3) - OperationTimeout;
+            return fits < WriteRetryWindow ? (fits > TimeSpan.Zero ? fits : TimeSpan.Zero) : WriteRetryWindow;
+        }
+    }
 }
