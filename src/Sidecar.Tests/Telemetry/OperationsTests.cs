@@ -335,4 +335,69 @@ public sealed class SlowClientTests
         using var next = await client.SendAsync(Chat.Post(Chat.NewSession(), "/scenario deltas:1")).DefaultTimeout();
         Assert.Equal(HttpStatusCode.OK, next.StatusCode);
     }
+
+    [Fact]
+    public async Task MaxConnections_LimitsThePublicPortOnly_AndCountsWhatItCloses()
+    {
+        await using var emulator = await EmulatorServer.StartAsync();
+        await using var sidecar = await SidecarServer.StartAsync(emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Listen:MaxConnections"] = "2",
+        });
+        using var rejected = new InstrumentCounter(sidecar, "sidecar.connections.rejected");
+
+        // Two keep-alive connections, each with an answered request: both held.
+        var held = new List<System.Net.Sockets.Socket>();
+        for (var i = 0; i < 2; i++)
+        {
+            var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            await socket.ConnectAsync(sidecar.PublicAddress.Host, sidecar.PublicAddress.Port);
+            await socket.SendAsync("GET /api/v/c010/held HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+            var buffer = new byte[4096];
+            var read = await socket.ReceiveAsync(buffer).DefaultTimeout();
+            Assert.StartsWith("HTTP/1.1 204", System.Text.Encoding.ASCII.GetString(buffer, 0, read), StringComparison.Ordinal);
+            held.Add(socket);
+        }
+
+        // A third is closed at once, and counted.
+        using (var third = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp))
+        {
+            await third.ConnectAsync(sidecar.PublicAddress.Host, sidecar.PublicAddress.Port);
+            var closed = await Record.ExceptionAsync(async () =>
+            {
+                await third.SendAsync("GET /api/v/c010/third HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+                Assert.Equal(0, await third.ReceiveAsync(new byte[4096]).DefaultTimeout());
+            });
+            Assert.True(closed is null or System.Net.Sockets.SocketException, closed?.ToString());
+        }
+
+        await rejected.WaitForTotalAsync(1).DefaultTimeout();
+
+        // The management port is not limited.
+        using (var management = new HttpClient { BaseAddress = sidecar.ManagementAddress })
+        {
+            Assert.Equal(HttpStatusCode.OK, (await management.GetAsync("/healthz").DefaultTimeout()).StatusCode);
+        }
+
+        // Once a held connection closes, a new one is served.
+        held[0].Dispose();
+        using var client = sidecar.CreateClient();
+        HttpResponseMessage? answer = null;
+        using var timeout = new CancellationTokenSource(TaskTimeoutExtensions.DefaultTimeoutSpan);
+        while (answer is null)
+        {
+            try
+            {
+                answer = await client.GetAsync("/api/v/c010/after", timeout.Token);
+            }
+            catch (HttpRequestException)
+            {
+                // Closed before the server noticed the freed slot: try again.
+            }
+        }
+
+        Assert.Equal(HttpStatusCode.NoContent, answer.StatusCode);
+        answer.Dispose();
+        held[1].Dispose();
+    }
 }

@@ -49,7 +49,7 @@ public sealed class ListenOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(130);
 
-    /// <summary>The most connections the public and management listeners accept together; zero means no limit.</summary>
+    /// <summary>The most connections the public listener holds at once (past it, new ones are closed); zero means no limit. The management port is not limited.</summary>
     [Range(0, int.MaxValue)]
     public int MaxConnections { get; set; }
 }

@@ -21,17 +21,16 @@ internal static class HostingServiceCollectionExtensions
         services.AddSingleton<SidecarListeners>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<MatcherPolicy, ManagementPortPolicy>());
         services.AddOptions<KestrelServerOptions>()
-            .Configure<IOptions<SidecarOptions>, SidecarListeners>((kestrel, options, listeners) =>
+            .Configure<IOptions<SidecarOptions>, SidecarListeners, Telemetry.SidecarMetrics>((kestrel, options, listeners, metrics) =>
             {
                 var listen = options.Value.Listen;
                 var address = IPAddress.TryParse(listen.Address, out var parsed) ? parsed : IPAddress.Any;
-                listeners.Bind(kestrel, address, listen.PublicPort, listen.ManagementPort);
+                listeners.Bind(kestrel, address, listen.PublicPort, listen.ManagementPort, listen.MaxConnections, metrics.ConnectionRejected);
 
                 // Limits against clients that hold connections without sending (slow loris); the
                 // request body's minimum data rate is Kestrel's default (240 bytes/s after 5 s).
                 kestrel.Limits.RequestHeadersTimeout = listen.RequestHeadersTimeout;
                 kestrel.Limits.KeepAliveTimeout = listen.KeepAliveTimeout;
-                kestrel.Limits.MaxConcurrentConnections = listen.MaxConnections > 0 ? listen.MaxConnections : null;
             });
 
         services.AddSidecarOptions<HealthOptions>(HealthOptions.SectionName);

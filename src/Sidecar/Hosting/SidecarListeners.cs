@@ -20,9 +20,41 @@ public sealed class SidecarListeners
     /// <summary>The management endpoint; its port is real once the server has started.</summary>
     public IPEndPoint? ManagementEndPoint => _management?.IPEndPoint;
 
-    internal void Bind(KestrelServerOptions kestrel, IPAddress address, int publicPort, int managementPort)
+    private int _publicConnections;
+
+    /// <summary>
+    /// Binds both listeners. <paramref name="maxPublicConnections"/> (zero: no limit) caps the public
+    /// listener only: a flood of client connections must not lock operators and probes out of the
+    /// management port. A connection past the cap is closed at once and counted.
+    /// </summary>
+    internal void Bind(KestrelServerOptions kestrel, IPAddress address, int publicPort, int managementPort, int maxPublicConnections, Action? rejected = null)
     {
-        kestrel.Listen(address, publicPort, listen => _public = listen);
+        kestrel.Listen(address, publicPort, listen =>
+        {
+            _public = listen;
+            if (maxPublicConnections > 0)
+            {
+                listen.Use(next => async connection =>
+                {
+                    if (Interlocked.Increment(ref _publicConnections) > maxPublicConnections)
+                    {
+                        Interlocked.Decrement(ref _publicConnections);
+                        rejected?.Invoke();
+                        connection.Abort();
+                        return;
+                    }
+
+                    try
+                    {
+                        await next(connection);
+                    }
+                    finally
+                    {
+                        Interlocked.Decrement(ref _publicConnections);
+                    }
+                });
+            }
+        });
         kestrel.Listen(address, managementPort, listen => _management = listen);
     }
 

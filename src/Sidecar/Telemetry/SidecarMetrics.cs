@@ -18,6 +18,7 @@ internal sealed class SidecarMetrics
     private readonly Counter<long> _upstreamErrors;
     private readonly Counter<long> _clientDisconnects;
     private readonly Counter<long> _clientsBehind;
+    private readonly Counter<long> _connectionsRejected;
     private readonly Counter<long> _storeBatches;
     private readonly Histogram<double> _storeBatchDuration;
     private readonly Counter<long> _storeEvents;
@@ -78,6 +79,7 @@ internal sealed class SidecarMetrics
         meter.CreateObservableGauge("sidecar.quota.outbox.depth", () => Interlocked.Read(ref _outboxDepth), "{item}", "Settlements waiting in the quota outbox (all replicas).");
         meter.CreateObservableGauge("sidecar.quota.outbox.oldest_age", () => Volatile.Read(ref _outboxOldestSeconds), "s", "Age of the oldest settlement waiting in the quota outbox.");
         _clientDisconnects = meter.CreateCounter<long>("sidecar.client.disconnected", "{client}", "Chat clients that left before their answer ended, by phase; their answers go on.");
+        _connectionsRejected = meter.CreateCounter<long>("sidecar.connections.rejected", "{connection}", "Connections to the public port closed at once because Sidecar:Listen:MaxConnections were open.");
         _clientsBehind = meter.CreateCounter<long>("sidecar.client.behind", "{client}", "Live chat clients that fell more than the backlog limit behind and read on from the store.");
     }
 
@@ -170,6 +172,8 @@ internal sealed class SidecarMetrics
 
     /// <summary>A chat client left early: <c>before_headers</c> (the upstream had not answered yet) or <c>streaming</c>.</summary>
     public void LiveClientBehind() => _clientsBehind.Add(1);
+
+    public void ConnectionRejected() => _connectionsRejected.Add(1);
 
     public void ClientDisconnected(string phase) => _clientDisconnects.Add(1, new KeyValuePair<string, object?>("phase", phase));
 }
