@@ -301,6 +301,9 @@ public sealed class QuotaReconcilerTests : IAsyncLifetime
         var stale = _emulator.Quota.Reserve("stale" + Guid.NewGuid().ToString("N")[..12], longAgo);
         var staleButLive = _emulator.Quota.Reserve("live" + Guid.NewGuid().ToString("N")[..12], longAgo);
         var recent = _emulator.Quota.Reserve("recent" + Guid.NewGuid().ToString("N")[..12], DateTimeOffset.UtcNow);
+        // The confirmation of this one is still on its way into the outbox (Redis was away).
+        var confirming = _emulator.Quota.Reserve("confirming" + Guid.NewGuid().ToString("N")[..12], longAgo);
+        var onItsWay = reconciler.Enqueuing(QuotaItem.SettlementKey(confirming.Id));
         // A stream of the second is live on some replica.
         await store.WriteAsync([new StreamWrite(staleButLive.Id) { Begin = new StreamRegistration(staleButLive.Id, "s-live", "c010", "owner", "other-replica", _time.GetUtcNow().AddMinutes(1)) }], default);
 
@@ -310,6 +313,12 @@ public sealed class QuotaReconcilerTests : IAsyncLifetime
 
         Assert.Equal("reserved", staleButLive.Status);
         Assert.Equal("reserved", recent.Status);
+        Assert.Equal("reserved", confirming.Status);
+
+        // Had it never reached the outbox, the next sweep would release it.
+        onItsWay.Dispose();
+        await RoundAsync(reconciler, TimeSpan.FromMinutes(5));
+        Assert.Equal("released", await confirming.Settled.DefaultTimeout());
     }
 
     [Fact]

@@ -158,6 +158,7 @@ internal sealed class QuotaLedger(
     /// <summary>Enqueues, trying again while the outbox (Redis) is away, for as long as the process runs.</summary>
     private async Task EnqueueAsync(QuotaItem item)
     {
+        using var enqueuing = reconciler.Enqueuing(item.Key);
         for (var attempt = 1; ; attempt++)
         {
             try

@@ -36,6 +36,31 @@ internal sealed class QuotaReconciler(
     /// <summary>Something was enqueued on this replica: look now rather than at the next poll.</summary>
     public void Wake() => _wake.TrySetResult();
 
+    // Items this replica is still trying to put into the outbox (Redis away): the sweep must not
+    // release a reservation whose confirmation is only waiting for the outbox.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _enqueuing = new(StringComparer.Ordinal);
+
+    /// <summary>Marks an item as on its way into the outbox until the result is disposed.</summary>
+    public IDisposable Enqueuing(string key)
+    {
+        _enqueuing.AddOrUpdate(key, 1, static (_, n) => n + 1);
+        return new EnqueuingMark(this, key);
+    }
+
+    private sealed class EnqueuingMark(QuotaReconciler owner, string key) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0
+                && owner._enqueuing.AddOrUpdate(key, 0, static (_, n) => n - 1) <= 0)
+            {
+                owner._enqueuing.TryRemove(new KeyValuePair<string, int>(key, 0));
+            }
+        }
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _nextSweep = time.GetUtcNow() + options.CurrentValue.SweepInterval;
@@ -239,7 +264,7 @@ internal sealed class QuotaReconciler(
         var released = 0;
         foreach (var id in stuck)
         {
-            if (!StreamIds.IsValid(id) || live.Contains(id)
+            if (!StreamIds.IsValid(id) || live.Contains(id) || _enqueuing.ContainsKey(QuotaItem.SettlementKey(id))
                 || (await store.GetAsync(id, stoppingToken))?.State == StoredStreamState.Live
                 || await outbox.ContainsAsync(QuotaItem.SettlementKey(id), stoppingToken))
             {
