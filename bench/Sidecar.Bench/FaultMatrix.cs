@@ -126,7 +126,7 @@ internal static class FaultMatrix
         await resumer.ReadToEndAsync();
         var ending = CheckLive(cell, live, expectError: null);
         var gap = live.LargestGapMs();
-        cell.Check(gap < 2000, $"largest gap between events {gap:F0} ms (Redis paused 3 s)");
+        cell.Check(gap < 2500, $"largest gap between events {gap:F0} ms (Redis paused 3 s)");
         CheckResumer(cell, resumer, live);
 
         // The batches that timed out during the pause are sent again: the stored copy ends whole.
@@ -192,7 +192,7 @@ internal static class FaultMatrix
         }
 
         cell.Check(Same(first.Stored, second.Stored), "both resumers got the same events");
-        cell.Check(ended < TimeSpan.FromSeconds(10), "bounded");
+        cell.Check(ended < TimeSpan.FromSeconds(15), $"ended {ended.TotalSeconds:F1} s after the kill (bound 15 s: lease 7 s, then the resumers notice)");
         var meta = await rig.StoredAsync(live.MessageId);
         cell.Check(meta is { State: 2 } && Same(meta.Events, first.Stored), "store: Failed, the resumers' events");
         cell.Check(meta is not null && meta.Events.Count(IsErrorPart) == 1, "exactly one stored ending");
