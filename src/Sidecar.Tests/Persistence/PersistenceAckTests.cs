@@ -397,6 +397,14 @@ public sealed class PersistenceAckTests : IAsyncLifetime
             ["Sidecar:Resume:EventIds"] = "false",
             ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00",
         };
+        if (time is null)
+        {
+            // On the real clock, tests whose ack does come assert that it is applied, not how
+            // fast: a loaded machine (the whole suite on two cores) must not turn a late callback
+            // into "unacknowledged". Deadline tests run on the fake clock with the 5 s default.
+            all["Sidecar:Persistence:AckTimeout"] = "00:00:20";
+        }
+
         foreach (var (key, value) in settings ?? [])
         {
             all[key] = value;
