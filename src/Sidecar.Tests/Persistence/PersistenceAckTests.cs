@@ -280,7 +280,8 @@ public sealed class PersistenceAckTests : IAsyncLifetime
     [Fact]
     public async Task Callback_AuthenticationIdsBodiesAndUnknownMessages_AreRefusedWithTypedErrors()
     {
-        await using var sidecar = await StartSidecarAsync("Callback");
+        // Its stream is never acknowledged: the 5 s deadline ends it.
+        await using var sidecar = await StartSidecarAsync("Callback", settings: new() { ["Sidecar:Persistence:AckTimeout"] = "00:00:05" });
         using var management = new HttpClient { BaseAddress = sidecar.ManagementAddress };
         using var client = sidecar.CreateClient();
         var session = Chat.NewSession();
