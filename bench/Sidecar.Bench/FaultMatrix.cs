@@ -517,16 +517,13 @@ internal static class FaultMatrix
             {
                 await using var body = await _response.Content.ReadAsStreamAsync();
                 var buffer = new byte[slowEvents > 0 ? 256 : 64 * 1024];
-                var pending = new List<byte>();
+                var events = new SseSplitter();
                 int read;
                 while ((read = await body.ReadAsync(buffer)) > 0)
                 {
-                    pending.AddRange(buffer.AsSpan(0, read));
-                    int end;
-                    while ((end = IndexOfBlankLine(pending)) >= 0)
+                    events.Append(buffer.AsSpan(0, read));
+                    while (events.TryTake(out var evt))
                     {
-                        var evt = pending.GetRange(0, end + 2).ToArray();
-                        pending.RemoveRange(0, end + 2);
                         Add(evt);
                         if (slowEvents > 0 && EventCount <= slowEvents)
                         {
@@ -570,19 +567,6 @@ internal static class FaultMatrix
         }
 
         private void Signal() => Interlocked.Exchange(ref _changed, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
-
-        private static int IndexOfBlankLine(List<byte> bytes)
-        {
-            for (var i = 1; i < bytes.Count; i++)
-            {
-                if (bytes[i] == '\n' && bytes[i - 1] == '\n')
-                {
-                    return i - 1;
-                }
-            }
-
-            return -1;
-        }
 
         public async Task WaitForEventsAsync(int count)
         {

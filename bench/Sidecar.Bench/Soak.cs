@@ -198,17 +198,14 @@ internal static class Soak
     {
         await using var body = await response.Content.ReadAsStreamAsync();
         var buffer = new byte[16 * 1024];
-        var pending = new List<byte>();
+        var events = new SseSplitter();
         var read = 0;
         int n;
         while ((n = await body.ReadAsync(buffer)) > 0)
         {
-            pending.AddRange(buffer.AsSpan(0, n));
-            int end;
-            while ((end = IndexOfBlankLine(pending)) >= 0)
+            events.Append(buffer.AsSpan(0, n));
+            while (events.TryTake(out var evt))
             {
-                var evt = pending.GetRange(0, end + 2).ToArray();
-                pending.RemoveRange(0, end + 2);
                 if (evt.Length < 4 || evt[0] != (byte)'i' || evt[1] != (byte)'d')
                 {
                     // A comment, or a part of the sidecar's own for the live client only: the
@@ -281,19 +278,6 @@ internal static class Soak
         }
 
         Interlocked.Add(ref totals.Events, assembled.Count);
-    }
-
-    private static int IndexOfBlankLine(List<byte> bytes)
-    {
-        for (var i = 1; i < bytes.Count; i++)
-        {
-            if (bytes[i] == '\n' && bytes[i - 1] == '\n')
-            {
-                return i - 1;
-            }
-        }
-
-        return -1;
     }
 
     private sealed class Totals
