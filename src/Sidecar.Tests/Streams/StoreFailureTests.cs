@@ -80,48 +80,19 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         using var client = sidecar.CreateClient();
         using var lost = new InstrumentCounter(sidecar, "sidecar.store.lost");
         var session = Chat.NewSession();
-        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:20");
-        for (var i = 0; i < 3; i++)
-        {
-            Assert.NotNull(await call.Reader.NextAsync());
-        }
-
-        // Redis stops answering (every client paused for 3 s): store calls time out after 500 ms.
-        using (var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", "3000", "ALL"]))
-        {
-            await pause.WaitForExitAsync().DefaultTimeout();
-        }
-
-        call.Record.ReleaseGate();
-        var body = await call.Reader.ReadToEndAsync();
+        var (call, body) = await AnswerThroughARedisPauseAsync(client, session);
+        using var answered = call;
 
         // The live answer did not wait for Redis: every upstream event, as sent, and no resume error.
         Assert.Equal(Chat.Text(Chat.WithIds(Chat.Events(call.Record.SentBytes()))), Chat.Text(body));
 
         // Once Redis answers again, the timed-out batches, sent again (and some landing late as
         // well), leave every event stored exactly once and the stream completed.
-        var options = Microsoft.Extensions.Options.Options.Create(new StreamStoreOptions { Redis = _redis.Configuration, KeyPrefix = _prefix, OperationTimeout = TimeSpan.FromSeconds(5) });
-        using var connection = new RedisConnection(options);
-        var reader = new RedisStreamStore(connection, options, Microsoft.Extensions.Options.Options.Create(new Sidecar.Streams.StreamOptions()), TimeProvider.System);
+        using var connection = OpenStore(out var reader);
         var messageId = call.Response.Headers.GetValues("x-message-id").Single();
-        StreamRecord? stored;
-        await using (var follower = await reader.FollowAsync(messageId, default).DefaultTimeout())
-        {
-            using var timeout = new CancellationTokenSource(TaskTimeoutExtensions.DefaultTimeoutSpan);
-            while (true)
-            {
-                var mark = follower.Mark;
-                stored = await reader.GetAsync(messageId, timeout.Token);
-                if (stored is { State: not StoredStreamState.Live })
-                {
-                    break;
-                }
+        var stored = await WaitForStoredAsync(reader, messageId, s => s.State != StoredStreamState.Live);
 
-                await follower.WaitAsync(mark, TimeSpan.FromSeconds(1), timeout.Token);
-            }
-        }
-
-        Assert.Equal(StoredStreamState.Completed, stored!.State);
+        Assert.Equal(StoredStreamState.Completed, stored.State);
         Assert.False(stored.Incomplete);
         var events = await reader.ReadAsync(messageId, 0, 1000, default);
         Assert.Equal(Enumerable.Range(0, events.Count).Select(i => (long)i), events.Select(e => e.Sequence));
@@ -138,47 +109,19 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         using var client = sidecar.CreateClient();
         using var lost = new InstrumentCounter(sidecar, "sidecar.store.lost");
         var session = Chat.NewSession();
-        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:20");
-        for (var i = 0; i < 3; i++)
-        {
-            Assert.NotNull(await call.Reader.NextAsync());
-        }
-
-        using (var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", "3000", "ALL"]))
-        {
-            await pause.WaitForExitAsync().DefaultTimeout();
-        }
-
-        call.Record.ReleaseGate();
-        var body = await call.Reader.ReadToEndAsync();
+        var (call, body) = await AnswerThroughARedisPauseAsync(client, session);
+        using var answered = call;
         await lost.WaitForTotalAsync(1).DefaultTimeout();
         Assert.Equal(Chat.Text(Chat.WithIds(Chat.Events(call.Record.SentBytes()))), Chat.Text(body));
 
         // Retries gave up before Redis answered: once it does, the stored copy is not left live
         // (its end is written again, marked incomplete) and a resume is a typed 503 at once.
-        var options = Microsoft.Extensions.Options.Options.Create(new StreamStoreOptions { Redis = _redis.Configuration, KeyPrefix = _prefix, OperationTimeout = TimeSpan.FromSeconds(5) });
-        using var connection = new RedisConnection(options);
-        var reader = new RedisStreamStore(connection, options, Microsoft.Extensions.Options.Options.Create(new Sidecar.Streams.StreamOptions()), TimeProvider.System);
+        using var connection = OpenStore(out var reader);
         var messageId = call.Response.Headers.GetValues("x-message-id").Single();
-        StreamRecord? stored;
-        await using (var follower = await reader.FollowAsync(messageId, default).DefaultTimeout())
-        {
-            using var timeout = new CancellationTokenSource(TaskTimeoutExtensions.DefaultTimeoutSpan);
-            while (true)
-            {
-                var mark = follower.Mark;
-                stored = await reader.GetAsync(messageId, timeout.Token);
-                if (stored is { State: not StoredStreamState.Live } or { State: StoredStreamState.Live, Incomplete: true })
-                {
-                    break;
-                }
-
-                await follower.WaitAsync(mark, TimeSpan.FromSeconds(1), timeout.Token);
-            }
-        }
+        var stored = await WaitForStoredAsync(reader, messageId, s => s.State != StoredStreamState.Live || s.Incomplete);
 
         using var resumed = await client.SendAsync(Chat.Resume(session)).DefaultTimeout();
-        if (stored!.State == StoredStreamState.Completed)
+        if (stored.State == StoredStreamState.Completed)
         {
             // The queued writes landed late, whole: a completed answer is "no stream" to a resume.
             Assert.Equal(HttpStatusCode.NoContent, resumed.StatusCode);
@@ -251,6 +194,53 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
             await new TestEventReader(await response.Content.ReadAsStreamAsync()).ReadToEndAsync();
         });
         Assert.True(failure is HttpRequestException or IOException, failure?.ToString());
+    }
+
+    /// <summary>
+    /// Starts an answer, reads its first three events, pauses every Redis client for 3 s (store
+    /// calls time out after 500 ms), lets the answer go on and reads it to its end.
+    /// </summary>
+    private async Task<(ChatCall Call, byte[] Body)> AnswerThroughARedisPauseAsync(HttpClient client, string session)
+    {
+        var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:20");
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.NotNull(await call.Reader.NextAsync());
+        }
+
+        using (var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", "3000", "ALL"]))
+        {
+            await pause.WaitForExitAsync().DefaultTimeout();
+        }
+
+        call.Record.ReleaseGate();
+        return (call, await call.Reader.ReadToEndAsync());
+    }
+
+    /// <summary>A store of the test's own on the sidecar's Redis, to look at what it stored.</summary>
+    private RedisConnection OpenStore(out RedisStreamStore store)
+    {
+        var options = Microsoft.Extensions.Options.Options.Create(new StreamStoreOptions { Redis = _redis.Configuration, KeyPrefix = _prefix, OperationTimeout = TimeSpan.FromSeconds(5) });
+        var connection = new RedisConnection(options);
+        store = new RedisStreamStore(connection, options, Microsoft.Extensions.Options.Options.Create(new Sidecar.Streams.StreamOptions()), TimeProvider.System);
+        return connection;
+    }
+
+    /// <summary>Follows a stored stream until its record is <paramref name="settled"/>, and returns that record.</summary>
+    private static async Task<StreamRecord> WaitForStoredAsync(RedisStreamStore store, string messageId, Func<StreamRecord, bool> settled)
+    {
+        await using var follower = await store.FollowAsync(messageId, default).DefaultTimeout();
+        using var timeout = new CancellationTokenSource(TaskTimeoutExtensions.DefaultTimeoutSpan);
+        while (true)
+        {
+            var mark = follower.Mark;
+            if (await store.GetAsync(messageId, timeout.Token) is { } stored && settled(stored))
+            {
+                return stored;
+            }
+
+            await follower.WaitAsync(mark, TimeSpan.FromSeconds(1), timeout.Token);
+        }
     }
 
     private readonly string _prefix = RedisServer.NewPrefix();
