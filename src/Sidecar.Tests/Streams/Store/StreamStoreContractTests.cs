@@ -92,6 +92,29 @@ public abstract class StreamStoreContractTests
     }
 
     [Fact]
+    public async Task Write_ManyStreamsInOneBatch_EachIsAppliedOrRefusedOnItsOwn()
+    {
+        // More streams than one store command takes: each write's answer is its own, in order.
+        var ids = Enumerable.Range(0, 150).Select(_ => NewId()).ToList();
+        await WriteOkAsync([.. ids.Select(id => Begin(id, "s-" + id))]);
+        var writes = ids.Select((id, i) => i % 7 == 3 ? Append(id, 1, 2) : Append(id, 0, 1 + (i % 3))).ToList();
+        writes[10].End = StoredStreamState.Completed;
+
+        var applied = await Store.WriteAsync(writes, default).DefaultTimeout();
+
+        for (var i = 0; i < ids.Count; i++)
+        {
+            var gap = i % 7 == 3;
+            Assert.Equal(!gap, applied[i]);
+            var events = await Store.ReadAsync(ids[i], 0, 10, default);
+            Assert.Equal(gap ? [] : Enumerable.Range(0, 1 + (i % 3)).Select(Event), events.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+        }
+
+        Assert.Equal(StoredStreamState.Completed, (await Store.GetAsync(ids[10], default))!.State);
+        Assert.Equal(StoredStreamState.Live, (await Store.GetAsync(ids[11], default))!.State);
+    }
+
+    [Fact]
     public async Task Write_SentAgainAfterItLanded_StoresEachEventOnce_AndCountsAsApplied()
     {
         // A batch that timed out may land late and also be sent again: each event is stored once.

@@ -20,55 +20,71 @@ internal sealed class RedisStreamStore : IStreamStore
 {
     private static readonly RedisValue Data = "d";
 
-    // One producer write, atomically (see StreamWrite). Writes to a stream that is unknown or no
-    // longer live change nothing: once a resumer has ended a lapsed stream, its producer cannot
-    // append behind the ending. Events are appended only when they continue the stream. A write
-    // sent again (its first attempt timed out, then landed late) applies only what is missing,
-    // and counts as applied when the stream has already ended with all of its events.
-    // KEYS: meta, events. ARGV: begin (1/0), lifetime ms, retention ms, lease ms (0: keep),
-    // incomplete (1/0), end state (-1: none), first sequence, session, agent, owner, replica,
-    // traceparent, the channel that wakes the stream's followers (empty: none), then the events'
-    // bytes. Returns 1 when everything applied. The wake-up is published by the script itself:
-    // one command per stream and batch, and followers never hear of a change before it is there.
+    // Producer writes of several streams that share a hash slot (all of them, outside a Cluster),
+    // each applied atomically (see StreamWrite): one command per group instead of one per stream,
+    // which matters when many streams each add an event or two per batch. Writes to a stream that
+    // is unknown or no longer live change nothing: once a resumer has ended a lapsed stream, its
+    // producer cannot append behind the ending. Events are appended only when they continue the
+    // stream. A write sent again (its first attempt timed out, then landed late) applies only what
+    // is missing, and counts as applied when the stream has already ended with all of its events.
+    // KEYS: meta and events of each stream. ARGV: lifetime ms, retention ms, then per stream:
+    // begin (1/0), lease ms (0: keep), incomplete (1/0), end state (-1: none), first sequence,
+    // session, agent, owner, replica, traceparent, the channel that wakes the stream's followers
+    // (empty: none), the number of events, then the events' bytes. Returns one 1/0 per stream (1:
+    // everything applied). The wake-up is published by the script itself, so followers never hear
+    // of a change before it is there.
     private const string WriteScript = """
-        local meta, events = KEYS[1], KEYS[2]
-        if ARGV[1] == '1' then
-          redis.call('DEL', events)
-          redis.call('HSET', meta, 'session', ARGV[8], 'agent', ARGV[9], 'owner', ARGV[10], 'replica', ARGV[11],
-            'state', 0, 'lease', ARGV[4], 'incomplete', 0, 'count', 0, 'trace', ARGV[12])
-          redis.call('PEXPIRE', meta, ARGV[2])
-        end
-        local n = #ARGV - 13
-        local first = tonumber(ARGV[7])
-        local state = redis.call('HGET', meta, 'state')
-        if state ~= '0' then
-          if state and ARGV[6] ~= '-1'
-            and (n == 0 or tonumber(redis.call('HGET', meta, 'count')) == first + n) then return 1 end
-          return 0
-        end
-        local applied = 1
-        if n > 0 then
-          local count = tonumber(redis.call('HGET', meta, 'count'))
-          if count < first or count > first + n then
-            applied = 0
-          else
-            for i = count - first + 1, n do
-              redis.call('XADD', events, '0-' .. (first + i), 'd', ARGV[13 + i])
-            end
-            redis.call('HSET', meta, 'count', first + n)
-            if count == 0 then redis.call('PEXPIRE', events, ARGV[2]) end
+        local lifetime, retention = ARGV[1], ARGV[2]
+        local function write(meta, events, a, n)
+          local first = tonumber(ARGV[a + 4])
+          if ARGV[a] == '1' then
+            redis.call('DEL', events)
+            redis.call('HSET', meta, 'session', ARGV[a + 5], 'agent', ARGV[a + 6], 'owner', ARGV[a + 7], 'replica', ARGV[a + 8],
+              'state', 0, 'lease', ARGV[a + 1], 'incomplete', 0, 'count', 0, 'trace', ARGV[a + 9])
+            redis.call('PEXPIRE', meta, lifetime)
           end
+          local state = redis.call('HGET', meta, 'state')
+          if state ~= '0' then
+            if state and ARGV[a + 3] ~= '-1'
+              and (n == 0 or tonumber(redis.call('HGET', meta, 'count')) == first + n) then return 1 end
+            return 0
+          end
+          local applied = 1
+          if n > 0 then
+            local count = tonumber(redis.call('HGET', meta, 'count'))
+            if count < first or count > first + n then
+              applied = 0
+            else
+              for i = count - first + 1, n do
+                redis.call('XADD', events, '0-' .. (first + i), 'd', ARGV[a + 11 + i])
+              end
+              redis.call('HSET', meta, 'count', first + n)
+              if count == 0 then redis.call('PEXPIRE', events, lifetime) end
+            end
+          end
+          if ARGV[a + 1] ~= '0' then redis.call('HSET', meta, 'lease', ARGV[a + 1]) end
+          if ARGV[a + 2] == '1' then redis.call('HSET', meta, 'incomplete', 1) end
+          if ARGV[a + 3] ~= '-1' then
+            redis.call('HSET', meta, 'state', ARGV[a + 3])
+            redis.call('PEXPIRE', meta, retention)
+            redis.call('PEXPIRE', events, retention)
+          end
+          if ARGV[a + 10] ~= '' then redis.call('PUBLISH', ARGV[a + 10], 1) end
+          return applied
         end
-        if ARGV[4] ~= '0' then redis.call('HSET', meta, 'lease', ARGV[4]) end
-        if ARGV[5] == '1' then redis.call('HSET', meta, 'incomplete', 1) end
-        if ARGV[6] ~= '-1' then
-          redis.call('HSET', meta, 'state', ARGV[6])
-          redis.call('PEXPIRE', meta, ARGV[3])
-          redis.call('PEXPIRE', events, ARGV[3])
+        local results, a = {}, 3
+        for s = 1, #KEYS / 2 do
+          local n = tonumber(ARGV[a + 11])
+          results[s] = write(KEYS[2 * s - 1], KEYS[2 * s], a, n)
+          a = a + 12 + n
         end
-        if ARGV[13] ~= '' then redis.call('PUBLISH', ARGV[13], 1) end
-        return applied
+        return results
         """;
+
+    // A group of writes is one script call: bounded, so that a resume's reads are not held behind
+    // a long one.
+    private const int MaxGroupWrites = 64;
+    private const int MaxGroupBytes = 256 * 1024;
 
     // Ends a stream whose producer let its lease lapse, once: only while it is live, holds exactly
     // the events the caller saw, and its lease has passed. KEYS: meta, events. ARGV: event count,
@@ -136,60 +152,36 @@ internal sealed class RedisStreamStore : IStreamStore
 
     public async Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken)
     {
-        var redis = await DatabaseAsync(cancellationToken);
-        var batch = redis.CreateBatch();
-        var results = new Task<RedisResult>[writes.Count];
+        var connection = await _connection.Value.WaitAsync(cancellationToken);
+        var batch = connection.GetDatabase().CreateBatch();
+        var groups = new List<(List<int> Writes, Task<RedisResult> Result)>();
         var others = new List<Task>();
         var lifetime = (long)(_streams.MaxDuration + _options.Retention).TotalMilliseconds;
-        var retention = (long)_options.Retention.TotalMilliseconds;
-        for (var i = 0; i < writes.Count; i++)
+        foreach (var group in Group(connection, writes))
         {
-            var write = writes[i];
-            var begin = write.Begin;
-            var lease = begin?.LeaseExpiresAt ?? write.RenewLeaseUntil;
-            if (write.RenewLeaseUntil is { } renewed && lease < renewed)
+            groups.Add((group, batch.ScriptEvaluateAsync(WriteScript, GroupKeys(writes, group), GroupValues(writes, group, lifetime))));
+            foreach (var i in group)
             {
-                lease = renewed;
-            }
-
-            var values = new RedisValue[13 + write.Events.Count];
-            values[0] = begin is null ? 0 : 1;
-            values[1] = lifetime;
-            values[2] = retention;
-            values[3] = lease?.ToUnixTimeMilliseconds() ?? 0;
-            values[4] = write.MarkIncomplete ? 1 : 0;
-            values[5] = write.End is { } end ? (int)end : -1;
-            values[6] = write.Events.Count > 0 ? write.Events[0].Sequence : -1;
-            values[7] = begin?.SessionId ?? string.Empty;
-            values[8] = begin?.AgentId ?? string.Empty;
-            values[9] = begin?.OwnerHash ?? string.Empty;
-            values[10] = begin?.ReplicaId ?? string.Empty;
-            values[11] = begin?.TraceParent ?? string.Empty;
-            // Lease renewals alone wake nobody: followers only care about events and state.
-            values[12] = begin is not null || write.Events.Count > 0 || write.End is not null || write.MarkIncomplete
-                ? NotifyChannel(write.MessageId).ToString()
-                : string.Empty;
-            for (var e = 0; e < write.Events.Count; e++)
-            {
-                values[e + 13] = write.Events[e].Raw;
-            }
-
-            results[i] = batch.ScriptEvaluateAsync(WriteScript, [MetaKey(write.MessageId), EventsKey(write.MessageId)], values);
-            if (begin is not null)
-            {
-                // Another hash slot (the session's): a separate command.
-                others.Add(batch.StringSetAsync(ActiveKey(begin.SessionId), write.MessageId, TimeSpan.FromMilliseconds(lifetime)));
+                if (writes[i].Begin is { } begin)
+                {
+                    // Another hash slot (the session's): a separate command.
+                    others.Add(batch.StringSetAsync(ActiveKey(begin.SessionId), writes[i].MessageId, TimeSpan.FromMilliseconds(lifetime)));
+                }
             }
         }
 
         batch.Execute();
         var applied = new bool[writes.Count];
         Exception? failed = null;
-        for (var i = 0; i < writes.Count; i++)
+        foreach (var (group, result) in groups)
         {
             try
             {
-                applied[i] = (int)(await results[i].WaitAsync(cancellationToken)) == 1;
+                var each = (RedisResult[])(await result.WaitAsync(cancellationToken))!;
+                for (var g = 0; g < group.Count; g++)
+                {
+                    applied[group[g]] = (int)each[g] == 1;
+                }
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
@@ -215,6 +207,86 @@ internal sealed class RedisStreamStore : IStreamStore
         }
 
         return applied;
+    }
+
+    /// <summary>
+    /// The writes in groups that one script call can take: same hash slot (every write outside a
+    /// Cluster), in batch order, bounded in count and bytes.
+    /// </summary>
+    private List<List<int>> Group(IConnectionMultiplexer connection, IReadOnlyList<StreamWrite> writes)
+    {
+        var groups = new List<List<int>>();
+        var open = new Dictionary<int, (List<int> Writes, long Bytes)>();
+        for (var i = 0; i < writes.Count; i++)
+        {
+            var slot = connection.HashSlot(MetaKey(writes[i].MessageId));
+            var bytes = writes[i].Events.Sum(e => (long)e.Raw.Length);
+            if (!open.TryGetValue(slot, out var group) || group.Writes.Count >= MaxGroupWrites || group.Bytes + bytes > MaxGroupBytes)
+            {
+                group = ([], 0);
+                groups.Add(group.Writes);
+            }
+
+            group.Writes.Add(i);
+            open[slot] = (group.Writes, group.Bytes + bytes);
+        }
+
+        return groups;
+    }
+
+    private RedisKey[] GroupKeys(IReadOnlyList<StreamWrite> writes, List<int> group)
+    {
+        var keys = new RedisKey[group.Count * 2];
+        for (var g = 0; g < group.Count; g++)
+        {
+            keys[2 * g] = MetaKey(writes[group[g]].MessageId);
+            keys[(2 * g) + 1] = EventsKey(writes[group[g]].MessageId);
+        }
+
+        return keys;
+    }
+
+    private RedisValue[] GroupValues(IReadOnlyList<StreamWrite> writes, List<int> group, long lifetime)
+    {
+        const int PerWrite = 12;
+        var values = new RedisValue[2 + group.Sum(i => PerWrite + writes[i].Events.Count)];
+        values[0] = lifetime;
+        values[1] = (long)_options.Retention.TotalMilliseconds;
+        var a = 2;
+        foreach (var i in group)
+        {
+            var write = writes[i];
+            var begin = write.Begin;
+            var lease = begin?.LeaseExpiresAt ?? write.RenewLeaseUntil;
+            if (write.RenewLeaseUntil is { } renewed && lease < renewed)
+            {
+                lease = renewed;
+            }
+
+            values[a] = begin is null ? 0 : 1;
+            values[a + 1] = lease?.ToUnixTimeMilliseconds() ?? 0;
+            values[a + 2] = write.MarkIncomplete ? 1 : 0;
+            values[a + 3] = write.End is { } end ? (int)end : -1;
+            values[a + 4] = write.Events.Count > 0 ? write.Events[0].Sequence : -1;
+            values[a + 5] = begin?.SessionId ?? string.Empty;
+            values[a + 6] = begin?.AgentId ?? string.Empty;
+            values[a + 7] = begin?.OwnerHash ?? string.Empty;
+            values[a + 8] = begin?.ReplicaId ?? string.Empty;
+            values[a + 9] = begin?.TraceParent ?? string.Empty;
+            // Lease renewals alone wake nobody: followers only care about events and state.
+            values[a + 10] = begin is not null || write.Events.Count > 0 || write.End is not null || write.MarkIncomplete
+                ? NotifyChannel(write.MessageId).ToString()
+                : string.Empty;
+            values[a + 11] = write.Events.Count;
+            for (var e = 0; e < write.Events.Count; e++)
+            {
+                values[a + PerWrite + e] = write.Events[e].Raw;
+            }
+
+            a += PerWrite + write.Events.Count;
+        }
+
+        return values;
     }
 
     public async Task<bool> EndAbandonedAsync(string messageId, long eventCount, ReadOnlyMemory<byte> ending, DateTimeOffset now, CancellationToken cancellationToken)
