@@ -97,40 +97,53 @@ internal sealed class LiveClient(
     /// </summary>
     private async Task<(bool Ended, bool Behind, long Next)> CopyAsync(System.IO.Pipelines.PipeWriter writer, StreamPump pump, HeartbeatTicker heartbeat, CancellationToken aborted)
     {
+        var copied = await CopyEventsAsync(writer, pump, heartbeat, aborted);
+
+        // The copy runs on the thread that hands the events over (the pump's, under its emission
+        // lock): what follows the live feed (the end of the response, a replay) runs elsewhere.
+        await Task.Yield();
+        return copied;
+    }
+
+    private async Task<(bool Ended, bool Behind, long Next)> CopyEventsAsync(System.IO.Pipelines.PipeWriter writer, StreamPump pump, HeartbeatTicker heartbeat, CancellationToken aborted)
+    {
         var live = pump.Live;
         var eventIds = resumeOptions.CurrentValue.EventIds;
         long next = 0;
         while (await live.WaitToReadAsync(aborted))
         {
             var written = 0;
-            while (live.TryRead(out var evt))
+            while (live.TryRead(out var events))
             {
                 if (pump.IsLiveBehind)
                 {
-                    // Checked after the read: an event read once the pump fell back may follow one
-                    // its drain took, so it is not written; the store has both.
+                    // Checked after the read: events read once the pump fell back may follow one
+                    // its drain took, so they are not written; the store has them all.
                     break;
                 }
 
-                if (evt.Sequence >= 0)
+                foreach (var evt in events)
                 {
-                    if (eventIds)
+                    if (evt.Sequence >= 0)
                     {
-                        SseWriter.WriteId(writer, evt.Sequence);
+                        if (eventIds)
+                        {
+                            SseWriter.WriteId(writer, evt.Sequence);
+                        }
+
+                        next = evt.Sequence + 1;
                     }
 
-                    next = evt.Sequence + 1;
-                }
-
-                writer.Write(evt.Raw);
-                if (ReferenceEquals(evt, SseEvent.Heartbeat))
-                {
-                    metrics.HeartbeatSent();
-                }
-                else
-                {
-                    written += evt.Raw.Length;
-                    heartbeat.Written = true;
+                    writer.Write(evt.Raw);
+                    if (ReferenceEquals(evt, SseEvent.Heartbeat))
+                    {
+                        metrics.HeartbeatSent();
+                    }
+                    else
+                    {
+                        written += evt.Raw.Length;
+                        heartbeat.Written = true;
+                    }
                 }
             }
 

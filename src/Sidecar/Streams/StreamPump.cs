@@ -21,14 +21,18 @@ internal sealed class StreamPump
     private const int NoCause = -1;
 
     // Two readers: the live client, and DetachLiveClient draining what the client will not read.
-    // (Continuing the client's copy on the read loop's thread instead of a pool thread was
-    // measured: no change in CPU per event, and a flush per event when the upstream is fast.)
+    // One item per upstream read (all the events it framed), and the waiting client continues on
+    // the thread that queued it: a read's events reach the client's connection in one write and
+    // one flush without a hop through the thread pool, as a plain proxy's copy loop does. A client
+    // whose flush does not complete at once (a slow reader) returns that thread at its await.
     private static readonly UnboundedChannelOptions LiveChannelOptions = new()
     {
         SingleReader = false,
         SingleWriter = false,
-        AllowSynchronousContinuations = false,
+        AllowSynchronousContinuations = true,
     };
+
+    private static readonly SseEvent[] HeartbeatItem = [SseEvent.Heartbeat];
 
     private readonly Stream _upstream;
     private readonly IDisposable _upstreamOwner;
@@ -57,7 +61,10 @@ internal sealed class StreamPump
     private Action? _liveClientTooSlow;
     private bool _liveCut;
     private bool _liveBehind;
-    private readonly Channel<SseEvent> _live = Channel.CreateUnbounded<SseEvent>(LiveChannelOptions);
+    private readonly Channel<SseEvent[]> _live = Channel.CreateUnbounded<SseEvent[]>(LiveChannelOptions);
+
+    // The live client's events emitted since the last hand-over (under the emission lock).
+    private readonly List<SseEvent> _liveQueued = [];
 
     // The stop source has no timer, so it is never disposed: Stop may race with the end of the run.
     private readonly CancellationTokenSource _stop = new();
@@ -134,8 +141,11 @@ internal sealed class StreamPump
     /// <summary>Completes with the stream's outcome once the upstream is done with and released.</summary>
     public Task<StreamOutcome> Completion => _completion.Value;
 
-    /// <summary>The events for the live client, in order; completed when the pump ends, after <c>[DONE]</c>, or when the client is detached.</summary>
-    public ChannelReader<SseEvent> Live => _live.Reader;
+    /// <summary>
+    /// The events for the live client, in order, in groups (one per upstream read, or per part the
+    /// sidecar adds); completed when the pump ends, after <c>[DONE]</c>, or when the client is detached.
+    /// </summary>
+    public ChannelReader<SseEvent[]> Live => _live.Reader;
 
     /// <summary>Whether the pump cut the live client off because it fell too far behind and the store could not serve it.</summary>
     public bool IsLiveCut => Volatile.Read(ref _liveCut);
@@ -158,7 +168,7 @@ internal sealed class StreamPump
     {
         if (!_liveDetached)
         {
-            _live.Writer.TryWrite(SseEvent.Heartbeat);
+            _live.Writer.TryWrite(HeartbeatItem);
         }
     }
 
@@ -301,39 +311,45 @@ internal sealed class StreamPump
                 outcome = StreamOutcome.Completed;
             }
 
-            if (_ended)
+            if (!_ended)
             {
-                return outcome;
+                EndStream(outcome, beforeError);
             }
 
-            if (outcome == StreamOutcome.Stopped)
-            {
-                // Stopped by its owner: a later resume has nothing to add (204).
-                _stoppedEnding = true;
-                if (!State.FinishSeen && !State.ErrorSeen)
-                {
-                    EmitOwn("data: {\"type\":\"abort\"}\n\n"u8.ToArray(), "stopped");
-                }
-            }
-            else if (!State.FinishSeen && !State.ErrorSeen && outcome.InjectedError() is { } error)
-            {
-                if (State.ArtifactOpen)
-                {
-                    // The client's artifact leaves "streaming" only on data-finish.
-                    EmitOwn("data: {\"type\":\"data-finish\",\"data\":null,\"transient\":true}\n\n"u8.ToArray(), outcome.Tag());
-                }
-
-                if (beforeError is not null)
-                {
-                    PublishSidecarPart(beforeError);
-                }
-
-                EmitOwn(TerminalParts.Error(SidecarErrors.Create(error, _time, Exchange.RequestId, Exchange.SessionId, State.MessageId, outcome.Tag())), outcome.Tag());
-            }
-
-            EmitOwn(TerminalParts.Done.ToArray(), outcome.Tag());
+            HandOverLive();
             return outcome;
         }
+    }
+
+    /// <summary>The ending's own parts (under the emission lock): see <see cref="EndAsync"/>.</summary>
+    private void EndStream(StreamOutcome outcome, byte[]? beforeError)
+    {
+        if (outcome == StreamOutcome.Stopped)
+        {
+            // Stopped by its owner: a later resume has nothing to add (204).
+            _stoppedEnding = true;
+            if (!State.FinishSeen && !State.ErrorSeen)
+            {
+                EmitOwn("data: {\"type\":\"abort\"}\n\n"u8.ToArray(), "stopped");
+            }
+        }
+        else if (!State.FinishSeen && !State.ErrorSeen && outcome.InjectedError() is { } error)
+        {
+            if (State.ArtifactOpen)
+            {
+                // The client's artifact leaves "streaming" only on data-finish.
+                EmitOwn("data: {\"type\":\"data-finish\",\"data\":null,\"transient\":true}\n\n"u8.ToArray(), outcome.Tag());
+            }
+
+            if (beforeError is not null)
+            {
+                PublishSidecarPart(beforeError);
+            }
+
+            EmitOwn(TerminalParts.Error(SidecarErrors.Create(error, _time, Exchange.RequestId, Exchange.SessionId, State.MessageId, outcome.Tag())), outcome.Tag());
+        }
+
+        EmitOwn(TerminalParts.Done.ToArray(), outcome.Tag());
     }
 
     private async Task<StreamOutcome> ReadToEndAsync(PipeReader pipe, SseEventReader framer, IdleWatchdog idle, CancellationToken cancellationToken)
@@ -376,6 +392,12 @@ internal sealed class StreamPump
                 }
 
                 Forward(evt);
+            }
+
+            lock (_emitGate)
+            {
+                // The read's events go to the client together.
+                HandOverLive();
             }
 
             if (status == SseReadStatus.TooLarge)
@@ -487,6 +509,7 @@ internal sealed class StreamPump
         lock (_emitGate)
         {
             Decide(ack);
+            HandOverLive();
         }
     }
 
@@ -610,7 +633,7 @@ internal sealed class StreamPump
                 SidecarError.ResumeNotEnabled, _time, Exchange.RequestId, Exchange.SessionId, State.MessageId)));
         }
 
-        _live.Writer.TryWrite(evt);
+        _liveQueued.Add(evt);
         if (State.StartSeen && evt.Part.Type != UiPartType.Done && Volatile.Read(ref _resumeLostUnsaid))
         {
             Volatile.Write(ref _resumeLostUnsaid, false);
@@ -620,6 +643,7 @@ internal sealed class StreamPump
         if (evt.Part.Type == UiPartType.Done)
         {
             // The answer is whole: the client's response ends here, whatever the upstream does next.
+            HandOverLive();
             _liveDetached = true;
             _live.Writer.TryComplete();
         }
@@ -650,8 +674,24 @@ internal sealed class StreamPump
     {
         if (!_liveDetached)
         {
-            _live.Writer.TryWrite(SseEvent.Parse(new System.Buffers.ReadOnlySequence<byte>(raw), terminated: true));
+            _liveQueued.Add(SseEvent.Parse(new System.Buffers.ReadOnlySequence<byte>(raw), terminated: true));
         }
+    }
+
+    /// <summary>Hands what was emitted for the live client since the last call over to it (under the emission lock).</summary>
+    private void HandOverLive()
+    {
+        if (_liveQueued.Count == 0)
+        {
+            return;
+        }
+
+        if (!_liveDetached)
+        {
+            _live.Writer.TryWrite([.. _liveQueued]);
+        }
+
+        _liveQueued.Clear();
     }
 
     private byte[] ResumeUnavailablePart() => System.Text.Encoding.UTF8.GetBytes(
