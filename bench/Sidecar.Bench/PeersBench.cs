@@ -42,15 +42,15 @@ internal static class PeersBench
             {
                 new("direct", emulatorPort, null),
                 new("plain YARP", yarpPort, () => [yarp.Pid]),
-                new("sidecar, in-memory store", memoryPort, () => [memory.Pid]),
-                new("sidecar, Redis tee", teedPort, () => [teed.Pid]),
+                new("sidecar, in-memory store", memoryPort, () => [memory.Pid], memory.ManagementPort),
+                new("sidecar, Redis tee", teedPort, () => [teed.Pid], teed.ManagementPort),
             };
             // Another build of the sidecar (its Sidecar.dll) beside this one, for before/after figures in one run.
             ChildProcess? baseline = null;
             if (Environment.GetEnvironmentVariable("PEERS_BASELINE") is { Length: > 0 } baselineDll)
             {
                 (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", "--Sidecar:Store:KeyPrefix=baseline"]);
-                targets.Add(new("baseline build, Redis tee", baselinePort, () => [baseline.Pid]));
+                targets.Add(new("baseline build, Redis tee", baselinePort, () => [baseline.Pid], baseline.ManagementPort));
             }
 
             using var baselineSidecar = baseline;
@@ -79,8 +79,8 @@ internal static class PeersBench
             }
 
             Console.WriteLine($"{Events} events of ~100 bytes per stream; paced runs {paceMs} ms apart; targets in rotating order; machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}");
-            Console.WriteLine("| streams | target | delay p50 (ms) | delay p99 (ms) | p99 added vs direct | events/s unpaced | vs direct | vs plain YARP | CPU per event (µs) | peak memory (MiB) |");
-            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+            Console.WriteLine("| streams | target | delay p50 (ms) | delay p99 (ms) | p99 added vs direct | events/s unpaced | vs direct | vs plain YARP | CPU per event (µs) | peak memory (MiB) | store batches per event |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
             var plot = new List<(int Concurrency, string Target, double P99Added, double CpuPerEvent, double VsYarp)>();
             foreach (var concurrency in concurrencies)
             {
@@ -89,12 +89,14 @@ internal static class PeersBench
                 {
                     var target = targets[(t + concurrency) % targets.Count];
                     var cpuBefore = Cpu(target);
+                    var batchesBefore = await StoreBatchesAsync(http, target);
                     var paced = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:{paceMs} stamp", $"p{concurrency}");
                     var cpu = Cpu(target) - cpuBefore;
+                    var batches = await StoreBatchesAsync(http, target) - batchesBefore;
                     var started = Stopwatch.GetTimestamp();
                     var unpaced = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:0 stamp", $"u{concurrency}");
                     var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-                    results[target.Name] = new Result(paced.Delays, paced.Errors + unpaced.Errors, unpaced.Events / seconds, paced.Events == 0 ? 0 : cpu.TotalMicroseconds / paced.Events);
+                    results[target.Name] = new Result(paced.Delays, paced.Errors + unpaced.Errors, unpaced.Events / seconds, paced.Events == 0 ? 0 : cpu.TotalMicroseconds / paced.Events, paced.Events == 0 ? 0 : batches / paced.Events);
                 }
 
                 var direct = results["direct"];
@@ -107,7 +109,7 @@ internal static class PeersBench
                     var errors = r.Errors > 0 ? $" ({r.Errors} errors)" : string.Empty;
                     plot.Add((concurrency, target.Name, ChildProcess.Percentile(r.Delays, 0.99) - ChildProcess.Percentile(direct.Delays, 0.99), target.Pids is null ? 0 : r.CpuPerEvent, r.Rate / plain.Rate));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {concurrency} | {target.Name}{errors} | {ChildProcess.Percentile(r.Delays, 0.5):F2} | {ChildProcess.Percentile(r.Delays, 0.99):F2} | {ChildProcess.Percentile(r.Delays, 0.99) - ChildProcess.Percentile(direct.Delays, 0.99):F2} | {r.Rate:F0} | {r.Rate / direct.Rate:F2}x | {r.Rate / plain.Rate:F2}x | {(target.Pids is null ? "-" : r.CpuPerEvent.ToString("F1", CultureInfo.InvariantCulture))} | {(target.Pids is null ? "-" : (PeakMemory(target) / 1024.0 / 1024).ToString("F0", CultureInfo.InvariantCulture))} |"));
+                        $"| {concurrency} | {target.Name}{errors} | {ChildProcess.Percentile(r.Delays, 0.5):F2} | {ChildProcess.Percentile(r.Delays, 0.99):F2} | {ChildProcess.Percentile(r.Delays, 0.99) - ChildProcess.Percentile(direct.Delays, 0.99):F2} | {r.Rate:F0} | {r.Rate / direct.Rate:F2}x | {r.Rate / plain.Rate:F2}x | {(target.Pids is null ? "-" : r.CpuPerEvent.ToString("F1", CultureInfo.InvariantCulture))} | {(target.Pids is null ? "-" : (PeakMemory(target) / 1024.0 / 1024).ToString("F0", CultureInfo.InvariantCulture))} | {(target.ManagementPort == 0 ? "-" : r.BatchesPerEvent.ToString("F3", CultureInfo.InvariantCulture))} |"));
                 }
             }
 
@@ -133,7 +135,7 @@ internal static class PeersBench
         }
     }
 
-    private sealed record Target(string Name, int Port, Func<int[]>? Pids);
+    private sealed record Target(string Name, int Port, Func<int[]>? Pids, int ManagementPort = 0);
 
     /// <summary>Three grouped bar charts (p99 added delay, CPU per event, events/s vs plain YARP), one group per concurrency.</summary>
     private static string Svg(List<(int Concurrency, string Target, double P99Added, double CpuPerEvent, double VsYarp)> rows, List<string> targets)
@@ -244,7 +246,22 @@ internal static class PeersBench
             return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
         });
 
-    private sealed record Result(List<double> Delays, int Errors, double Rate, double CpuPerEvent);
+    private sealed record Result(List<double> Delays, int Errors, double Rate, double CpuPerEvent, double BatchesPerEvent);
+
+    /// <summary>How many write batches a sidecar has sent to its store so far (0 for the other targets).</summary>
+    private static async Task<double> StoreBatchesAsync(HttpClient http, Target target)
+    {
+        if (target.ManagementPort == 0)
+        {
+            return 0;
+        }
+
+        const string Name = "sidecar_store_batches_total";
+        var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{target.ManagementPort}/metrics"));
+        return text.Split('\n')
+            .Where(l => l.StartsWith(Name, StringComparison.Ordinal) && l.Length > Name.Length && l[Name.Length] is '{' or ' ')
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+    }
 
     private static async Task<(List<double> Delays, long Events, int Errors)> RunStreamsAsync(HttpClient http, int port, int concurrency, string scenario, string tag)
     {
