@@ -49,7 +49,10 @@ internal static class PeersBench
             ChildProcess? baseline = null;
             if (Environment.GetEnvironmentVariable("PEERS_BASELINE") is { Length: > 0 } baselineDll)
             {
-                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", "--Sidecar:Store:KeyPrefix=baseline"]);
+                // PEERS_BASELINE_ENV="NAME=value;...": environment for that process only (e.g. a runtime setting).
+                var environment = (Environment.GetEnvironmentVariable("PEERS_BASELINE_ENV") ?? string.Empty)
+                    .Split(';', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : string.Empty);
+                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", "--Sidecar:Store:KeyPrefix=baseline"], environment);
                 targets.Add(new("baseline build, Redis tee", baselinePort, () => [baseline.Pid], baseline.ManagementPort));
             }
 
@@ -67,9 +70,14 @@ internal static class PeersBench
             }
 
             using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = int.MaxValue, PooledConnectionLifetime = TimeSpan.FromMinutes(10) }) { Timeout = TimeSpan.FromMinutes(5) };
+            // Warm-up at the run's size, paced and unpaced, so that the .NET targets are measured
+            // after the JIT has tiered their hot paths up (a short warm-up left every .NET target
+            // compiling through the first measured rounds).
+            var warm = Math.Min(200, concurrencies.DefaultIfEmpty(10).Max());
             foreach (var target in targets)
             {
-                await RunStreamsAsync(http, target.Port, 10, "deltas:20 pace:0 stamp", "warm");
+                await RunStreamsAsync(http, target.Port, warm, $"deltas:{Events - 4} delta-bytes:100 pace:0 stamp", "warm");
+                await RunStreamsAsync(http, target.Port, warm, $"deltas:{Events - 4} delta-bytes:100 pace:{paceMs} stamp", "warm-paced");
             }
 
             if (idleStreams > 0)
