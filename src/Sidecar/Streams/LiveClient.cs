@@ -97,7 +97,12 @@ internal sealed class LiveClient(
     /// </summary>
     private async Task<(bool Ended, bool Behind, long Next)> CopyAsync(System.IO.Pipelines.PipeWriter writer, StreamPump pump, HeartbeatTicker heartbeat, CancellationToken aborted)
     {
-        var copied = await CopyEventsAsync(writer, pump, heartbeat, aborted);
+        // The client leaving ends the feed: one registration, rather than a cancellable wait per read.
+        (bool Ended, bool Behind, long Next) copied;
+        using (aborted.Register(static p => ((StreamPump)p!).DetachLiveClient(), pump))
+        {
+            copied = await CopyEventsAsync(writer, pump, heartbeat, aborted);
+        }
 
         // The copy runs on the thread that hands the events over (the pump's, under its emission
         // lock): what follows the live feed (the end of the response, a replay) runs elsewhere.
@@ -110,7 +115,7 @@ internal sealed class LiveClient(
         var live = pump.Live;
         var eventIds = resumeOptions.CurrentValue.EventIds;
         long next = 0;
-        while (await live.WaitToReadAsync(aborted))
+        while (await live.WaitToReadAsync(CancellationToken.None))
         {
             var written = 0;
             while (live.TryRead(out var events))
@@ -122,8 +127,9 @@ internal sealed class LiveClient(
                     break;
                 }
 
-                foreach (var evt in events)
+                for (var i = 0; i < events.Count; i++)
                 {
+                    var evt = events[i];
                     if (evt.Sequence >= 0)
                     {
                         if (eventIds)

@@ -32,7 +32,6 @@ internal sealed class StreamPump
         AllowSynchronousContinuations = true,
     };
 
-    private static readonly SseEvent[] HeartbeatItem = [SseEvent.Heartbeat];
 
     private readonly Stream _upstream;
     private readonly IDisposable _upstreamOwner;
@@ -61,7 +60,7 @@ internal sealed class StreamPump
     private Action? _liveClientTooSlow;
     private bool _liveCut;
     private bool _liveBehind;
-    private readonly Channel<SseEvent[]> _live = Channel.CreateUnbounded<SseEvent[]>(LiveChannelOptions);
+    private readonly Channel<LiveEvents> _live = Channel.CreateUnbounded<LiveEvents>(LiveChannelOptions);
 
     // The live client's events emitted since the last hand-over (under the emission lock).
     private readonly List<SseEvent> _liveQueued = [];
@@ -145,7 +144,7 @@ internal sealed class StreamPump
     /// The events for the live client, in order, in groups (one per upstream read, or per part the
     /// sidecar adds); completed when the pump ends, after <c>[DONE]</c>, or when the client is detached.
     /// </summary>
-    public ChannelReader<SseEvent[]> Live => _live.Reader;
+    public ChannelReader<LiveEvents> Live => _live.Reader;
 
     /// <summary>Whether the pump cut the live client off because it fell too far behind and the store could not serve it.</summary>
     public bool IsLiveCut => Volatile.Read(ref _liveCut);
@@ -168,7 +167,7 @@ internal sealed class StreamPump
     {
         if (!_liveDetached)
         {
-            _live.Writer.TryWrite(HeartbeatItem);
+            _live.Writer.TryWrite(new LiveEvents(SseEvent.Heartbeat));
         }
     }
 
@@ -688,7 +687,7 @@ internal sealed class StreamPump
 
         if (!_liveDetached)
         {
-            _live.Writer.TryWrite([.. _liveQueued]);
+            _live.Writer.TryWrite(_liveQueued.Count == 1 ? new LiveEvents(_liveQueued[0]) : new LiveEvents([.. _liveQueued]));
         }
 
         _liveQueued.Clear();
@@ -727,4 +726,19 @@ internal sealed class StreamPump
             Log.UpstreamReleaseFailed(_logger, Exchange.SessionId, State.MessageId, ex.GetType().Name);
         }
     }
+}
+
+/// <summary>The events of one hand-over to the live client: one event (no array) or several.</summary>
+internal readonly struct LiveEvents
+{
+    private readonly SseEvent? _one;
+    private readonly SseEvent[]? _many;
+
+    public LiveEvents(SseEvent one) => _one = one;
+
+    public LiveEvents(SseEvent[] many) => _many = many;
+
+    public int Count => _many?.Length ?? 1;
+
+    public SseEvent this[int index] => _many is null ? _one! : _many[index];
 }

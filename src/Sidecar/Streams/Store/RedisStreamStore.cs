@@ -27,20 +27,20 @@ internal sealed class RedisStreamStore : IStreamStore
     // producer cannot append behind the ending. Events are appended only when they continue the
     // stream. A write sent again (its first attempt timed out, then landed late) applies only what
     // is missing, and counts as applied when the stream has already ended with all of its events.
-    // KEYS: meta and events of each stream. ARGV: lifetime ms, retention ms, then per stream:
-    // begin (1/0), lease ms (0: keep), incomplete (1/0), end state (-1: none), first sequence,
-    // session, agent, owner, replica, traceparent, the channel that wakes the stream's followers
-    // (empty: none), the number of events, then the events' bytes. Returns one 1/0 per stream (1:
-    // everything applied). The wake-up is published by the script itself, so followers never hear
-    // of a change before it is there.
+    // KEYS: meta and events of each stream. ARGV: lifetime ms, retention ms, then per stream: begin
+    // (1/0), lease ms (0: keep), incomplete (1/0), end state (-1: none), first sequence, wake the
+    // followers (1/0), the number of events, then (with begin only) session, agent, owner,
+    // replica, traceparent, then the events' bytes. Returns one 1/0 per stream (1: everything
+    // applied). The wake-up is published by the script itself, on the stream's notify channel
+    // (its meta key with "notify" for "meta"), so followers never hear of a change before it is there.
     private const string WriteScript = """
         local lifetime, retention = ARGV[1], ARGV[2]
-        local function write(meta, events, a, n)
+        local function write(meta, events, a, e, n)
           local first = tonumber(ARGV[a + 4])
           if ARGV[a] == '1' then
             redis.call('DEL', events)
-            redis.call('HSET', meta, 'session', ARGV[a + 5], 'agent', ARGV[a + 6], 'owner', ARGV[a + 7], 'replica', ARGV[a + 8],
-              'state', 0, 'lease', ARGV[a + 1], 'incomplete', 0, 'count', 0, 'trace', ARGV[a + 9])
+            redis.call('HSET', meta, 'session', ARGV[a + 7], 'agent', ARGV[a + 8], 'owner', ARGV[a + 9], 'replica', ARGV[a + 10],
+              'state', 0, 'lease', ARGV[a + 1], 'incomplete', 0, 'count', 0, 'trace', ARGV[a + 11])
             redis.call('PEXPIRE', meta, lifetime)
           end
           local state = redis.call('HGET', meta, 'state')
@@ -56,7 +56,7 @@ internal sealed class RedisStreamStore : IStreamStore
               applied = 0
             else
               for i = count - first + 1, n do
-                redis.call('XADD', events, '0-' .. (first + i), 'd', ARGV[a + 11 + i])
+                redis.call('XADD', events, '0-' .. (first + i), 'd', ARGV[e + i])
               end
               redis.call('HSET', meta, 'count', first + n)
               if count == 0 then redis.call('PEXPIRE', events, lifetime) end
@@ -69,14 +69,16 @@ internal sealed class RedisStreamStore : IStreamStore
             redis.call('PEXPIRE', meta, retention)
             redis.call('PEXPIRE', events, retention)
           end
-          if ARGV[a + 10] ~= '' then redis.call('PUBLISH', ARGV[a + 10], 1) end
+          if ARGV[a + 5] == '1' then redis.call('PUBLISH', string.sub(meta, 1, -5) .. 'notify', 1) end
           return applied
         end
         local results, a = {}, 3
         for s = 1, #KEYS / 2 do
-          local n = tonumber(ARGV[a + 11])
-          results[s] = write(KEYS[2 * s - 1], KEYS[2 * s], a, n)
-          a = a + 12 + n
+          local n = tonumber(ARGV[a + 6])
+          local e = a + 6
+          if ARGV[a] == '1' then e = e + 5 end
+          results[s] = write(KEYS[2 * s - 1], KEYS[2 * s], a, e, n)
+          a = e + n + 1
         end
         return results
         """;
@@ -85,6 +87,10 @@ internal sealed class RedisStreamStore : IStreamStore
     // a long one.
     private const int MaxGroupWrites = 64;
     private const int MaxGroupBytes = 256 * 1024;
+
+    private const int MaxCachedWriteKeys = 100_000;
+
+    private readonly ConcurrentDictionary<string, RedisKey[]> _writeKeys = new(StringComparer.Ordinal);
 
     // Ends a stream whose producer let its lease lapse, once: only while it is live, holds exactly
     // the events the caller saw, and its lease has passed. KEYS: meta, events. ARGV: event count,
@@ -219,8 +225,13 @@ internal sealed class RedisStreamStore : IStreamStore
         var open = new Dictionary<int, (List<int> Writes, long Bytes)>();
         for (var i = 0; i < writes.Count; i++)
         {
-            var slot = connection.HashSlot(MetaKey(writes[i].MessageId));
-            var bytes = writes[i].Events.Sum(e => (long)e.Raw.Length);
+            var slot = connection.HashSlot(WriteKeys(writes[i].MessageId)[0]);
+            long bytes = 0;
+            foreach (var evt in writes[i].Events)
+            {
+                bytes += evt.Raw.Length;
+            }
+
             if (!open.TryGetValue(slot, out var group) || group.Writes.Count >= MaxGroupWrites || group.Bytes + bytes > MaxGroupBytes)
             {
                 group = ([], 0);
@@ -236,11 +247,15 @@ internal sealed class RedisStreamStore : IStreamStore
 
     private RedisKey[] GroupKeys(IReadOnlyList<StreamWrite> writes, List<int> group)
     {
+        if (group.Count == 1)
+        {
+            return WriteKeys(writes[group[0]].MessageId);
+        }
+
         var keys = new RedisKey[group.Count * 2];
         for (var g = 0; g < group.Count; g++)
         {
-            keys[2 * g] = MetaKey(writes[group[g]].MessageId);
-            keys[(2 * g) + 1] = EventsKey(writes[group[g]].MessageId);
+            WriteKeys(writes[group[g]].MessageId).CopyTo(keys, 2 * g);
         }
 
         return keys;
@@ -248,8 +263,14 @@ internal sealed class RedisStreamStore : IStreamStore
 
     private RedisValue[] GroupValues(IReadOnlyList<StreamWrite> writes, List<int> group, long lifetime)
     {
-        const int PerWrite = 12;
-        var values = new RedisValue[2 + group.Sum(i => PerWrite + writes[i].Events.Count)];
+        const int PerWrite = 7, PerBegin = 5;
+        var length = 2;
+        foreach (var i in group)
+        {
+            length += PerWrite + (writes[i].Begin is null ? 0 : PerBegin) + writes[i].Events.Count;
+        }
+
+        var values = new RedisValue[length];
         values[0] = lifetime;
         values[1] = (long)_options.Retention.TotalMilliseconds;
         var a = 2;
@@ -268,25 +289,52 @@ internal sealed class RedisStreamStore : IStreamStore
             values[a + 2] = write.MarkIncomplete ? 1 : 0;
             values[a + 3] = write.End is { } end ? (int)end : -1;
             values[a + 4] = write.Events.Count > 0 ? write.Events[0].Sequence : -1;
-            values[a + 5] = begin?.SessionId ?? string.Empty;
-            values[a + 6] = begin?.AgentId ?? string.Empty;
-            values[a + 7] = begin?.OwnerHash ?? string.Empty;
-            values[a + 8] = begin?.ReplicaId ?? string.Empty;
-            values[a + 9] = begin?.TraceParent ?? string.Empty;
             // Lease renewals alone wake nobody: followers only care about events and state.
-            values[a + 10] = begin is not null || write.Events.Count > 0 || write.End is not null || write.MarkIncomplete
-                ? NotifyChannel(write.MessageId).ToString()
-                : string.Empty;
-            values[a + 11] = write.Events.Count;
-            for (var e = 0; e < write.Events.Count; e++)
+            values[a + 5] = begin is not null || write.Events.Count > 0 || write.End is not null || write.MarkIncomplete ? 1 : 0;
+            values[a + 6] = write.Events.Count;
+            a += PerWrite;
+            if (begin is not null)
             {
-                values[a + PerWrite + e] = write.Events[e].Raw;
+                values[a] = begin.SessionId;
+                values[a + 1] = begin.AgentId;
+                values[a + 2] = begin.OwnerHash;
+                values[a + 3] = begin.ReplicaId;
+                values[a + 4] = begin.TraceParent ?? string.Empty;
+                a += PerBegin;
             }
 
-            a += PerWrite + write.Events.Count;
+            foreach (var evt in write.Events)
+            {
+                values[a++] = evt.Raw;
+            }
+
+            if (write.End is not null)
+            {
+                // Its last write: the stream's keys are no longer needed here.
+                _writeKeys.TryRemove(write.MessageId, out _);
+            }
         }
 
         return values;
+    }
+
+    /// <summary>A stream's meta and events keys, kept while it is being written (one string each, not one per batch).</summary>
+    private RedisKey[] WriteKeys(string messageId)
+    {
+        if (_writeKeys.TryGetValue(messageId, out var keys))
+        {
+            return keys;
+        }
+
+        if (_writeKeys.Count >= MaxCachedWriteKeys)
+        {
+            // Streams whose end was never written (it failed and was given up): start afresh.
+            _writeKeys.Clear();
+        }
+
+        keys = [MetaKey(messageId), EventsKey(messageId)];
+        _writeKeys[messageId] = keys;
+        return keys;
     }
 
     public async Task<bool> EndAbandonedAsync(string messageId, long eventCount, ReadOnlyMemory<byte> ending, DateTimeOffset now, CancellationToken cancellationToken)

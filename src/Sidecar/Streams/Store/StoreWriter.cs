@@ -27,6 +27,9 @@ internal sealed class StoreWriter(
     private readonly Channel<TeeOp> _ops = Channel.CreateUnbounded<TeeOp>(new UnboundedChannelOptions { SingleReader = true });
     private readonly System.Collections.Concurrent.ConcurrentDictionary<StreamTee, byte> _open = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ITimer, byte> _recoveries = new();
+    // The batch being built: the writer builds one at a time, so these are reused.
+    private readonly Dictionary<StreamTee, StreamWrite> _byTee = [];
+    private readonly List<(StreamTee Tee, StreamWrite Write)> _order = [];
     private long _pendingBytes;
     private int _watching;
     private long _batches;
@@ -105,22 +108,16 @@ internal sealed class StoreWriter(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var reader = _ops.Reader;
-        try
+
+        // Shutting down: the pumps have ended (they stop first). The queue is closed, and what they
+        // left is written before the loop ends. (One registration rather than a cancellable wait
+        // per batch.)
+        using (stoppingToken.Register(static w => ((StoreWriter)w!)._ops.Writer.TryComplete(), this))
         {
-            while (await reader.WaitToReadAsync(stoppingToken))
+            while (await reader.WaitToReadAsync(CancellationToken.None))
             {
                 await WriteBatchAsync(reader);
             }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
-
-        // Shutting down: the pumps have ended (they stop first); write what they left.
-        _ops.Writer.TryComplete();
-        while (reader.TryPeek(out _))
-        {
-            await WriteBatchAsync(reader);
         }
 
         Log.StoreWriterTotals(logger, _batches, _events);
@@ -128,9 +125,12 @@ internal sealed class StoreWriter(
 
     private async Task WriteBatchAsync(ChannelReader<TeeOp> reader)
     {
-        var byTee = new Dictionary<StreamTee, StreamWrite>();
-        var order = new List<(StreamTee Tee, StreamWrite Write)>();
+        var byTee = _byTee;
+        var order = _order;
+        byTee.Clear();
+        order.Clear();
         long bytes = 0;
+        var events = 0;
         for (var count = 0; count < MaxBatchOps && bytes < MaxBatchBytes && reader.TryRead(out var op); count++)
         {
             if (!byTee.TryGetValue(op.Tee, out var write) || write.End is not null)
@@ -147,6 +147,7 @@ internal sealed class StoreWriter(
                 if (!op.Tee.IsLost)
                 {
                     write.Events.Add(evt);
+                    events++;
                 }
             }
 
@@ -159,10 +160,15 @@ internal sealed class StoreWriter(
             write.MarkIncomplete |= op.Tee.IsLost;
         }
 
-        var writes = order.Select(o => o.Write).ToList();
+        var writes = new List<StreamWrite>(order.Count);
+        foreach (var (_, write) in order)
+        {
+            writes.Add(write);
+        }
+
         _batches++;
-        _events += writes.Sum(w => w.Events.Count);
-        var applied = await WriteWithRetriesAsync(writes);
+        _events += events;
+        var applied = await WriteWithRetriesAsync(writes, events);
         Interlocked.Add(ref _pendingBytes, -bytes);
         for (var i = 0; i < order.Count; i++)
         {
@@ -197,7 +203,7 @@ internal sealed class StoreWriter(
     /// sends it again with a growing delay for up to <see cref="StreamStoreOptions.EffectiveWriteRetryWindow"/>.
     /// All false when it never went through.
     /// </summary>
-    private async Task<bool[]> WriteWithRetriesAsync(List<StreamWrite> writes)
+    private async Task<bool[]> WriteWithRetriesAsync(List<StreamWrite> writes, int events)
     {
         var first = time.GetTimestamp();
         var delay = TimeSpan.FromMilliseconds(100);
@@ -208,7 +214,7 @@ internal sealed class StoreWriter(
             {
                 using var timeout = new CancellationTokenSource(options.Value.OperationTimeout, time);
                 var applied = await store.WriteAsync(writes, timeout.Token);
-                metrics.StoreBatchWritten(writes.Sum(w => w.Events.Count), time.GetElapsedTime(started));
+                metrics.StoreBatchWritten(events, time.GetElapsedTime(started));
                 return applied;
             }
             catch (Exception ex)
