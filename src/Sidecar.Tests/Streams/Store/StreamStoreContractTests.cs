@@ -115,6 +115,29 @@ public abstract class StreamStoreContractTests
     }
 
     [Fact]
+    public async Task Write_ABurstLargerThanOneStoreCommand_IsStoredWholeAndCanBeSentAgain()
+    {
+        // About 400 KB of one stream in one write, with its end: a store may send it in slices; it
+        // is stored whole, in order, and sending it again (its first attempt landed late) counts
+        // as applied.
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id));
+        var write = Append(id, 0, 4000);
+        write.End = StoredStreamState.Completed;
+
+        var applied = await Store.WriteAsync([write], default).DefaultTimeout();
+        var again = await Store.WriteAsync([write], default).DefaultTimeout();
+
+        Assert.True(applied.Single());
+        Assert.True(again.Single());
+        var events = await Store.ReadAsync(id, 0, 5000, default);
+        Assert.Equal(Enumerable.Range(0, 4000).Select(Event), events.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+        var stream = await Store.GetAsync(id, default);
+        Assert.Equal(StoredStreamState.Completed, stream!.State);
+        Assert.Equal(4000, stream.EventCount);
+    }
+
+    [Fact]
     public async Task Write_SentAgainAfterItLanded_StoresEachEventOnce_AndCountsAsApplied()
     {
         // A batch that timed out may land late and also be sent again: each event is stored once.

@@ -84,9 +84,10 @@ internal sealed class RedisStreamStore : IStreamStore
         """;
 
     // A group of writes is one script call: bounded, so that a resume's reads are not held behind
-    // a long one.
+    // a long one (Redis runs a script to its end). A write with more events than that (a burst of
+    // one stream) is sent in slices, each a contiguous append.
     private const int MaxGroupWrites = 64;
-    private const int MaxGroupBytes = 256 * 1024;
+    private const int MaxGroupBytes = 64 * 1024;
 
     private const int MaxCachedWriteKeys = 100_000;
 
@@ -160,24 +161,27 @@ internal sealed class RedisStreamStore : IStreamStore
     {
         var connection = await _connection.Value.WaitAsync(cancellationToken);
         var batch = connection.GetDatabase().CreateBatch();
-        var groups = new List<(List<int> Writes, Task<RedisResult> Result)>();
+        var parts = Split(writes);
+        var groups = new List<(List<int> Parts, Task<RedisResult> Result)>();
         var others = new List<Task>();
         var lifetime = (long)(_streams.MaxDuration + _options.Retention).TotalMilliseconds;
-        foreach (var group in Group(connection, writes))
+        foreach (var group in Group(connection, writes, parts))
         {
-            groups.Add((group, batch.ScriptEvaluateAsync(WriteScript, GroupKeys(writes, group), GroupValues(writes, group, lifetime))));
-            foreach (var i in group)
+            groups.Add((group, batch.ScriptEvaluateAsync(WriteScript, GroupKeys(writes, parts, group), GroupValues(writes, parts, group, lifetime))));
+            foreach (var p in group)
             {
-                if (writes[i].Begin is { } begin)
+                if (parts[p].First && writes[parts[p].Write].Begin is { } begin)
                 {
                     // Another hash slot (the session's): a separate command.
-                    others.Add(batch.StringSetAsync(ActiveKey(begin.SessionId), writes[i].MessageId, TimeSpan.FromMilliseconds(lifetime)));
+                    others.Add(batch.StringSetAsync(ActiveKey(begin.SessionId), begin.MessageId, TimeSpan.FromMilliseconds(lifetime)));
                 }
             }
         }
 
         batch.Execute();
-        var applied = new bool[writes.Count];
+        var every = new bool[writes.Count];
+        Array.Fill(every, true);
+        var last = new bool[writes.Count];
         Exception? failed = null;
         foreach (var (group, result) in groups)
         {
@@ -186,7 +190,13 @@ internal sealed class RedisStreamStore : IStreamStore
                 var each = (RedisResult[])(await result.WaitAsync(cancellationToken))!;
                 for (var g = 0; g < group.Count; g++)
                 {
-                    applied[group[g]] = (int)each[g] == 1;
+                    var part = parts[group[g]];
+                    var ok = (int)each[g] == 1;
+                    every[part.Write] &= ok;
+                    if (part.Last)
+                    {
+                        last[part.Write] = ok;
+                    }
                 }
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -195,6 +205,14 @@ internal sealed class RedisStreamStore : IStreamStore
                 // the script refusing the write: the caller sends the batch again.
                 failed ??= ex;
             }
+        }
+
+        // A write applied when every slice did; or, sent again, when its last slice found the
+        // stream ended with exactly its events (an earlier slice then finds the stream ended).
+        var applied = new bool[writes.Count];
+        for (var i = 0; i < writes.Count; i++)
+        {
+            applied[i] = every[i] || (last[i] && writes[i].End is not null);
         }
 
         if (failed is not null)
@@ -216,69 +234,96 @@ internal sealed class RedisStreamStore : IStreamStore
     }
 
     /// <summary>
-    /// The writes in groups that one script call can take: same hash slot (every write outside a
-    /// Cluster), in batch order, bounded in count and bytes.
+    /// The writes as script slices: one per write, or several contiguous ones for a write whose
+    /// events pass <see cref="MaxGroupBytes"/>; the first carries its registration, the last its end.
     /// </summary>
-    private List<List<int>> Group(IConnectionMultiplexer connection, IReadOnlyList<StreamWrite> writes)
+    private static List<Slice> Split(IReadOnlyList<StreamWrite> writes)
     {
-        var groups = new List<List<int>>();
-        var open = new Dictionary<int, (List<int> Writes, long Bytes)>();
+        var slices = new List<Slice>(writes.Count);
         for (var i = 0; i < writes.Count; i++)
         {
-            var slot = connection.HashSlot(WriteKeys(writes[i].MessageId)[0]);
-            long bytes = 0;
-            foreach (var evt in writes[i].Events)
+            var events = writes[i].Events;
+            var from = 0;
+            do
             {
-                bytes += evt.Raw.Length;
-            }
+                var count = 0;
+                long bytes = 0;
+                while (from + count < events.Count && (count == 0 || bytes + events[from + count].Raw.Length <= MaxGroupBytes))
+                {
+                    bytes += events[from + count].Raw.Length;
+                    count++;
+                }
 
-            if (!open.TryGetValue(slot, out var group) || group.Writes.Count >= MaxGroupWrites || group.Bytes + bytes > MaxGroupBytes)
+                slices.Add(new Slice(i, from, count, from == 0, from + count == events.Count, bytes));
+                from += count;
+            }
+            while (from < events.Count);
+        }
+
+        return slices;
+    }
+
+    /// <summary>
+    /// The slices in groups that one script call can take: same hash slot (every slice outside a
+    /// Cluster), in batch order, bounded in count and bytes.
+    /// </summary>
+    private List<List<int>> Group(IConnectionMultiplexer connection, IReadOnlyList<StreamWrite> writes, List<Slice> slices)
+    {
+        var groups = new List<List<int>>();
+        var open = new Dictionary<int, (List<int> Slices, long Bytes)>();
+        for (var p = 0; p < slices.Count; p++)
+        {
+            var slot = connection.HashSlot(WriteKeys(writes[slices[p].Write].MessageId)[0]);
+            var bytes = slices[p].Bytes;
+            if (!open.TryGetValue(slot, out var group) || group.Slices.Count >= MaxGroupWrites || group.Bytes + bytes > MaxGroupBytes)
             {
                 group = ([], 0);
-                groups.Add(group.Writes);
+                groups.Add(group.Slices);
             }
 
-            group.Writes.Add(i);
-            open[slot] = (group.Writes, group.Bytes + bytes);
+            group.Slices.Add(p);
+            open[slot] = (group.Slices, group.Bytes + bytes);
         }
 
         return groups;
     }
 
-    private RedisKey[] GroupKeys(IReadOnlyList<StreamWrite> writes, List<int> group)
+    private RedisKey[] GroupKeys(IReadOnlyList<StreamWrite> writes, List<Slice> slices, List<int> group)
     {
         if (group.Count == 1)
         {
-            return WriteKeys(writes[group[0]].MessageId);
+            return WriteKeys(writes[slices[group[0]].Write].MessageId);
         }
 
         var keys = new RedisKey[group.Count * 2];
         for (var g = 0; g < group.Count; g++)
         {
-            WriteKeys(writes[group[g]].MessageId).CopyTo(keys, 2 * g);
+            WriteKeys(writes[slices[group[g]].Write].MessageId).CopyTo(keys, 2 * g);
         }
 
         return keys;
     }
 
-    private RedisValue[] GroupValues(IReadOnlyList<StreamWrite> writes, List<int> group, long lifetime)
+    private RedisValue[] GroupValues(IReadOnlyList<StreamWrite> writes, List<Slice> slices, List<int> group, long lifetime)
     {
-        const int PerWrite = 7, PerBegin = 5;
+        const int PerSlice = 7, PerBegin = 5;
         var length = 2;
-        foreach (var i in group)
+        foreach (var p in group)
         {
-            length += PerWrite + (writes[i].Begin is null ? 0 : PerBegin) + writes[i].Events.Count;
+            var slice = slices[p];
+            length += PerSlice + (slice.First && writes[slice.Write].Begin is not null ? PerBegin : 0) + slice.Count;
         }
 
         var values = new RedisValue[length];
         values[0] = lifetime;
         values[1] = (long)_options.Retention.TotalMilliseconds;
         var a = 2;
-        foreach (var i in group)
+        foreach (var p in group)
         {
-            var write = writes[i];
-            var begin = write.Begin;
-            var lease = begin?.LeaseExpiresAt ?? write.RenewLeaseUntil;
+            var slice = slices[p];
+            var write = writes[slice.Write];
+            var begin = slice.First ? write.Begin : null;
+            var lease = write.Begin?.LeaseExpiresAt ?? write.RenewLeaseUntil;
             if (write.RenewLeaseUntil is { } renewed && lease < renewed)
             {
                 lease = renewed;
@@ -286,13 +331,13 @@ internal sealed class RedisStreamStore : IStreamStore
 
             values[a] = begin is null ? 0 : 1;
             values[a + 1] = lease?.ToUnixTimeMilliseconds() ?? 0;
-            values[a + 2] = write.MarkIncomplete ? 1 : 0;
-            values[a + 3] = write.End is { } end ? (int)end : -1;
-            values[a + 4] = write.Events.Count > 0 ? write.Events[0].Sequence : -1;
+            values[a + 2] = slice.Last && write.MarkIncomplete ? 1 : 0;
+            values[a + 3] = slice.Last && write.End is { } end ? (int)end : -1;
+            values[a + 4] = slice.Count > 0 ? write.Events[slice.From].Sequence : -1;
             // Lease renewals alone wake nobody: followers only care about events and state.
-            values[a + 5] = begin is not null || write.Events.Count > 0 || write.End is not null || write.MarkIncomplete ? 1 : 0;
-            values[a + 6] = write.Events.Count;
-            a += PerWrite;
+            values[a + 5] = begin is not null || slice.Count > 0 || (slice.Last && (write.End is not null || write.MarkIncomplete)) ? 1 : 0;
+            values[a + 6] = slice.Count;
+            a += PerSlice;
             if (begin is not null)
             {
                 values[a] = begin.SessionId;
@@ -303,12 +348,12 @@ internal sealed class RedisStreamStore : IStreamStore
                 a += PerBegin;
             }
 
-            foreach (var evt in write.Events)
+            for (var e = slice.From; e < slice.From + slice.Count; e++)
             {
-                values[a++] = evt.Raw;
+                values[a++] = write.Events[e].Raw;
             }
 
-            if (write.End is not null)
+            if (slice.Last && write.End is not null)
             {
                 // Its last write: the stream's keys are no longer needed here.
                 _writeKeys.TryRemove(write.MessageId, out _);
@@ -591,4 +636,7 @@ internal sealed class RedisStreamStore : IStreamStore
             return queue;
         }
     }
+
+    /// <summary>Events [From, From + Count) of write Write, sent as one script slice.</summary>
+    private readonly record struct Slice(int Write, int From, int Count, bool First, bool Last, long Bytes);
 }
