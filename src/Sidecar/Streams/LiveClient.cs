@@ -99,13 +99,23 @@ internal sealed class LiveClient(
     {
         // The client leaving ends the feed: one registration, rather than a cancellable wait per read.
         (bool Ended, bool Behind, long Next) copied;
-        using (aborted.Register(static p => ((StreamPump)p!).DetachLiveClient(), pump))
+        try
         {
-            copied = await CopyEventsAsync(writer, pump, heartbeat, aborted);
+            using (aborted.Register(static p => ((StreamPump)p!).DetachLiveClient(), pump))
+            {
+                copied = await CopyEventsAsync(writer, pump, heartbeat, aborted);
+            }
+        }
+        catch (Exception)
+        {
+            // A failed write (the client left): the same, before the exception unwinds the request.
+            await Task.Yield();
+            throw;
         }
 
         // The copy runs on the thread that hands the events over (the pump's, under its emission
-        // lock): what follows the live feed (the end of the response, a replay) runs elsewhere.
+        // lock, or a timer's): what follows the live feed (the end of the response, a replay)
+        // runs elsewhere.
         await Task.Yield();
         return copied;
     }

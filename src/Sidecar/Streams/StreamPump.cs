@@ -22,8 +22,9 @@ internal sealed class StreamPump
 
     // Two readers: the live client, and DetachLiveClient draining what the client will not read.
     // One item per upstream read (all the events it framed), and the waiting client continues on
-    // the thread that queued it: a read's events reach the client's connection in one write and
-    // one flush without a hop through the thread pool, as a plain proxy's copy loop does. A client
+    // the thread that queued it (the read loop; for an ending, an ack's continuation; for a
+    // heartbeat, the timer's): a read's events reach the client's connection in one write and one
+    // flush without a hop through the thread pool, as a plain proxy's copy loop does. A client
     // whose flush does not complete at once (a slow reader) returns that thread at its await.
     private static readonly UnboundedChannelOptions LiveChannelOptions = new()
     {
@@ -31,7 +32,6 @@ internal sealed class StreamPump
         SingleWriter = false,
         AllowSynchronousContinuations = true,
     };
-
 
     private readonly Stream _upstream;
     private readonly IDisposable _upstreamOwner;
@@ -359,44 +359,49 @@ internal sealed class StreamPump
             idle.Touch();
             var buffer = result.Buffer;
             SseReadStatus status;
-            while ((status = framer.TryRead(ref buffer, result.IsCompleted, out var bytes)) is SseReadStatus.Event or SseReadStatus.Fragment)
+            try
             {
-                if (State.Bytes + bytes.Length > _options.MaxStreamBytes)
+                while ((status = framer.TryRead(ref buffer, result.IsCompleted, out var bytes)) is SseReadStatus.Event or SseReadStatus.Fragment)
                 {
-                    pipe.AdvanceTo(buffer.Start);
-                    return StreamOutcome.StreamTooLarge;
-                }
-
-                var evt = SseEvent.Parse(bytes, terminated: status == SseReadStatus.Event);
-                if (!evt.IsTerminated)
-                {
-                    if (!State.FinishSeen)
+                    if (State.Bytes + bytes.Length > _options.MaxStreamBytes)
                     {
-                        // The body ended inside an event of an unfinished answer: the half event is
-                        // not the client's (it would fail to parse); the ending says what happened.
-                        Log.UpstreamEndedInsideEvent(_logger, Exchange.SessionId, State.MessageId, evt.Raw.Length);
-                        continue;
+                        pipe.AdvanceTo(buffer.Start);
+                        return StreamOutcome.StreamTooLarge;
                     }
 
-                    // A last event without its blank line (e.g. "data: [DONE]"): terminated, so that
-                    // an id line or a part after it cannot run into it.
-                    evt = SseEvent.Terminate(evt);
-                }
+                    var evt = SseEvent.Parse(bytes, terminated: status == SseReadStatus.Event);
+                    if (!evt.IsTerminated)
+                    {
+                        if (!State.FinishSeen)
+                        {
+                            // The body ended inside an event of an unfinished answer: the half event is
+                            // not the client's (it would fail to parse); the ending says what happened.
+                            Log.UpstreamEndedInsideEvent(_logger, Exchange.SessionId, State.MessageId, evt.Raw.Length);
+                            continue;
+                        }
 
-                State.Observe(evt);
-                _metrics.EventForwarded(evt.Raw.Length);
-                if (State.Events == 1)
-                {
-                    _metrics.FirstEvent(_time.GetElapsedTime(StartedAt));
-                }
+                        // A last event without its blank line (e.g. "data: [DONE]"): terminated, so that
+                        // an id line or a part after it cannot run into it.
+                        evt = SseEvent.Terminate(evt);
+                    }
 
-                Forward(evt);
+                    State.Observe(evt);
+                    _metrics.EventForwarded(evt.Raw.Length);
+                    if (State.Events == 1)
+                    {
+                        _metrics.FirstEvent(_time.GetElapsedTime(StartedAt));
+                    }
+
+                    Forward(evt);
+                }
             }
-
-            lock (_emitGate)
+            finally
             {
-                // The read's events go to the client together.
-                HandOverLive();
+                lock (_emitGate)
+                {
+                    // The read's events go to the client together (also when the read ends the stream).
+                    HandOverLive();
+                }
             }
 
             if (status == SseReadStatus.TooLarge)

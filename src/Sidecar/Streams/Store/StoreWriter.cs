@@ -27,6 +27,7 @@ internal sealed class StoreWriter(
     private readonly Channel<TeeOp> _ops = Channel.CreateUnbounded<TeeOp>(new UnboundedChannelOptions { SingleReader = true });
     private readonly System.Collections.Concurrent.ConcurrentDictionary<StreamTee, byte> _open = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ITimer, byte> _recoveries = new();
+
     // The batch being built: the writer builds one at a time, so these are reused.
     private readonly Dictionary<StreamTee, StreamWrite> _byTee = [];
     private readonly List<(StreamTee Tee, StreamWrite Write)> _order = [];
@@ -108,16 +109,22 @@ internal sealed class StoreWriter(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var reader = _ops.Reader;
-
-        // Shutting down: the pumps have ended (they stop first). The queue is closed, and what they
-        // left is written before the loop ends. (One registration rather than a cancellable wait
-        // per batch.)
-        using (stoppingToken.Register(static w => ((StoreWriter)w!)._ops.Writer.TryComplete(), this))
+        try
         {
-            while (await reader.WaitToReadAsync(CancellationToken.None))
+            while (await reader.WaitToReadAsync(stoppingToken))
             {
                 await WriteBatchAsync(reader);
             }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+
+        // Shutting down: the pumps have ended (they stop first); write what they left.
+        _ops.Writer.TryComplete();
+        while (reader.TryPeek(out _))
+        {
+            await WriteBatchAsync(reader);
         }
 
         Log.StoreWriterTotals(logger, _batches, _events);
