@@ -34,7 +34,7 @@ internal sealed class ResumeEndpoint(
             return true;
         }
 
-        var (result, stream) = await access.FindOwnedAsync(context, agentId, sessionId);
+        var (result, stream, head) = await access.FindOwnedAsync(context, agentId, sessionId, readFrom: from);
         switch (result)
         {
             case StreamAccessResult.Invalid or StreamAccessResult.StoreFailed:
@@ -49,7 +49,12 @@ internal sealed class ResumeEndpoint(
                 return true;
         }
 
-        if (stream!.State == StoredStreamState.Completed)
+        if (stream!.State == StoredStreamState.Completed || stream.Incomplete)
+        {
+            StreamAccess.Discard(head);
+        }
+
+        if (stream.State == StoredStreamState.Completed)
         {
             Done(sessionId, "no_stream");
             StreamAccess.NoContent(context);
@@ -71,7 +76,7 @@ internal sealed class ResumeEndpoint(
         using var activity = SidecarActivity.Source.StartActivity("chat.resume", System.Diagnostics.ActivityKind.Internal, parentContext: default, links: links);
         activity?.SetTag("chat.session_id", sessionId);
         activity?.SetTag("chat.message_id", stream.MessageId);
-        await ReplayAsync(context, stream, from);
+        await ReplayAsync(context, stream, from, head);
         return true;
     }
 
@@ -81,7 +86,7 @@ internal sealed class ResumeEndpoint(
         Log.ResumeResult(logger, sessionId, result);
     }
 
-    private async Task ReplayAsync(HttpContext context, StreamRecord stream, long from)
+    private async Task ReplayAsync(HttpContext context, StreamRecord stream, long from, Task<IReadOnlyList<StoredEvent>>? head)
     {
         var response = context.Response;
         response.StatusCode = StatusCodes.Status200OK;
@@ -94,14 +99,22 @@ internal sealed class ResumeEndpoint(
         response.Headers["x-agent-id"] = stream.AgentId;
         response.Headers["x-message-id"] = stream.MessageId;
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        switch (await replay.CopyAsync(context, stream.SessionId, stream.MessageId, from))
+        try
         {
-            case ReplayResult.Interrupted:
-                metrics.Resume("interrupted");
-                break;
-            case ReplayResult.StoreFailed:
-                metrics.Resume("failed");
-                break;
+            switch (await replay.CopyAsync(context, stream.SessionId, stream.MessageId, from, head))
+            {
+                case ReplayResult.Interrupted:
+                    metrics.Resume("interrupted");
+                    break;
+                case ReplayResult.StoreFailed:
+                    metrics.Resume("failed");
+                    break;
+            }
+        }
+        finally
+        {
+            // Not read when the client left first.
+            StreamAccess.Discard(head);
         }
     }
 

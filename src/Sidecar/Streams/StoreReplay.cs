@@ -43,7 +43,7 @@ internal sealed class StoreReplay(
     // The first read is small so that the first events go out at once; the rest come in reads of
     // about ReadBytes by the largest event seen so far (artifact parts carry whole documents), each
     // at most twice the previous one, within bounds.
-    private const int FirstReadBatch = 64;
+    internal const int FirstReadBatch = 64;
     private const int MaxReadBatch = 4096;
     private const int MinReadBatch = 16;
     private const long ReadBytes = 1024 * 1024;
@@ -52,7 +52,7 @@ internal sealed class StoreReplay(
     /// Copies the stream <paramref name="messageId"/> from event <paramref name="from"/> on to the
     /// response (its headers already set), then its ending.
     /// </summary>
-    public async Task<ReplayResult> CopyAsync(HttpContext context, string sessionId, string messageId, long from)
+    public async Task<ReplayResult> CopyAsync(HttpContext context, string sessionId, string messageId, long from, Task<IReadOnlyList<StoredEvent>>? head = null)
     {
         using var deadline = new CancellationTokenSource(streamOptions.CurrentValue.MaxDuration, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, context.RequestAborted);
@@ -64,7 +64,7 @@ internal sealed class StoreReplay(
             // StartAsync only queues the headers: flush them, the reader may wait long for an event.
             await context.Response.StartAsync(token);
             await writer.FlushAsync(token);
-            var (ending, failure) = await FollowAsync(context, messageId, writer, cursor, token);
+            var (ending, failure) = await FollowAsync(context, messageId, writer, cursor, head, token);
             var result = ReplayResult.Ended;
             var lastPart = cursor.Last.IsEmpty ? UiPartType.None : SseEvent.Parse(new ReadOnlySequence<byte>(cursor.Last), terminated: true).Part.Type;
             if (lastPart != UiPartType.Done)
@@ -121,7 +121,7 @@ internal sealed class StoreReplay(
     }
 
     /// <summary>Replays and follows until the stored [DONE], the stream's end, or a failure of the store's copy.</summary>
-    private async Task<(StoredStreamState? Ending, SidecarError? Failure)> FollowAsync(HttpContext context, string messageId, PipeWriter writer, Cursor cursor, CancellationToken token)
+    private async Task<(StoredStreamState? Ending, SidecarError? Failure)> FollowAsync(HttpContext context, string messageId, PipeWriter writer, Cursor cursor, Task<IReadOnlyList<StoredEvent>>? head, CancellationToken token)
     {
         // Subscribed to the stream's changes only once the replay has caught up with it, so that
         // the first bytes of a replay never wait on a subscription.
@@ -145,7 +145,9 @@ internal sealed class StoreReplay(
                     ? FirstReadBatch
                     : (int)Math.Clamp(Math.Min(ReadBytes / largest, 2L * lastBatch), MinReadBatch, MaxReadBatch);
                 lastBatch = batch;
-                var events = await store.ReadAsync(messageId, cursor.Next, batch, token);
+                // The first read may have been sent already, with the stream's metadata.
+                var events = head is not null ? await head.WaitAsync(token) : await store.ReadAsync(messageId, cursor.Next, batch, token);
+                head = null;
                 foreach (var evt in events)
                 {
                     if (evt.Sequence != cursor.Next)

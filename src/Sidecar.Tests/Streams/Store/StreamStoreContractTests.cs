@@ -65,6 +65,8 @@ public abstract class StreamStoreContractTests
         Assert.Equal(session, active.SessionId);
         Assert.Equal(StoredStreamState.Live, active.State);
         Assert.Null(await Store.FindActiveAsync("s-" + NewId(), default));
+        Assert.Equal(second, await Store.FindActiveIdAsync(session, default));
+        Assert.Null(await Store.FindActiveIdAsync("s-" + NewId(), default));
     }
 
     [Fact]

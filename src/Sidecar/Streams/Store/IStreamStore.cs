@@ -113,6 +113,9 @@ public interface IStreamStore
     /// <summary>The session's active (latest) stream, or null.</summary>
     Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken);
 
+    /// <summary>The message id of the session's active (latest) stream, or null (its metadata may be gone).</summary>
+    Task<string?> FindActiveIdAsync(string sessionId, CancellationToken cancellationToken);
+
     /// <summary>A stream's metadata, or null.</summary>
     Task<StreamRecord?> GetAsync(string messageId, CancellationToken cancellationToken);
 

@@ -188,6 +188,15 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         }
     }
 
+    public Task<string?> FindActiveIdAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            Evict();
+            return Task.FromResult(_activeBySession.TryGetValue(sessionId, out var messageId) ? messageId : null);
+        }
+    }
+
     public Task<StreamRecord?> GetAsync(string messageId, CancellationToken cancellationToken)
     {
         lock (_gate)

@@ -398,11 +398,14 @@ internal sealed class RedisStreamStore : IStreamStore
         return true;
     }
 
-    public async Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken)
+    public async Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken) =>
+        await FindActiveIdAsync(sessionId, cancellationToken) is { } messageId ? await GetAsync(messageId, cancellationToken) : null;
+
+    public async Task<string?> FindActiveIdAsync(string sessionId, CancellationToken cancellationToken)
     {
         var redis = await DatabaseAsync(cancellationToken);
         var messageId = await redis.StringGetAsync(ActiveKey(sessionId)).WaitAsync(cancellationToken);
-        return messageId.IsNullOrEmpty ? null : await GetAsync(messageId.ToString(), cancellationToken);
+        return messageId.IsNullOrEmpty ? null : messageId.ToString();
     }
 
     public async Task<StreamRecord?> GetAsync(string messageId, CancellationToken cancellationToken)
