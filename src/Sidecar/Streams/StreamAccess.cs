@@ -65,9 +65,11 @@ internal sealed class StreamAccess(
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.RequestAborted);
             if (await store.FindActiveIdAsync(sessionId, linked.Token) is { } messageId)
             {
-                // Sent together with the metadata read; bounded by the store's own timeout.
+                // Sent right behind the metadata read, so that both take one round trip; bounded by
+                // the store's own timeout.
+                var metadata = store.GetAsync(messageId, linked.Token);
                 head = readFrom is { } from ? store.ReadAsync(messageId, from, StoreReplay.FirstReadBatch, context.RequestAborted) : null;
-                stream = await store.GetAsync(messageId, linked.Token);
+                stream = await metadata;
             }
         }
         catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
@@ -76,6 +78,12 @@ internal sealed class StreamAccess(
             Log.ResumeStoreFailed(logger, sessionId, ex.GetType().Name);
             await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.ResumeUnavailable, time, context.TraceIdentifier, sessionId));
             return (StreamAccessResult.StoreFailed, null, null);
+        }
+        catch
+        {
+            // The client left.
+            Discard(head);
+            throw;
         }
 
         if (stream is null || !string.Equals(stream.AgentId, agentId, StringComparison.Ordinal))

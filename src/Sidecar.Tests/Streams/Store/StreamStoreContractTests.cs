@@ -119,24 +119,29 @@ public abstract class StreamStoreContractTests
     [Fact]
     public async Task Write_ABurstLargerThanOneStoreCommand_IsStoredWholeAndCanBeSentAgain()
     {
-        // About 400 KB of one stream in one write, with its end: a store may send it in slices; it
-        // is stored whole, in order, and sending it again (its first attempt landed late) counts
-        // as applied.
+        // About 400 KB of one stream in one write, then 100 KB with its end: a store may send
+        // them in slices; they are stored whole, in order, and sending either again (its first
+        // attempt landed late) counts as applied, while the stream is live and once it ended.
         var id = NewId();
         await WriteOkAsync(Begin(id, "s-" + id));
-        var write = Append(id, 0, 4000);
-        write.End = StoredStreamState.Completed;
+        var burst = Append(id, 0, 4000);
+        var last = Append(id, 4000, 1000);
+        last.End = StoredStreamState.Completed;
 
-        var applied = await Store.WriteAsync([write], default).DefaultTimeout();
-        var again = await Store.WriteAsync([write], default).DefaultTimeout();
+        var applied = await Store.WriteAsync([burst], default).DefaultTimeout();
+        var burstAgain = await Store.WriteAsync([burst], default).DefaultTimeout();
+        var ended = await Store.WriteAsync([last], default).DefaultTimeout();
+        var endedAgain = await Store.WriteAsync([last], default).DefaultTimeout();
 
         Assert.True(applied.Single());
-        Assert.True(again.Single());
-        var events = await Store.ReadAsync(id, 0, 5000, default);
-        Assert.Equal(Enumerable.Range(0, 4000).Select(Event), events.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+        Assert.True(burstAgain.Single());
+        Assert.True(ended.Single());
+        Assert.True(endedAgain.Single());
+        var events = await Store.ReadAsync(id, 0, 6000, default);
+        Assert.Equal(Enumerable.Range(0, 5000).Select(Event), events.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
         var stream = await Store.GetAsync(id, default);
         Assert.Equal(StoredStreamState.Completed, stream!.State);
-        Assert.Equal(4000, stream.EventCount);
+        Assert.Equal(5000, stream.EventCount);
     }
 
     [Fact]

@@ -179,8 +179,6 @@ internal sealed class RedisStreamStore : IStreamStore
         }
 
         batch.Execute();
-        var every = new bool[writes.Count];
-        Array.Fill(every, true);
         var last = new bool[writes.Count];
         Exception? failed = null;
         foreach (var (group, result) in groups)
@@ -191,11 +189,9 @@ internal sealed class RedisStreamStore : IStreamStore
                 for (var g = 0; g < group.Count; g++)
                 {
                     var part = parts[group[g]];
-                    var ok = (int)each[g] == 1;
-                    every[part.Write] &= ok;
                     if (part.Last)
                     {
-                        last[part.Write] = ok;
+                        last[part.Write] = (int)each[g] == 1;
                     }
                 }
             }
@@ -207,13 +203,10 @@ internal sealed class RedisStreamStore : IStreamStore
             }
         }
 
-        // A write applied when every slice did; or, sent again, when its last slice found the
-        // stream ended with exactly its events (an earlier slice then finds the stream ended).
-        var applied = new bool[writes.Count];
-        for (var i = 0; i < writes.Count; i++)
-        {
-            applied[i] = every[i] || (last[i] && writes[i].End is not null);
-        }
+        // A write applied when its last slice did: slices are contiguous appends, and the last
+        // one applies only when everything before it is stored (sent again after a timeout, an
+        // earlier slice may find its events already there, or the stream already ended by them).
+        var applied = last;
 
         if (failed is not null)
         {
