@@ -167,6 +167,10 @@ internal static class FaultMatrix
         cell.Metrics = $"`sidecar_stream_ended_total{{outcome=\"upstream_failed\"}}` +{failed}";
     }
 
+    // Events (10 ms apart) a replica's store writer may not yet have written when it dies: its
+    // batches take about a millisecond; 5 allows for a loaded machine.
+    private const int MaxStoreLagEvents = 5;
+
     private static async Task ReplicaKilledAsync(Rig rig, Cell cell)
     {
         var before = await rig.MetricAsync(rig.B, "sidecar_resume_requests_total", "result=\"producer_lost\"");
@@ -186,9 +190,13 @@ internal static class FaultMatrix
         foreach (var resumer in new[] { first, second })
         {
             var ending = CheckEnding(cell, resumer, "producer_lost");
-            cell.Check(resumer.UpstreamEvents >= 40, $"resumer: {resumer.UpstreamEvents} upstream events (at least the 40 read before the kill)");
+            // The store is written behind the live client (the answer never waits on it): what A's
+            // writer had not yet sent when A died is lost with A. At this pace (10 ms) that is at
+            // most a few events; anything more would be a store that fell behind.
+            var behind = 40 - resumer.UpstreamEvents;
+            cell.Check(behind <= MaxStoreLagEvents, $"resumer: {resumer.UpstreamEvents} upstream events (the live client had read 40; at most {MaxStoreLagEvents} may have been unwritten at the kill)");
             CheckTail(cell, resumer);
-            cell.Resumers = $"two resumers: the stored prefix ({resumer.UpstreamEvents} events), then {ending}, {ended.TotalSeconds:F1} s after the kill (lease 7 s)";
+            cell.Resumers = $"two resumers: the stored prefix ({resumer.UpstreamEvents} events; the live client had read 40), then {ending}, {ended.TotalSeconds:F1} s after the kill (lease 7 s)";
         }
 
         cell.Check(Same(first.Stored, second.Stored), "both resumers got the same events");
