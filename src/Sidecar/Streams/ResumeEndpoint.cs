@@ -49,13 +49,9 @@ internal sealed class ResumeEndpoint(
                 return true;
         }
 
-        if (stream!.State == StoredStreamState.Completed || stream.Incomplete)
+        if (stream!.State == StoredStreamState.Completed)
         {
             StreamAccess.Discard(head);
-        }
-
-        if (stream.State == StoredStreamState.Completed)
-        {
             Done(sessionId, "no_stream");
             StreamAccess.NoContent(context);
             return true;
@@ -63,6 +59,7 @@ internal sealed class ResumeEndpoint(
 
         if (stream.Incomplete)
         {
+            StreamAccess.Discard(head);
             Done(sessionId, "failed");
             await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.ResumeUnavailable, time, context.TraceIdentifier, sessionId));
             return true;
