@@ -114,7 +114,15 @@ internal sealed class QuotaReconciler(
         var o = options.CurrentValue;
         var now = time.GetUtcNow();
         var leaseEnd = now + o.ClaimLease;
-        var items = await outbox.ClaimAsync(replica.Id, now, leaseEnd, o.BatchSize, stoppingToken);
+        // Bounded, but not cancelled by the stop: a claim that went through is recorded below, so
+        // that a stop during the call still hands its items back rather than leaving them to their
+        // lease.
+        IReadOnlyList<QuotaItem> items;
+        using (var claiming = new CancellationTokenSource(o.AttemptTimeout, time))
+        {
+            items = await outbox.ClaimAsync(replica.Id, now, leaseEnd, o.BatchSize, claiming.Token);
+        }
+
         foreach (var item in items)
         {
             lock (_claimed)
