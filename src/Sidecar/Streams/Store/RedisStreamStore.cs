@@ -454,8 +454,23 @@ internal sealed class RedisStreamStore : IStreamStore
     private async Task<IConnectionMultiplexer> ConnectAsync()
     {
         var connection = await _redis.Connection;
-        connection.ConnectionFailed += (_, _) => Unavailable?.Invoke();
-        connection.ConnectionRestored += (_, _) => Available?.Invoke();
+        // Writes and reads go on the interactive connection; the subscription connection fails and
+        // comes back on its own schedule (followers then poll), so it does not make streams being
+        // written lose resume.
+        connection.ConnectionFailed += (_, e) =>
+        {
+            if (e.ConnectionType == ConnectionType.Interactive)
+            {
+                Unavailable?.Invoke();
+            }
+        };
+        connection.ConnectionRestored += (_, e) =>
+        {
+            if (e.ConnectionType == ConnectionType.Interactive)
+            {
+                Available?.Invoke();
+            }
+        };
 
         // Stops and save acknowledgments are heard by every replica; the one producing the stream acts on them. The
         // subscription is re-established by the client after a reconnect.
