@@ -73,6 +73,23 @@ internal sealed class ChildProcess : IDisposable
     /// <summary>The management port of a sidecar (metrics, health), or 0.</summary>
     public int ManagementPort { get; private set; }
 
+    /// <summary>The sum of a metric's samples on a sidecar's Prometheus scrape (those whose labels contain <paramref name="label"/>).</summary>
+    public static async Task<double> MetricAsync(HttpClient http, int managementPort, string name, string? label = null)
+    {
+        var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{managementPort}/metrics"));
+        var sum = 0.0;
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith(name, StringComparison.Ordinal) && (line.Length == name.Length || line[name.Length] is '{' or ' ')
+                && (label is null || line.Contains(label, StringComparison.Ordinal)))
+            {
+                sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return sum;
+    }
+
     /// <summary>The process's resident memory now, in bytes (Linux).</summary>
     public long ResidentBytes
     {

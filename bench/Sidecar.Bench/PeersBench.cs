@@ -257,19 +257,8 @@ internal static class PeersBench
     private sealed record Result(List<double> Delays, int Errors, double Rate, double CpuPerEvent, double BatchesPerEvent);
 
     /// <summary>How many write batches a sidecar has sent to its store so far (0 for the other targets).</summary>
-    private static async Task<double> StoreBatchesAsync(HttpClient http, Target target)
-    {
-        if (target.ManagementPort == 0)
-        {
-            return 0;
-        }
-
-        const string Name = "sidecar_store_batches_total";
-        var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{target.ManagementPort}/metrics"));
-        return text.Split('\n')
-            .Where(l => l.StartsWith(Name, StringComparison.Ordinal) && l.Length > Name.Length && l[Name.Length] is '{' or ' ')
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-    }
+    private static Task<double> StoreBatchesAsync(HttpClient http, Target target) =>
+        target.ManagementPort == 0 ? Task.FromResult(0.0) : ChildProcess.MetricAsync(http, target.ManagementPort, "sidecar_store_batches_total");
 
     private static async Task<(List<double> Delays, long Events, int Errors)> RunStreamsAsync(HttpClient http, int port, int concurrency, string scenario, string tag)
     {

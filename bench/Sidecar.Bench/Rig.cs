@@ -111,21 +111,8 @@ internal sealed class Rig : IAsyncDisposable
         Http.GetAsync(new Uri($"http://127.0.0.1:{PortOf(sidecar)}/api/v/c010/{session}"), HttpCompletionOption.ResponseHeadersRead);
 
     /// <summary>The sum of a metric's samples on a sidecar's Prometheus scrape (those whose labels contain <paramref name="label"/>).</summary>
-    public async Task<double> MetricAsync(ChildProcess sidecar, string name, string? label = null)
-    {
-        var text = await Http.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.ManagementPort}/metrics"));
-        var sum = 0.0;
-        foreach (var line in text.Split('\n'))
-        {
-            if (line.StartsWith(name, StringComparison.Ordinal) && (line.Length == name.Length || line[name.Length] is '{' or ' ')
-                && (label is null || line.Contains(label, StringComparison.Ordinal)))
-            {
-                sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
-            }
-        }
-
-        return sum;
-    }
+    public Task<double> MetricAsync(ChildProcess sidecar, string name, string? label = null) =>
+        ChildProcess.MetricAsync(Http, sidecar.ManagementPort, name, label);
 
     /// <summary>What Redis holds for a message (read directly, not through the sidecar), or null.</summary>
     public async Task<StoredStream?> StoredAsync(string messageId)
