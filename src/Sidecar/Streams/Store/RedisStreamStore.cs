@@ -179,7 +179,11 @@ internal sealed class RedisStreamStore : IStreamStore
         }
 
         batch.Execute();
-        var last = new bool[writes.Count];
+
+        // A write applied when its last slice did: slices are contiguous appends, and the last
+        // one applies only when everything before it is stored (sent again after a timeout, an
+        // earlier slice may find its events already there, or the stream already ended by them).
+        var applied = new bool[writes.Count];
         Exception? failed = null;
         foreach (var (group, result) in groups)
         {
@@ -191,7 +195,7 @@ internal sealed class RedisStreamStore : IStreamStore
                     var part = parts[group[g]];
                     if (part.Last)
                     {
-                        last[part.Write] = (int)each[g] == 1;
+                        applied[part.Write] = (int)each[g] == 1;
                     }
                 }
             }
@@ -202,11 +206,6 @@ internal sealed class RedisStreamStore : IStreamStore
                 failed ??= ex;
             }
         }
-
-        // A write applied when its last slice did: slices are contiguous appends, and the last
-        // one applies only when everything before it is stored (sent again after a timeout, an
-        // earlier slice may find its events already there, or the stream already ended by them).
-        var applied = last;
 
         if (failed is not null)
         {
