@@ -18,7 +18,7 @@ internal static class PeersBench
 
     private static readonly string[] NginxPaths = ["/usr/sbin/nginx", "/usr/bin/nginx"];
 
-    public static async Task<int> RunAsync(string root, string configuration, int[] concurrencies, int paceMs, int idleStreams = 0)
+    public static async Task<int> RunAsync(string root, string configuration, int[] concurrencies, int paceMs, int idleStreams = 0, (string Target, double Seconds)? load = null)
     {
         var emulatorDll = Path.Combine(root, "samples/ChatUpstream/bin", configuration, "net10.0/ChatUpstream.dll");
         var sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
@@ -83,6 +83,12 @@ internal static class PeersBench
             if (idleStreams > 0)
             {
                 await IdleMemoryAsync(http, targets, idleStreams, emulatorPort);
+                return 0;
+            }
+
+            if (load is { } only)
+            {
+                await LoadAsync(http, targets.First(t => t.Name.StartsWith(only.Target, StringComparison.Ordinal)), concurrencies.DefaultIfEmpty(200).Max(), only.Seconds, paceMs);
                 return 0;
             }
 
@@ -243,6 +249,31 @@ internal static class PeersBench
                 response.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// One target under steady load for a while (rounds of N streams, back to back), for a profiler
+    /// attached to the printed process id: events/s and CPU per event over the whole window.
+    /// </summary>
+    private static async Task LoadAsync(HttpClient http, Target target, int concurrency, double seconds, int paceMs)
+    {
+        Console.WriteLine($"load on {target.Name} (pid {string.Join(",", target.Pids?.Invoke() ?? [])}): rounds of {concurrency} streams, pace {paceMs} ms, for {seconds} s");
+        var cpuBefore = Cpu(target);
+        var started = Stopwatch.GetTimestamp();
+        long events = 0;
+        var errors = 0;
+        var rounds = 0;
+        while (Stopwatch.GetElapsedTime(started).TotalSeconds < seconds)
+        {
+            var round = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:{paceMs} stamp", $"l{rounds++}");
+            events += round.Events;
+            errors += round.Errors;
+        }
+
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var cpu = Cpu(target) - cpuBefore;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{rounds} rounds, {events} events, {errors} errors in {elapsed:F1} s: {events / elapsed:F0} events/s, CPU per event {cpu.TotalMicroseconds / Math.Max(1, events):F1} µs"));
     }
 
     /// <summary>The resident set (VmRSS) of the target's processes, in bytes.</summary>

@@ -9,6 +9,7 @@ using Sidecar.Bench;
 //   dotnet run -c Release --project bench/Sidecar.Bench -- tee [concurrency] [rounds]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- ack [concurrency] [rounds]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- peers [concurrencies, e.g. 1,50,200,1000] [pace ms]
+//   dotnet run -c Release --project bench/Sidecar.Bench -- load [target name start, e.g. plain|sidecar, Redis] [streams] [seconds] [pace ms]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- idle [open streams, default 5000]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- resume [sizes, default 100,2000,20000]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- faults
@@ -62,6 +63,19 @@ if (args.Length > 0 && args[0] == "peers")
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10);
 }
 
+if (args.Length > 0 && args[0] == "load")
+{
+    // One target (by the start of its name: direct, plain, nginx, sidecar, in-memory or "sidecar, Redis") under
+    // back-to-back rounds, for a profiler: load [target] [streams] [seconds] [pace ms].
+    var name = args.Length > 1 ? args[1] : "sidecar, Redis";
+    return await PeersBench.RunAsync(
+        root,
+        configuration,
+        [args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200],
+        args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 0,
+        load: (name, args.Length > 3 ? double.Parse(args[3], CultureInfo.InvariantCulture) : 30));
+}
+
 if (args.Length > 0 && args[0] == "ack")
 {
     return await AckBench.RunAsync(
@@ -74,7 +88,7 @@ if (args.Length > 0 && args[0] == "ack")
 var requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 400;
 if (args.Length == 0 || args[0] != "ttfe")
 {
-    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds] | ack [concurrency] [rounds] | peers [concurrencies] [pace ms] | idle [streams] | resume [sizes] | faults | soak [clients] [minutes] [pace ms]");
+    Console.Error.WriteLine("usage: Sidecar.Bench ttfe [requests] | tee [concurrency] [rounds] | ack [concurrency] [rounds] | peers [concurrencies] [pace ms] | load [target] [streams] [seconds] [pace ms] | idle [streams] | resume [sizes] | faults | soak [clients] [minutes] [pace ms]");
     return 2;
 }
 
