@@ -52,8 +52,10 @@ internal static class PeersBench
                 // PEERS_BASELINE_ENV="NAME=value;...": environment for that process only (e.g. a runtime setting).
                 var environment = (Environment.GetEnvironmentVariable("PEERS_BASELINE_ENV") ?? string.Empty)
                     .Split(';', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : string.Empty);
-                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", "--Sidecar:Store:KeyPrefix=baseline"], environment);
-                targets.Add(new("baseline build, Redis tee", baselinePort, () => [baseline.Pid], baseline.ManagementPort));
+                // PEERS_BASELINE_STORE=memory: that build with the in-memory store instead of the Redis tee.
+                var inMemory = Environment.GetEnvironmentVariable("PEERS_BASELINE_STORE") == "memory";
+                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? [] : [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", "--Sidecar:Store:KeyPrefix=baseline"], environment);
+                targets.Add(new(inMemory ? "baseline build, in-memory store" : "baseline build, Redis tee", baselinePort, () => [baseline.Pid], baseline.ManagementPort));
             }
 
             using var baselineSidecar = baseline;
@@ -257,7 +259,14 @@ internal static class PeersBench
     /// </summary>
     private static async Task LoadAsync(HttpClient http, Target target, int concurrency, double seconds, int paceMs)
     {
-        Console.WriteLine($"load on {target.Name} (pid {string.Join(",", target.Pids?.Invoke() ?? [])}): rounds of {concurrency} streams, pace {paceMs} ms, for {seconds} s");
+        Console.WriteLine($"load on {target.Name} (pid {string.Join(",", target.Pids?.Invoke() ?? [])}, management port {target.ManagementPort}): rounds of {concurrency} streams, pace {paceMs} ms, for {seconds} s");
+        string[] gcMetrics = ["dotnet_gc_collections_total", "dotnet_gc_pause_time_seconds_total"];
+        var gcBefore = new double[gcMetrics.Length];
+        for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)
+        {
+            gcBefore[i] = await ChildProcess.MetricAsync(http, target.ManagementPort, gcMetrics[i]);
+        }
+
         var cpuBefore = Cpu(target);
         var started = Stopwatch.GetTimestamp();
         long events = 0;
@@ -274,6 +283,11 @@ internal static class PeersBench
         var cpu = Cpu(target) - cpuBefore;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{rounds} rounds, {events} events, {errors} errors in {elapsed:F1} s: {events / elapsed:F0} events/s, CPU per event {cpu.TotalMicroseconds / Math.Max(1, events):F1} µs"));
+        for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)
+        {
+            var after = await ChildProcess.MetricAsync(http, target.ManagementPort, gcMetrics[i]);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{gcMetrics[i]}: +{after - gcBefore[i]:G4}"));
+        }
     }
 
     /// <summary>The resident set (VmRSS) of the target's processes, in bytes.</summary>

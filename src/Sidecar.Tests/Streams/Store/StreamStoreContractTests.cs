@@ -82,6 +82,28 @@ public abstract class StreamStoreContractTests
     }
 
     [Fact]
+    public async Task Write_TheStoreKeepsItsOwnCopy_OfEveryEvent()
+    {
+        // The writer's buffers are the pump's: what was stored must not change when they do.
+        var id = NewId();
+        var buffers = Enumerable.Range(0, 40).Select(i => Encoding.UTF8.GetBytes(Event(i))).ToList();
+        var write = Begin(id, "s-" + id);
+        for (var i = 0; i < buffers.Count; i++)
+        {
+            write.Events.Add(new StoredEvent(i, buffers[i]));
+        }
+
+        await WriteOkAsync(write);
+        foreach (var buffer in buffers)
+        {
+            Array.Fill(buffer, (byte)'x');
+        }
+
+        var read = await Store.ReadAsync(id, 0, 100, default);
+        Assert.Equal(Enumerable.Range(0, 40).Select(Event), read.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+    }
+
+    [Fact]
     public async Task Write_AppendWithAGap_IsNotApplied()
     {
         var id = NewId();
@@ -359,6 +381,52 @@ public sealed class InMemoryStreamStoreTests : StreamStoreContractTests
         await WriteOkAsync(Begin(NewId(), "s-other"));
 
         Assert.Null(await Store.GetAsync(id, default));
+    }
+
+    [Fact]
+    public async Task StreamsThatNeverEnded_AreDroppedAfterTheirLifetime_FinishedOnesAfterTheirRetention()
+    {
+        StoreOptions.Retention = TimeSpan.FromMinutes(5);
+        var unfinished = NewId();
+        var finishedFirst = NewId();
+        var finishedLater = NewId();
+        await WriteOkAsync(Begin(unfinished, "s-u"), Append(unfinished, 0, 3));
+        await WriteOkAsync(Begin(finishedFirst, "s-f1"), Append(finishedFirst, 0, 1), End(finishedFirst, StoredStreamState.Completed));
+        Time.Advance(TimeSpan.FromMinutes(2));
+        await WriteOkAsync(Begin(finishedLater, "s-f2"), End(finishedLater, StoredStreamState.Completed));
+
+        // The first one's retention has passed, the later one's not yet.
+        Time.Advance(TimeSpan.FromMinutes(3));
+        await WriteOkAsync(Begin(NewId(), "s-other"));
+        Assert.Null(await Store.GetAsync(finishedFirst, default));
+        Assert.NotNull(await Store.GetAsync(finishedLater, default));
+        Assert.NotNull(await Store.GetAsync(unfinished, default));
+        var bytesLeft = _store.TotalBytes;
+
+        // The one that never ended goes once its whole lifetime (longest answer + retention) has passed.
+        Time.Advance(Streams.Value.MaxDuration + StoreOptions.Retention);
+        await WriteOkAsync(Begin(NewId(), "s-other-2"));
+        Assert.Null(await Store.GetAsync(unfinished, default));
+        Assert.Null(await Store.FindActiveAsync("s-u", default));
+        Assert.True(_store.TotalBytes < bytesLeft);
+    }
+
+    [Fact]
+    public async Task AStreamRegisteredAgain_StartsEmpty_AndItsOldCopyNoLongerCounts()
+    {
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 5), End(id, StoredStreamState.Failed));
+        var before = _store.TotalBytes;
+
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 1));
+
+        Assert.Single(await Store.ReadAsync(id, 0, 10, default));
+        Assert.True(_store.TotalBytes < before);
+
+        // The old copy's place in the finished order expires without touching the new stream.
+        Time.Advance(StoreOptions.Retention);
+        await WriteOkAsync(Begin(NewId(), "s-other"));
+        Assert.Equal(StoredStreamState.Live, (await Store.GetAsync(id, default))!.State);
     }
 
     [Fact]

@@ -8,13 +8,23 @@ namespace Sidecar.Streams.Store;
 /// size passes <see cref="StreamStoreOptions.InMemoryMaxBytes"/>; when only live streams are
 /// left, appends are refused (the stream loses resume, the live answer does not notice).
 /// </summary>
+/// <remarks>
+/// Each stream copies its events into a few growing blocks rather than keeping one array per
+/// event: a full store then holds thousands of objects, not millions, so that the collector's
+/// pauses stay short while it is full. Finished streams are kept in the order they ended, so that
+/// expiry and eviction take them from the front without scanning every stream.
+/// </remarks>
 internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, IOptions<StreamOptions> streams, TimeProvider time) : IStreamStore
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, Entry> _streams = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _activeBySession = new(StringComparer.Ordinal);
+
+    // Finished streams in the order they ended (the clock does not go back): expiry and eviction
+    // take from the front. An entry removed otherwise (registered again) is skipped there.
+    private readonly Queue<Entry> _ended = new();
     private long _totalBytes;
-    private DateTimeOffset _nextExpirySweep;
+    private DateTimeOffset _nextLifetimeSweep;
 
     public bool IsAvailable => true;
 
@@ -77,10 +87,9 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         if (write.Begin is { } registration)
         {
             Evict();
-            if (_streams.Remove(registration.MessageId, out var previous))
+            if (_streams.TryGetValue(registration.MessageId, out var previous))
             {
-                _totalBytes -= previous.Bytes;
-                previous.Signal();
+                Remove(registration.MessageId, previous);
             }
 
             _streams[registration.MessageId] = new Entry(registration, time.GetUtcNow());
@@ -115,7 +124,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         if (write.End is { } state)
         {
             entry.Stream = entry.Stream with { State = state };
-            entry.EndedAt = time.GetUtcNow();
+            Ended(entry);
         }
 
         entry.Signal();
@@ -149,10 +158,9 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
 
         foreach (var evt in events.Skip((int)skip))
         {
-            entry.Events.Add(evt.Raw);
+            entry.Add(evt.Raw.Span);
         }
 
-        entry.Bytes += bytes;
         _totalBytes += bytes;
         return (true, false);
     }
@@ -167,11 +175,10 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
                 return Task.FromResult(false);
             }
 
-            entry.Events.Add(ending);
-            entry.Bytes += ending.Length;
+            entry.Add(ending.Span);
             _totalBytes += ending.Length;
             entry.Stream = entry.Stream with { State = StoredStreamState.Failed };
-            entry.EndedAt = now;
+            Ended(entry, now);
             entry.Signal();
             return Task.FromResult(true);
         }
@@ -231,36 +238,58 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
 
     private static StreamRecord Snapshot(Entry entry) => entry.Stream with { EventCount = entry.Events.Count };
 
-    /// <summary>Drops expired streams (a sweep at most once a second), then finished streams oldest first until <paramref name="room"/> bytes fit.</summary>
+    private void Ended(Entry entry, DateTimeOffset? at = null)
+    {
+        entry.EndedAt = at ?? time.GetUtcNow();
+        _ended.Enqueue(entry);
+    }
+
+    /// <summary>
+    /// Drops finished streams past their retention, and (a sweep at most once a minute) streams
+    /// that never ended within their lifetime; then finished streams oldest first until
+    /// <paramref name="room"/> bytes fit.
+    /// </summary>
     private void Evict(long room = 0)
     {
         var now = time.GetUtcNow();
-        if (now >= _nextExpirySweep)
+        var retention = options.Value.Retention;
+        while (_ended.TryPeek(out var oldest) && (oldest.Removed || oldest.EndedAt + retention <= now))
         {
-            _nextExpirySweep = now + TimeSpan.FromSeconds(1);
-            var retention = options.Value.Retention;
+            Remove(_ended.Dequeue());
+        }
+
+        if (now >= _nextLifetimeSweep)
+        {
+            // Only a stream whose writer went away without its end is caught here (rare): a slow
+            // sweep, without a copy of the table, is enough.
+            _nextLifetimeSweep = now + TimeSpan.FromMinutes(1);
             var lifetime = streams.Value.MaxDuration + retention;
-            foreach (var (id, entry) in _streams.ToList())
+            List<Entry>? lapsed = null;
+            foreach (var entry in _streams.Values)
             {
-                if ((entry.EndedAt is { } ended && ended + retention <= now) || entry.StartedAt + lifetime <= now)
+                if (entry.EndedAt is null && entry.StartedAt + lifetime <= now)
                 {
-                    Remove(id, entry);
+                    (lapsed ??= []).Add(entry);
                 }
             }
-        }
 
-        if (_totalBytes + room <= options.Value.InMemoryMaxBytes)
-        {
-            return;
-        }
-
-        foreach (var (id, entry) in _streams.Where(s => s.Value.EndedAt is not null).OrderBy(s => s.Value.EndedAt).ToList())
-        {
-            Remove(id, entry);
-            if (_totalBytes + room <= options.Value.InMemoryMaxBytes)
+            foreach (var entry in lapsed ?? [])
             {
-                return;
+                Remove(entry);
             }
+        }
+
+        while (_totalBytes + room > options.Value.InMemoryMaxBytes && _ended.TryDequeue(out var oldest))
+        {
+            Remove(oldest);
+        }
+    }
+
+    private void Remove(Entry entry)
+    {
+        if (!entry.Removed)
+        {
+            Remove(entry.Stream.MessageId, entry);
         }
     }
 
@@ -273,6 +302,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             _activeBySession.Remove(entry.Stream.SessionId);
         }
 
+        entry.Release();
         entry.Signal();
     }
 
@@ -286,9 +316,44 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
 
         public DateTimeOffset? EndedAt { get; set; }
 
+        private const int FirstBlockBytes = 512;
+        private const int MaxBlockBytes = 32 * 1024;
+        private byte[] _block = [];
+        private int _blockUsed;
+
+        /// <summary>Each event's bytes: slices of the entry's blocks.</summary>
         public List<ReadOnlyMemory<byte>> Events { get; } = [];
 
-        public long Bytes { get; set; }
+        public long Bytes { get; private set; }
+
+        /// <summary>No longer in the store (expired, evicted, or registered again).</summary>
+        public bool Removed { get; private set; }
+
+        /// <summary>Copies an event into the current block, or a new one twice as large (at least the event's size).</summary>
+        public void Add(ReadOnlySpan<byte> raw)
+        {
+            if (_block.Length - _blockUsed < raw.Length)
+            {
+                var size = Math.Clamp(_block.Length * 2, FirstBlockBytes, MaxBlockBytes);
+                _block = new byte[Math.Max(size, raw.Length)];
+                _blockUsed = 0;
+            }
+
+            raw.CopyTo(_block.AsSpan(_blockUsed));
+            Events.Add(_block.AsMemory(_blockUsed, raw.Length));
+            _blockUsed += raw.Length;
+            Bytes += raw.Length;
+        }
+
+        /// <summary>Lets go of the events (a queue may still refer to the entry until its turn).</summary>
+        public void Release()
+        {
+            Removed = true;
+            Events.Clear();
+            Events.Capacity = 0;
+            _block = [];
+            _blockUsed = 0;
+        }
 
         public TaskCompletionSource Changed { get; private set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
