@@ -43,7 +43,7 @@ internal static class PeersBench
                 new("direct", emulatorPort, null),
                 new("plain YARP", yarpPort, () => [yarp.Pid]),
                 new("sidecar, in-memory store", memoryPort, () => [memory.Pid], memory.ManagementPort),
-                new("sidecar, Redis tee", teedPort, () => [teed.Pid], teed.ManagementPort),
+                new("sidecar, Redis tee", teedPort, () => [teed.Pid], teed.ManagementPort, UsesRedis: true),
             };
             // Another build of the sidecar (its Sidecar.dll) beside this one, for before/after figures in one run.
             ChildProcess? baseline = null;
@@ -54,8 +54,10 @@ internal static class PeersBench
                     .Split(';', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : string.Empty);
                 // PEERS_BASELINE_STORE=memory: that build with the in-memory store instead of the Redis tee.
                 var inMemory = Environment.GetEnvironmentVariable("PEERS_BASELINE_STORE") == "memory";
-                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? [] : [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", "--Sidecar:Store:KeyPrefix=baseline"], environment);
-                targets.Add(new(inMemory ? "baseline build, in-memory store" : "baseline build, Redis tee", baselinePort, () => [baseline.Pid], baseline.ManagementPort));
+                // PEERS_BASELINE_ARGS="--Name=value ...": more settings for that process.
+                string[] extraArgs = (Environment.GetEnvironmentVariable("PEERS_BASELINE_ARGS") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? extraArgs : [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", "--Sidecar:Store:KeyPrefix=baseline", .. extraArgs], environment);
+                targets.Add(new(inMemory ? "baseline build, in-memory store" : "baseline build, Redis tee", baselinePort, () => [baseline.Pid], baseline.ManagementPort, UsesRedis: !inMemory));
             }
 
             using var baselineSidecar = baseline;
@@ -90,13 +92,13 @@ internal static class PeersBench
 
             if (load is { } only)
             {
-                await LoadAsync(http, targets.First(t => t.Name.StartsWith(only.Target, StringComparison.Ordinal)), concurrencies.DefaultIfEmpty(200).Max(), only.Seconds, paceMs);
+                await LoadAsync(http, targets.First(t => t.Name.StartsWith(only.Target, StringComparison.Ordinal)), concurrencies.DefaultIfEmpty(200).Max(), only.Seconds, paceMs, redis);
                 return 0;
             }
 
             Console.WriteLine($"{Events} events of ~100 bytes per stream; paced runs {paceMs} ms apart; targets in rotating order; machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}");
-            Console.WriteLine("| streams | target | delay p50 (ms) | delay p99 (ms) | p99 added vs direct | events/s unpaced | vs direct | vs plain YARP | CPU per event (µs) | peak memory (MiB) | store batches per event |");
-            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+            Console.WriteLine("| streams | target | delay p50 (ms) | delay p99 (ms) | p99 added vs direct | events/s unpaced | vs direct | vs plain YARP | CPU per event (µs) | peak memory (MiB) | store batches per event | Redis's own CPU per event, paced / unpaced (µs) |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
             var plot = new List<(int Concurrency, string Target, double P99Added, double CpuPerEvent, double VsYarp)>();
             foreach (var concurrency in concurrencies)
             {
@@ -105,14 +107,18 @@ internal static class PeersBench
                 {
                     var target = targets[(t + concurrency) % targets.Count];
                     var cpuBefore = Cpu(target);
+                    var redisBefore = RedisCpu(redis);
                     var batchesBefore = await StoreBatchesAsync(http, target);
                     var paced = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:{paceMs} stamp", $"p{concurrency}");
                     var cpu = Cpu(target) - cpuBefore;
                     var batches = await StoreBatchesAsync(http, target) - batchesBefore;
+                    var redisPaced = RedisCpu(redis) - redisBefore;
                     var started = Stopwatch.GetTimestamp();
                     var unpaced = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:0 stamp", $"u{concurrency}");
                     var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-                    results[target.Name] = new Result(paced.Delays, paced.Errors + unpaced.Errors, unpaced.Events / seconds, paced.Events == 0 ? 0 : cpu.TotalMicroseconds / paced.Events, paced.Events == 0 ? 0 : batches / paced.Events);
+                    var redisUnpaced = RedisCpu(redis) - redisBefore - redisPaced;
+                    results[target.Name] = new Result(paced.Delays, paced.Errors + unpaced.Errors, unpaced.Events / seconds, paced.Events == 0 ? 0 : cpu.TotalMicroseconds / paced.Events, paced.Events == 0 ? 0 : batches / paced.Events,
+                        paced.Events == 0 ? 0 : redisPaced.TotalMicroseconds / paced.Events, unpaced.Events == 0 ? 0 : redisUnpaced.TotalMicroseconds / unpaced.Events);
                 }
 
                 var direct = results["direct"];
@@ -125,7 +131,7 @@ internal static class PeersBench
                     var errors = r.Errors > 0 ? $" ({r.Errors} errors)" : string.Empty;
                     plot.Add((concurrency, target.Name, ChildProcess.Percentile(r.Delays, 0.99) - ChildProcess.Percentile(direct.Delays, 0.99), target.Pids is null ? 0 : r.CpuPerEvent, r.Rate / plain.Rate));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {concurrency} | {target.Name}{errors} | {ChildProcess.Percentile(r.Delays, 0.5):F2} | {ChildProcess.Percentile(r.Delays, 0.99):F2} | {ChildProcess.Percentile(r.Delays, 0.99) - ChildProcess.Percentile(direct.Delays, 0.99):F2} | {r.Rate:F0} | {r.Rate / direct.Rate:F2}x | {r.Rate / plain.Rate:F2}x | {(target.Pids is null ? "-" : r.CpuPerEvent.ToString("F1", CultureInfo.InvariantCulture))} | {(target.Pids is null ? "-" : (PeakMemory(target) / 1024.0 / 1024).ToString("F0", CultureInfo.InvariantCulture))} | {(target.ManagementPort == 0 ? "-" : r.BatchesPerEvent.ToString("F3", CultureInfo.InvariantCulture))} |"));
+                        $"| {concurrency} | {target.Name}{errors} | {ChildProcess.Percentile(r.Delays, 0.5):F2} | {ChildProcess.Percentile(r.Delays, 0.99):F2} | {ChildProcess.Percentile(r.Delays, 0.99) - ChildProcess.Percentile(direct.Delays, 0.99):F2} | {r.Rate:F0} | {r.Rate / direct.Rate:F2}x | {r.Rate / plain.Rate:F2}x | {(target.Pids is null ? "-" : r.CpuPerEvent.ToString("F1", CultureInfo.InvariantCulture))} | {(target.Pids is null ? "-" : (PeakMemory(target) / 1024.0 / 1024).ToString("F0", CultureInfo.InvariantCulture))} | {(target.ManagementPort == 0 ? "-" : r.BatchesPerEvent.ToString("F3", CultureInfo.InvariantCulture))} | {(target.UsesRedis ? string.Create(CultureInfo.InvariantCulture, $"{r.RedisPerEvent:F1} / {r.RedisPerUnpacedEvent:F1}") : "-")} |"));
                 }
             }
 
@@ -151,7 +157,14 @@ internal static class PeersBench
         }
     }
 
-    private sealed record Target(string Name, int Port, Func<int[]>? Pids, int ManagementPort = 0);
+    private sealed record Target(string Name, int Port, Func<int[]>? Pids, int ManagementPort = 0, bool UsesRedis = false);
+
+    /// <summary>The CPU time the run's Redis has used so far (it serves only the Redis-backed targets, one at a time).</summary>
+    private static TimeSpan RedisCpu(Process redis)
+    {
+        redis.Refresh();
+        return redis.HasExited ? TimeSpan.Zero : redis.TotalProcessorTime;
+    }
 
     /// <summary>Three grouped bar charts (p99 added delay, CPU per event, events/s vs plain YARP), one group per concurrency.</summary>
     private static string Svg(List<(int Concurrency, string Target, double P99Added, double CpuPerEvent, double VsYarp)> rows, List<string> targets)
@@ -257,7 +270,7 @@ internal static class PeersBench
     /// One target under steady load for a while (rounds of N streams, back to back), for a profiler
     /// attached to the printed process id: events/s and CPU per event over the whole window.
     /// </summary>
-    private static async Task LoadAsync(HttpClient http, Target target, int concurrency, double seconds, int paceMs)
+    private static async Task LoadAsync(HttpClient http, Target target, int concurrency, double seconds, int paceMs, Process redis)
     {
         Console.WriteLine($"load on {target.Name} (pid {string.Join(",", target.Pids?.Invoke() ?? [])}, management port {target.ManagementPort}): rounds of {concurrency} streams, pace {paceMs} ms, for {seconds} s");
         string[] gcMetrics = ["dotnet_gc_collections_total", "dotnet_gc_pause_time_seconds_total"];
@@ -268,6 +281,7 @@ internal static class PeersBench
         }
 
         var cpuBefore = Cpu(target);
+        var redisBefore = RedisCpu(redis);
         var started = Stopwatch.GetTimestamp();
         long events = 0;
         var errors = 0;
@@ -282,7 +296,7 @@ internal static class PeersBench
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var cpu = Cpu(target) - cpuBefore;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{rounds} rounds, {events} events, {errors} errors in {elapsed:F1} s: {events / elapsed:F0} events/s, CPU per event {cpu.TotalMicroseconds / Math.Max(1, events):F1} µs"));
+            $"{rounds} rounds, {events} events, {errors} errors in {elapsed:F1} s: {events / elapsed:F0} events/s, CPU per event {cpu.TotalMicroseconds / Math.Max(1, events):F1} µs, Redis's own {(RedisCpu(redis) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs"));
         for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)
         {
             var after = await ChildProcess.MetricAsync(http, target.ManagementPort, gcMetrics[i]);
@@ -299,7 +313,7 @@ internal static class PeersBench
             return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
         });
 
-    private sealed record Result(List<double> Delays, int Errors, double Rate, double CpuPerEvent, double BatchesPerEvent);
+    private sealed record Result(List<double> Delays, int Errors, double Rate, double CpuPerEvent, double BatchesPerEvent, double RedisPerEvent, double RedisPerUnpacedEvent);
 
     /// <summary>How many write batches a sidecar has sent to its store so far (0 for the other targets).</summary>
     private static Task<double> StoreBatchesAsync(HttpClient http, Target target) =>
