@@ -92,7 +92,14 @@ internal static class PeersBench
 
             if (load is { } only)
             {
-                await LoadAsync(http, targets.First(t => t.Name.StartsWith(only.Target, StringComparison.Ordinal)), concurrencies.DefaultIfEmpty(200).Max(), only.Seconds, paceMs, redis);
+                var matching = targets.Where(t => t.Name.Contains(only.Target, StringComparison.OrdinalIgnoreCase)).ToList();
+                if (matching.Count != 1)
+                {
+                    Console.Error.WriteLine($"load: '{only.Target}' matches {matching.Count} targets; one of: {string.Join("; ", targets.Select(t => t.Name))}");
+                    return 2;
+                }
+
+                await LoadAsync(http, matching[0], concurrencies.DefaultIfEmpty(200).Max(), only.Seconds, paceMs, redis);
                 return 0;
             }
 
@@ -296,7 +303,12 @@ internal static class PeersBench
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var cpu = Cpu(target) - cpuBefore;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{rounds} rounds, {events} events, {errors} errors in {elapsed:F1} s: {events / elapsed:F0} events/s, CPU per event {cpu.TotalMicroseconds / Math.Max(1, events):F1} µs, Redis's own {(RedisCpu(redis) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs"));
+            $"{rounds} rounds, {events} events, {errors} errors in {elapsed:F1} s: {events / elapsed:F0} events/s, CPU per event {cpu.TotalMicroseconds / Math.Max(1, events):F1} µs"));
+        if (target.UsesRedis)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(RedisCpu(redis) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs"));
+        }
+
         for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)
         {
             var after = await ChildProcess.MetricAsync(http, target.ManagementPort, gcMetrics[i]);

@@ -9,7 +9,7 @@ using Sidecar.Bench;
 //   dotnet run -c Release --project bench/Sidecar.Bench -- tee [concurrency] [rounds]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- ack [concurrency] [rounds]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- peers [concurrencies, e.g. 1,50,200,1000] [pace ms]
-//   dotnet run -c Release --project bench/Sidecar.Bench -- load [target name start, e.g. plain|sidecar, Redis] [streams] [seconds] [pace ms]
+//   dotnet run -c Release --project bench/Sidecar.Bench -- load [target: direct|plain|nginx|in-memory|Redis tee] [streams] [seconds] [pace ms]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- idle [open streams, default 5000]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- resume [sizes, default 100,2000,20000]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- faults
@@ -65,9 +65,9 @@ if (args.Length > 0 && args[0] == "peers")
 
 if (args.Length > 0 && args[0] == "load")
 {
-    // One target (by the start of its name: direct, plain, nginx, sidecar, in-memory or "sidecar, Redis") under
-    // back-to-back rounds, for a profiler: load [target] [streams] [seconds] [pace ms].
-    var name = args.Length > 1 ? args[1] : "sidecar, Redis";
+    // One target under back-to-back rounds, for a profiler: load [target] [streams] [seconds] [pace ms].
+    // The target is any unique part of its name: direct, plain, nginx, in-memory, Redis tee.
+    var name = args.Length > 1 ? args[1] : "Redis tee";
     return await PeersBench.RunAsync(
         root,
         configuration,

@@ -94,13 +94,19 @@ public abstract class StreamStoreContractTests
         }
 
         await WriteOkAsync(write);
+        var whileLive = await Store.ReadAsync(id, 0, 100, default);
+        await WriteOkAsync(End(id, StoredStreamState.Completed));
         foreach (var buffer in buffers)
         {
             Array.Fill(buffer, (byte)'x');
         }
 
+        // Read while live (kept by a reader across the end) and after the end: both exact.
+        var expected = Enumerable.Range(0, 40).Select(Event).ToList();
+        Assert.Equal(expected, whileLive.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
         var read = await Store.ReadAsync(id, 0, 100, default);
-        Assert.Equal(Enumerable.Range(0, 40).Select(Event), read.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+        Assert.Equal(expected, read.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+        Assert.Equal(Enumerable.Range(0, 40).Select(i => (long)i), read.Select(e => e.Sequence));
     }
 
     [Fact]
@@ -387,6 +393,7 @@ public sealed class InMemoryStreamStoreTests : StreamStoreContractTests
     public async Task StreamsThatNeverEnded_AreDroppedAfterTheirLifetime_FinishedOnesAfterTheirRetention()
     {
         StoreOptions.Retention = TimeSpan.FromMinutes(5);
+        var lifetime = Streams.Value.MaxDuration + StoreOptions.Retention;
         var unfinished = NewId();
         var finishedFirst = NewId();
         var finishedLater = NewId();
@@ -394,6 +401,7 @@ public sealed class InMemoryStreamStoreTests : StreamStoreContractTests
         await WriteOkAsync(Begin(finishedFirst, "s-f1"), Append(finishedFirst, 0, 1), End(finishedFirst, StoredStreamState.Completed));
         Time.Advance(TimeSpan.FromMinutes(2));
         await WriteOkAsync(Begin(finishedLater, "s-f2"), End(finishedLater, StoredStreamState.Completed));
+        Assert.Equal(EventBytes(0, 3) + EventBytes(0, 1), _store.TotalBytes);
 
         // The first one's retention has passed, the later one's not yet.
         Time.Advance(TimeSpan.FromMinutes(3));
@@ -401,14 +409,18 @@ public sealed class InMemoryStreamStoreTests : StreamStoreContractTests
         Assert.Null(await Store.GetAsync(finishedFirst, default));
         Assert.NotNull(await Store.GetAsync(finishedLater, default));
         Assert.NotNull(await Store.GetAsync(unfinished, default));
-        var bytesLeft = _store.TotalBytes;
+        Assert.Equal(EventBytes(0, 3), _store.TotalBytes);
 
-        // The one that never ended goes once its whole lifetime (longest answer + retention) has passed.
-        Time.Advance(Streams.Value.MaxDuration + StoreOptions.Retention);
+        // The one that never ended stays until its whole lifetime (longest answer + retention) has
+        // passed since it started, and goes then.
+        Time.Advance(lifetime - TimeSpan.FromMinutes(5) - TimeSpan.FromSeconds(1));
         await WriteOkAsync(Begin(NewId(), "s-other-2"));
+        Assert.NotNull(await Store.GetAsync(unfinished, default));
+        Time.Advance(TimeSpan.FromSeconds(1));
+        await WriteOkAsync(Begin(NewId(), "s-other-3"));
         Assert.Null(await Store.GetAsync(unfinished, default));
         Assert.Null(await Store.FindActiveAsync("s-u", default));
-        Assert.True(_store.TotalBytes < bytesLeft);
+        Assert.Equal(0, _store.TotalBytes);
     }
 
     [Fact]
@@ -416,18 +428,39 @@ public sealed class InMemoryStreamStoreTests : StreamStoreContractTests
     {
         var id = NewId();
         await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 5), End(id, StoredStreamState.Failed));
-        var before = _store.TotalBytes;
+        Assert.Equal(EventBytes(0, 5), _store.TotalBytes);
 
         await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 1));
 
         Assert.Single(await Store.ReadAsync(id, 0, 10, default));
-        Assert.True(_store.TotalBytes < before);
+        Assert.Equal(EventBytes(0, 1), _store.TotalBytes);
 
         // The old copy's place in the finished order expires without touching the new stream.
         Time.Advance(StoreOptions.Retention);
         await WriteOkAsync(Begin(NewId(), "s-other"));
         Assert.Equal(StoredStreamState.Live, (await Store.GetAsync(id, default))!.State);
+        Assert.Equal(EventBytes(0, 1), _store.TotalBytes);
     }
+
+    [Fact]
+    public async Task WhenMakingRoomDropsTheLapsedStreamBeingWritten_TheWriteIsRefused_AndNothingIsCountedForIt()
+    {
+        StoreOptions.InMemoryMaxBytes = 1024 * 1024;
+        var big = new string('x', 400 * 1024);
+        var lapsed = NewId();
+        await WriteOkAsync(Begin(lapsed, "s-lapsed"), BigEvent(lapsed, 0, big), BigEvent(lapsed, 1, big));
+
+        // Its writer went quiet past the stream's lifetime; a late write needs room.
+        Time.Advance(Streams.Value.MaxDuration + StoreOptions.Retention);
+        var applied = await Store.WriteAsync([BigEvent(lapsed, 2, big)], default);
+
+        Assert.False(applied.Single());
+        Assert.Null(await Store.GetAsync(lapsed, default));
+        Assert.Equal(0, _store.TotalBytes);
+    }
+
+    private static long EventBytes(int from, int count) =>
+        Enumerable.Range(from, count).Sum(i => (long)Encoding.UTF8.GetByteCount(Event(i)));
 
     [Fact]
     public async Task WhenFull_OldestFinishedStreamsGoFirst_AndLiveOnesLoseResume()

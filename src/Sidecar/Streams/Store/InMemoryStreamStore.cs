@@ -11,8 +11,9 @@ namespace Sidecar.Streams.Store;
 /// <remarks>
 /// Each stream copies its events into a few growing blocks rather than keeping one array per
 /// event: a full store then holds thousands of objects, not millions, so that the collector's
-/// pauses stay short while it is full. Finished streams are kept in the order they ended, so that
-/// expiry and eviction take them from the front without scanning every stream.
+/// pauses stay short while it is full. A finished stream's last block is trimmed to what it holds,
+/// so the byte count is the memory its events take. Finished streams are kept in the order they
+/// ended, so that expiry and eviction take them from the front without scanning every stream.
 /// </remarks>
 internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, IOptions<StreamOptions> streams, TimeProvider time) : IStreamStore
 {
@@ -20,9 +21,13 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
     private readonly Dictionary<string, Entry> _streams = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _activeBySession = new(StringComparer.Ordinal);
 
-    // Finished streams in the order they ended (the clock does not go back): expiry and eviction
-    // take from the front. An entry removed otherwise (registered again) is skipped there.
+    // Finished streams in the order they ended: expiry and eviction take from the front. An entry
+    // removed otherwise (registered again) is skipped there. (A wall clock stepping back only
+    // delays the expiry of what ended around the step.)
     private readonly Queue<Entry> _ended = new();
+
+    // Streams not yet ended: only these can outlive their lifetime (their writer went away).
+    private readonly HashSet<Entry> _live = [];
     private long _totalBytes;
     private DateTimeOffset _nextLifetimeSweep;
 
@@ -92,7 +97,9 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
                 Remove(registration.MessageId, previous);
             }
 
-            _streams[registration.MessageId] = new Entry(registration, time.GetUtcNow());
+            var started = new Entry(registration, time.GetUtcNow());
+            _streams[registration.MessageId] = started;
+            _live.Add(started);
             _activeBySession[registration.SessionId] = registration.MessageId;
         }
 
@@ -109,6 +116,12 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         }
 
         var (applied, full) = AppendTo(entry, write.Events);
+        if (entry.Removed)
+        {
+            // Making room dropped this very stream (its lifetime had passed): nothing more to record.
+            return false;
+        }
+
         if (write.RenewLeaseUntil is { } lease)
         {
             entry.Stream = entry.Stream with { LeaseExpiresAt = lease };
@@ -149,6 +162,11 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         if (_totalBytes + bytes > options.Value.InMemoryMaxBytes)
         {
             Evict(bytes);
+            if (entry.Removed)
+            {
+                return (false, false);
+            }
+
             if (_totalBytes + bytes > options.Value.InMemoryMaxBytes)
             {
                 // Full of live streams: this one loses resume, the others keep theirs.
@@ -241,13 +259,15 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
     private void Ended(Entry entry, DateTimeOffset? at = null)
     {
         entry.EndedAt = at ?? time.GetUtcNow();
+        entry.Trim();
+        _live.Remove(entry);
         _ended.Enqueue(entry);
     }
 
     /// <summary>
-    /// Drops finished streams past their retention, and (a sweep at most once a minute) streams
-    /// that never ended within their lifetime; then finished streams oldest first until
-    /// <paramref name="room"/> bytes fit.
+    /// Drops finished streams past their retention, and (a sweep of the live ones at most once a
+    /// second) streams that never ended within their lifetime; then finished streams oldest first
+    /// until <paramref name="room"/> bytes fit.
     /// </summary>
     private void Evict(long room = 0)
     {
@@ -258,16 +278,14 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             Remove(_ended.Dequeue());
         }
 
-        if (now >= _nextLifetimeSweep)
+        if (now >= _nextLifetimeSweep && _live.Count > 0)
         {
-            // Only a stream whose writer went away without its end is caught here (rare): a slow
-            // sweep, without a copy of the table, is enough.
-            _nextLifetimeSweep = now + TimeSpan.FromMinutes(1);
+            _nextLifetimeSweep = now + TimeSpan.FromSeconds(1);
             var lifetime = streams.Value.MaxDuration + retention;
             List<Entry>? lapsed = null;
-            foreach (var entry in _streams.Values)
+            foreach (var entry in _live)
             {
-                if (entry.EndedAt is null && entry.StartedAt + lifetime <= now)
+                if (entry.StartedAt + lifetime <= now)
                 {
                     (lapsed ??= []).Add(entry);
                 }
@@ -302,6 +320,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             _activeBySession.Remove(entry.Stream.SessionId);
         }
 
+        _live.Remove(entry);
         entry.Release();
         entry.Signal();
     }
@@ -320,6 +339,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         private const int MaxBlockBytes = 32 * 1024;
         private byte[] _block = [];
         private int _blockUsed;
+        private int _blockFirstEvent;
 
         /// <summary>Each event's bytes: slices of the entry's blocks.</summary>
         public List<ReadOnlyMemory<byte>> Events { get; } = [];
@@ -337,12 +357,35 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
                 var size = Math.Clamp(_block.Length * 2, FirstBlockBytes, MaxBlockBytes);
                 _block = new byte[Math.Max(size, raw.Length)];
                 _blockUsed = 0;
+                _blockFirstEvent = Events.Count;
             }
 
             raw.CopyTo(_block.AsSpan(_blockUsed));
             Events.Add(_block.AsMemory(_blockUsed, raw.Length));
             _blockUsed += raw.Length;
             Bytes += raw.Length;
+        }
+
+        /// <summary>
+        /// The stream has ended: its last block shrinks to what it holds, so that a finished stream
+        /// keeps no spare room through its retention (readers keep the slices they already have).
+        /// </summary>
+        public void Trim()
+        {
+            if (_blockUsed == _block.Length)
+            {
+                return;
+            }
+
+            var trimmed = _block.AsSpan(0, _blockUsed).ToArray();
+            for (var i = _blockFirstEvent; i < Events.Count; i++)
+            {
+                System.Runtime.InteropServices.MemoryMarshal.TryGetArray(Events[i], out var segment);
+                Events[i] = trimmed.AsMemory(segment.Offset, segment.Count);
+            }
+
+            _block = trimmed;
+            Events.TrimExcess();
         }
 
         /// <summary>Lets go of the events (a queue may still refer to the entry until its turn).</summary>
@@ -353,6 +396,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             Events.Capacity = 0;
             _block = [];
             _blockUsed = 0;
+            _blockFirstEvent = 0;
         }
 
         public TaskCompletionSource Changed { get; private set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
