@@ -525,6 +525,24 @@ public sealed class RedisStreamStoreTests : StreamStoreContractTests, IDisposabl
     }
 
     [Fact]
+    public async Task Follower_HearsAppends_WhenTheConnectionStringSetsAChannelPrefix()
+    {
+        // The write script publishes the notify channel by its own name; a channel prefix the
+        // connection added only to subscriptions would leave followers waiting for their timeout.
+        var options = new StreamStoreOptions { Redis = RedisServer.Configuration + ",channelPrefix=tenant-a:", KeyPrefix = StoreOptions.KeyPrefix };
+        using var redis = new RedisConnection(Options.Create(options));
+        var store = new RedisStreamStore(redis, Options.Create(options), Streams, Time);
+        var id = NewId();
+        Assert.All(await store.WriteAsync([Begin(id, "s-" + id), Append(id, 0, 1)], default).DefaultTimeout(), Assert.True);
+        await using var follower = await store.FollowAsync(id, default).DefaultTimeout();
+
+        var waiting = follower.WaitAsync(follower.Mark, TimeSpan.FromHours(1), default);
+        Assert.All(await store.WriteAsync([Append(id, 1, 1)], default).DefaultTimeout(), Assert.True);
+
+        await waiting.DefaultTimeout();
+    }
+
+    [Fact]
     public async Task Keys_OfOneMessage_ShareAClusterSlot()
     {
         var id = NewId();

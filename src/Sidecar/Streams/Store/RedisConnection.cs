@@ -36,6 +36,11 @@ internal sealed class RedisConnection(IOptions<StreamStoreOptions> options) : ID
         configuration.SyncTimeout = milliseconds;
         configuration.ConnectTimeout = Math.Max(milliseconds, 1000);
         configuration.ClientName ??= "c010-sidecar";
+
+        // Channels carry the key prefix already, and the store's write script publishes them by
+        // name: a connection-level channel prefix, added only to this client's own subscribe and
+        // publish calls, would leave followers deaf to the script's notices.
+        configuration.ChannelPrefix = default;
         return await ConnectionMultiplexer.ConnectAsync(configuration);
     }
 }

@@ -12,7 +12,8 @@ public sealed class StreamStoreOptions
 
     /// <summary>
     /// A StackExchange.Redis configuration string (<c>host:6379,password=...</c>); empty keeps
-    /// streams in this process's memory (one replica only).
+    /// streams in this process's memory (one replica only). Its <c>channelPrefix</c> is ignored:
+    /// the sidecar's channels carry <c>KeyPrefix</c>.
     /// </summary>
     public string? Redis { get; set; }
 
