@@ -11,9 +11,11 @@ namespace Sidecar.Streams.Store;
 /// <remarks>
 /// Each stream copies its events into a few growing blocks rather than keeping one array per
 /// event: a full store then holds thousands of objects, not millions, so that the collector's
-/// pauses stay short while it is full. A finished stream's last block is trimmed to what it holds,
-/// so the byte count is the memory its events take. Finished streams are kept in the order they
-/// ended, so that expiry and eviction take them from the front without scanning every stream.
+/// pauses stay short while it is full. A finished stream's last block is trimmed to what it
+/// holds, so the byte count is close to the memory its events take (an earlier block keeps its
+/// unused end when a larger event opened the next one, and each event has a 16-byte slice).
+/// Finished streams are kept in the order they ended, so that expiry and eviction take them from
+/// the front without scanning every stream.
 /// </remarks>
 internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, IOptions<StreamOptions> streams, TimeProvider time) : IStreamStore
 {
@@ -372,6 +374,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         /// </summary>
         public void Trim()
         {
+            Events.TrimExcess();
             if (_blockUsed == _block.Length)
             {
                 return;
@@ -385,7 +388,6 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
             }
 
             _block = trimmed;
-            Events.TrimExcess();
         }
 
         /// <summary>Lets go of the events (a queue may still refer to the entry until its turn).</summary>
