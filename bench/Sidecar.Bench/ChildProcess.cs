@@ -114,13 +114,13 @@ internal sealed class ChildProcess : IDisposable
     public int Pid => _process.Id;
 
     /// <summary>The CPU time the process has used so far (user and system).</summary>
-    public TimeSpan CpuTime
+    public TimeSpan CpuTime => CpuTimeOf(_process);
+
+    /// <summary>The CPU time a process has used so far (user and system), e.g. a run's <c>redis-server</c>.</summary>
+    public static TimeSpan CpuTimeOf(Process process)
     {
-        get
-        {
-            _process.Refresh();
-            return _process.TotalProcessorTime;
-        }
+        process.Refresh();
+        return process.TotalProcessorTime;
     }
 
     /// <summary>

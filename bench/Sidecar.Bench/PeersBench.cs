@@ -114,16 +114,17 @@ internal static class PeersBench
                 {
                     var target = targets[(t + concurrency) % targets.Count];
                     var cpuBefore = Cpu(target);
-                    var redisBefore = RedisCpu(redis);
+                    // The run's Redis serves only the Redis-backed targets, one target at a time.
+                    var redisBefore = ChildProcess.CpuTimeOf(redis);
                     var batchesBefore = await StoreBatchesAsync(http, target);
                     var paced = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:{paceMs} stamp", $"p{concurrency}");
                     var cpu = Cpu(target) - cpuBefore;
                     var batches = await StoreBatchesAsync(http, target) - batchesBefore;
-                    var redisPaced = RedisCpu(redis) - redisBefore;
+                    var redisPaced = ChildProcess.CpuTimeOf(redis) - redisBefore;
                     var started = Stopwatch.GetTimestamp();
                     var unpaced = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:0 stamp", $"u{concurrency}");
                     var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-                    var redisUnpaced = RedisCpu(redis) - redisBefore - redisPaced;
+                    var redisUnpaced = ChildProcess.CpuTimeOf(redis) - redisBefore - redisPaced;
                     results[target.Name] = new Result(paced.Delays, paced.Errors + unpaced.Errors, unpaced.Events / seconds, paced.Events == 0 ? 0 : cpu.TotalMicroseconds / paced.Events, paced.Events == 0 ? 0 : batches / paced.Events,
                         paced.Events == 0 ? 0 : redisPaced.TotalMicroseconds / paced.Events, unpaced.Events == 0 ? 0 : redisUnpaced.TotalMicroseconds / unpaced.Events);
                 }
@@ -166,12 +167,6 @@ internal static class PeersBench
 
     private sealed record Target(string Name, int Port, Func<int[]>? Pids, int ManagementPort = 0, bool UsesRedis = false);
 
-    /// <summary>The CPU time the run's Redis has used so far (it serves only the Redis-backed targets, one at a time).</summary>
-    private static TimeSpan RedisCpu(Process redis)
-    {
-        redis.Refresh();
-        return redis.HasExited ? TimeSpan.Zero : redis.TotalProcessorTime;
-    }
 
     /// <summary>Three grouped bar charts (p99 added delay, CPU per event, events/s vs plain YARP), one group per concurrency.</summary>
     private static string Svg(List<(int Concurrency, string Target, double P99Added, double CpuPerEvent, double VsYarp)> rows, List<string> targets)
@@ -288,7 +283,7 @@ internal static class PeersBench
         }
 
         var cpuBefore = Cpu(target);
-        var redisBefore = RedisCpu(redis);
+        var redisBefore = ChildProcess.CpuTimeOf(redis);
         var started = Stopwatch.GetTimestamp();
         long events = 0;
         var errors = 0;
@@ -306,7 +301,7 @@ internal static class PeersBench
             $"{rounds} rounds, {events} events, {errors} errors in {elapsed:F1} s: {events / elapsed:F0} events/s, CPU per event {cpu.TotalMicroseconds / Math.Max(1, events):F1} µs"));
         if (target.UsesRedis)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(RedisCpu(redis) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(ChildProcess.CpuTimeOf(redis) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs"));
         }
 
         for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)

@@ -56,7 +56,7 @@ internal static partial class TeeBench
             // CPU over the whole measured phase: the store writer works on after a round's
             // clients are done, and an idle sidecar costs next to nothing between its rounds.
             var cpuBefore = proxies.ToDictionary(p => p.Key, p => p.Value());
-            var redisCpuBefore = RedisCpu(redis);
+            var redisCpuBefore = ChildProcess.CpuTimeOf(redis);
             var redisEvents = 0L;
             for (var round = 0; round < rounds; round++)
             {
@@ -75,7 +75,7 @@ internal static partial class TeeBench
 
             var redisAfter = await RedisStatsAsync(redisPort);
             var proxyCpu = proxies.ToDictionary(p => p.Key, p => p.Value() - cpuBefore[p.Key]);
-            var redisCpu = RedisCpu(redis) - redisCpuBefore;
+            var redisCpu = ChildProcess.CpuTimeOf(redis) - redisCpuBefore;
             var resumeMemory = await ResumeFirstByteAsync(http, memoryPort, emulatorPort, 200);
             var resumeRedis = await ResumeFirstByteAsync(http, teedPort, emulatorPort, 200);
 
@@ -109,12 +109,6 @@ internal static partial class TeeBench
             redis.Kill();
             await redis.WaitForExitAsync();
         }
-    }
-
-    private static TimeSpan RedisCpu(Process redis)
-    {
-        redis.Refresh();
-        return redis.TotalProcessorTime;
     }
 
     private static async Task<(double Seconds, long Events)> RunRoundAsync(HttpClient http, int port, int concurrency, string tag)
