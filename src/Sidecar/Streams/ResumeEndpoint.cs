@@ -49,20 +49,33 @@ internal sealed class ResumeEndpoint(
                 return true;
         }
 
-        if (stream!.State == StoredStreamState.Completed)
+        try
         {
+            await AnswerAsync(context, sessionId, stream!, from, head);
+            return true;
+        }
+        finally
+        {
+            // The first events' read, when it was not used (no replay, or the client left first).
             StreamAccess.Discard(head);
+        }
+    }
+
+    /// <summary>Answers the stream's owner: no content for a finished stream, "resume unavailable" for an incomplete one, else the replay.</summary>
+    private async Task AnswerAsync(HttpContext context, string sessionId, StreamRecord stream, long from, Task<IReadOnlyList<StoredEvent>>? head)
+    {
+        if (stream.State == StoredStreamState.Completed)
+        {
             Done(sessionId, "no_stream");
             StreamAccess.NoContent(context);
-            return true;
+            return;
         }
 
         if (stream.Incomplete)
         {
-            StreamAccess.Discard(head);
             Done(sessionId, "failed");
             await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.ResumeUnavailable, time, context.TraceIdentifier, sessionId));
-            return true;
+            return;
         }
 
         Done(sessionId, "replayed");
@@ -74,7 +87,6 @@ internal sealed class ResumeEndpoint(
         activity?.SetTag("chat.session_id", sessionId);
         activity?.SetTag("chat.message_id", stream.MessageId);
         await ReplayAsync(context, stream, from, head);
-        return true;
     }
 
     private void Done(string sessionId, string result)
@@ -96,22 +108,14 @@ internal sealed class ResumeEndpoint(
         response.Headers["x-agent-id"] = stream.AgentId;
         response.Headers["x-message-id"] = stream.MessageId;
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        try
+        switch (await replay.CopyAsync(context, stream.SessionId, stream.MessageId, from, head))
         {
-            switch (await replay.CopyAsync(context, stream.SessionId, stream.MessageId, from, head))
-            {
-                case ReplayResult.Interrupted:
-                    metrics.Resume("interrupted");
-                    break;
-                case ReplayResult.StoreFailed:
-                    metrics.Resume("failed");
-                    break;
-            }
-        }
-        finally
-        {
-            // Not read when the client left first.
-            StreamAccess.Discard(head);
+            case ReplayResult.Interrupted:
+                metrics.Resume("interrupted");
+                break;
+            case ReplayResult.StoreFailed:
+                metrics.Resume("failed");
+                break;
         }
     }
 

@@ -175,6 +175,12 @@ internal sealed class RedisStreamStore : IStreamStore
                     // Another hash slot (the session's): a separate command.
                     others.Add(batch.StringSetAsync(ActiveKey(begin.SessionId), begin.MessageId, TimeSpan.FromMilliseconds(lifetime)));
                 }
+
+                if (parts[p].Last && writes[parts[p].Write].End is not null)
+                {
+                    // Its last write: the stream's keys are no longer needed here.
+                    _writeKeys.TryRemove(writes[parts[p].Write].MessageId, out _);
+                }
             }
         }
 
@@ -343,12 +349,6 @@ internal sealed class RedisStreamStore : IStreamStore
             for (var e = slice.From; e < slice.From + slice.Count; e++)
             {
                 values[a++] = write.Events[e].Raw;
-            }
-
-            if (slice.Last && write.End is not null)
-            {
-                // Its last write: the stream's keys are no longer needed here.
-                _writeKeys.TryRemove(write.MessageId, out _);
             }
         }
 

@@ -31,6 +31,7 @@ internal sealed class StoreWriter(
     // The batch being built: the writer builds one at a time, so these are reused.
     private readonly Dictionary<StreamTee, StreamWrite> _byTee = [];
     private readonly List<(StreamTee Tee, StreamWrite Write)> _order = [];
+    private readonly List<StreamWrite> _writes = [];
     private long _pendingBytes;
     private int _watching;
     private long _batches;
@@ -134,8 +135,10 @@ internal sealed class StoreWriter(
     {
         var byTee = _byTee;
         var order = _order;
+        var writes = _writes;
         byTee.Clear();
         order.Clear();
+        writes.Clear();
         long bytes = 0;
         var events = 0;
         for (var count = 0; count < MaxBatchOps && bytes < MaxBatchBytes && reader.TryRead(out var op); count++)
@@ -167,7 +170,6 @@ internal sealed class StoreWriter(
             write.MarkIncomplete |= op.Tee.IsLost;
         }
 
-        var writes = new List<StreamWrite>(order.Count);
         foreach (var (_, write) in order)
         {
             writes.Add(write);
