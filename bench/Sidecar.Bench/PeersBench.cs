@@ -16,6 +16,9 @@ internal static class PeersBench
 {
     private const int Events = 200;
 
+    /// <summary>The emulator's scenario for every run: about <see cref="Events"/> events, all but four of them stamped text deltas of 100 bytes, paced or not.</summary>
+    private static string Scenario(int paceMs) => string.Create(CultureInfo.InvariantCulture, $"deltas:{Events - 4} delta-bytes:100 pace:{paceMs} stamp");
+
     private static readonly string[] NginxPaths = ["/usr/sbin/nginx", "/usr/bin/nginx"];
 
     public static async Task<int> RunAsync(string root, string configuration, int[] concurrencies, int paceMs, int idleStreams = 0, (string Target, double Seconds)? load = null)
@@ -80,8 +83,8 @@ internal static class PeersBench
             var warm = Math.Min(200, concurrencies.DefaultIfEmpty(10).Max());
             foreach (var target in targets)
             {
-                await RunStreamsAsync(http, target.Port, warm, $"deltas:{Events - 4} delta-bytes:100 pace:0 stamp", "warm");
-                await RunStreamsAsync(http, target.Port, warm, $"deltas:{Events - 4} delta-bytes:100 pace:{paceMs} stamp", "warm-paced");
+                await RunStreamsAsync(http, target.Port, warm, Scenario(0), "warm");
+                await RunStreamsAsync(http, target.Port, warm, Scenario(paceMs), "warm-paced");
             }
 
             if (idleStreams > 0)
@@ -117,12 +120,12 @@ internal static class PeersBench
                     // The run's Redis serves only the Redis-backed targets, one target at a time.
                     var redisBefore = ChildProcess.CpuTimeOf(redis);
                     var batchesBefore = await StoreBatchesAsync(http, target);
-                    var paced = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:{paceMs} stamp", $"p{concurrency}");
+                    var paced = await RunStreamsAsync(http, target.Port, concurrency, Scenario(paceMs), $"p{concurrency}");
                     var cpu = Cpu(target) - cpuBefore;
                     var batches = await StoreBatchesAsync(http, target) - batchesBefore;
                     var redisPaced = ChildProcess.CpuTimeOf(redis) - redisBefore;
                     var started = Stopwatch.GetTimestamp();
-                    var unpaced = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:0 stamp", $"u{concurrency}");
+                    var unpaced = await RunStreamsAsync(http, target.Port, concurrency, Scenario(0), $"u{concurrency}");
                     var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
                     var redisUnpaced = ChildProcess.CpuTimeOf(redis) - redisBefore - redisPaced;
                     results[target.Name] = new Result(paced.Delays, paced.Errors + unpaced.Errors, unpaced.Events / seconds, paced.Events == 0 ? 0 : cpu.TotalMicroseconds / paced.Events, paced.Events == 0 ? 0 : batches / paced.Events,
@@ -290,7 +293,7 @@ internal static class PeersBench
         var rounds = 0;
         while (Stopwatch.GetElapsedTime(started).TotalSeconds < seconds)
         {
-            var round = await RunStreamsAsync(http, target.Port, concurrency, $"deltas:{Events - 4} delta-bytes:100 pace:{paceMs} stamp", $"l{rounds++}");
+            var round = await RunStreamsAsync(http, target.Port, concurrency, Scenario(paceMs), $"l{rounds++}");
             events += round.Events;
             errors += round.Errors;
         }
