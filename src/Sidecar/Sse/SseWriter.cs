@@ -7,12 +7,18 @@ namespace Sidecar.Sse;
 internal static class SseWriter
 {
     /// <summary>Writes <c>id: N</c> and a line feed: the line that precedes an event's own bytes.</summary>
-    public static void WriteId(IBufferWriter<byte> writer, long sequence)
+    public static void WriteId(IBufferWriter<byte> writer, long sequence) =>
+        writer.Advance(WriteId(writer.GetSpan(IdLineRoom), sequence));
+
+    /// <summary>Room enough for an <c>id:</c> line: "id: ", a long and a line feed.</summary>
+    public const int IdLineRoom = 32;
+
+    /// <summary>Writes <c>id: N</c> and a line feed into <paramref name="line"/> (at least <see cref="IdLineRoom"/> bytes); returns its length.</summary>
+    public static int WriteId(Span<byte> line, long sequence)
     {
-        var line = writer.GetSpan(32);
         "id: "u8.CopyTo(line);
         sequence.TryFormat(line[4..], out var written, provider: CultureInfo.InvariantCulture);
         line[4 + written] = (byte)'\n';
-        writer.Advance(5 + written);
+        return 5 + written;
     }
 }

@@ -128,39 +128,39 @@ internal sealed class LiveClient(
         while (await live.WaitToReadAsync(CancellationToken.None))
         {
             var written = 0;
-            while (live.TryRead(out var events))
             {
-                if (pump.IsLiveBehind)
+                var output = new SseEventWriter(writer);
+                while (live.TryRead(out var events))
                 {
-                    // Checked after the read: events read once the pump fell back may follow one
-                    // its drain took, so they are not written; the store has them all.
-                    break;
-                }
-
-                for (var i = 0; i < events.Count; i++)
-                {
-                    var evt = events[i];
-                    if (evt.Sequence >= 0)
+                    if (pump.IsLiveBehind)
                     {
-                        if (eventIds)
+                        // Checked after the read: events read once the pump fell back may follow one
+                        // its drain took, so they are not written; the store has them all.
+                        break;
+                    }
+
+                    for (var i = 0; i < events.Count; i++)
+                    {
+                        var evt = events[i];
+                        if (evt.Sequence >= 0)
                         {
-                            SseWriter.WriteId(writer, evt.Sequence);
+                            next = evt.Sequence + 1;
                         }
 
-                        next = evt.Sequence + 1;
-                    }
-
-                    writer.Write(evt.Raw);
-                    if (ReferenceEquals(evt, SseEvent.Heartbeat))
-                    {
-                        metrics.HeartbeatSent();
-                    }
-                    else
-                    {
-                        written += evt.Raw.Length;
-                        heartbeat.Written = true;
+                        output.Write(eventIds ? evt.Sequence : -1, evt.Raw);
+                        if (ReferenceEquals(evt, SseEvent.Heartbeat))
+                        {
+                            metrics.HeartbeatSent();
+                        }
+                        else
+                        {
+                            written += evt.Raw.Length;
+                            heartbeat.Written = true;
+                        }
                     }
                 }
+
+                output.Commit();
             }
 
             // One flush per batch: a backlog goes out together, a lone event goes out at once.

@@ -148,24 +148,10 @@ internal sealed class StoreReplay(
                 // The first read may have been sent already, with the stream's metadata.
                 var events = head is not null ? await head.WaitAsync(token) : await store.ReadAsync(messageId, cursor.Next, batch, token);
                 head = null;
-                foreach (var evt in events)
+                if (!CopyEvents(writer, events, eventIds, cursor, ref largest))
                 {
-                    if (evt.Sequence != cursor.Next)
-                    {
-                        // A gap (the store lost events): never skip over it.
-                        return (null, SidecarError.ResumeUnavailable);
-                    }
-
-                    if (eventIds)
-                    {
-                        SseWriter.WriteId(writer, evt.Sequence);
-                    }
-
-                    writer.Write(evt.Raw.Span);
-                    metrics.ResumeBytes(evt.Raw.Length);
-                    largest = Math.Max(largest, evt.Raw.Length);
-                    cursor.Last = evt.Raw;
-                    cursor.Next = evt.Sequence + 1;
+                    // A gap (the store lost events): never skip over it.
+                    return (null, SidecarError.ResumeUnavailable);
                 }
 
                 if (events.Count > 0)
@@ -250,6 +236,38 @@ internal sealed class StoreReplay(
                 await follower.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>
+    /// Writes a read's events in order from the cursor on; false at a gap (what came before it is written).
+    /// </summary>
+    private bool CopyEvents(PipeWriter writer, IReadOnlyList<StoredEvent> events, bool eventIds, Cursor cursor, ref long largest)
+    {
+        var output = new SseEventWriter(writer);
+        long bytes = 0;
+        var whole = true;
+        foreach (var evt in events)
+        {
+            if (evt.Sequence != cursor.Next)
+            {
+                whole = false;
+                break;
+            }
+
+            output.Write(eventIds ? evt.Sequence : -1, evt.Raw.Span);
+            bytes += evt.Raw.Length;
+            largest = Math.Max(largest, evt.Raw.Length);
+            cursor.Last = evt.Raw;
+            cursor.Next = evt.Sequence + 1;
+        }
+
+        output.Commit();
+        if (bytes > 0)
+        {
+            metrics.ResumeBytes(bytes);
+        }
+
+        return whole;
     }
 
     private static bool EndsEvent(ReadOnlySpan<byte> raw) => raw.EndsWith("\n\n"u8) || raw.EndsWith("\r\r"u8) || raw.EndsWith("\r\n\r\n"u8);

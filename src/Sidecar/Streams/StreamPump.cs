@@ -358,6 +358,7 @@ internal sealed class StreamPump
             var result = await pipe.ReadAsync(cancellationToken);
             idle.Touch();
             var buffer = result.Buffer;
+            var (eventsBefore, bytesBefore) = (State.Events, State.Bytes);
             SseReadStatus status;
             try
             {
@@ -386,7 +387,6 @@ internal sealed class StreamPump
                     }
 
                     State.Observe(evt);
-                    _metrics.EventForwarded(evt.Raw.Length);
                     if (State.Events == 1)
                     {
                         _metrics.FirstEvent(_time.GetElapsedTime(StartedAt));
@@ -402,6 +402,8 @@ internal sealed class StreamPump
                     // The read's events go to the client together (also when the read ends the stream).
                     HandOverLive();
                 }
+
+                _metrics.EventsForwarded((int)(State.Events - eventsBefore), State.Bytes - bytesBefore);
             }
 
             if (status == SseReadStatus.TooLarge)

@@ -97,10 +97,14 @@ internal sealed class SidecarMetrics
         _streamDuration.Record(duration.TotalSeconds, outcomeTag);
     }
 
-    public void EventForwarded(int bytes)
+    /// <summary>Counts the events of one upstream read together (one measurement per read, not per event).</summary>
+    public void EventsForwarded(int events, long bytes)
     {
-        _events.Add(1);
-        _bytes.Add(bytes);
+        if (events > 0)
+        {
+            _events.Add(events);
+            _bytes.Add(bytes);
+        }
     }
 
     public void HeartbeatSent() => _heartbeats.Add(1);

@@ -1,0 +1,96 @@
+using System.Buffers;
+using System.Text;
+using Sidecar.Sse;
+
+namespace Sidecar.Tests.Sse;
+
+public class SseEventWriterTests
+{
+    [Fact]
+    public void Write_MixedSizesAndIds_WritesEachIdLineBeforeItsEventInOrder()
+    {
+        var big = "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"" + new string('x', 10_000) + "\"}\n\n";
+        var events = new (long Sequence, string Raw)[]
+        {
+            (0, "data: {\"type\":\"start\"}\n\n"),
+            (-1, ": keep-alive\n\n"),
+            (1, big),
+            (2, "data: {\"type\":\"finish\"}\n\n"),
+            (long.MaxValue, "data: [DONE]\n\n"),
+        };
+        var target = new SmallSpanWriter(spanLength: 64);
+
+        var output = new SseEventWriter(target);
+        foreach (var (sequence, raw) in events)
+        {
+            output.Write(sequence, Encoding.UTF8.GetBytes(raw));
+        }
+
+        output.Commit();
+
+        var expected = string.Concat(events.Select(e => (e.Sequence >= 0 ? $"id: {e.Sequence}\n" : string.Empty) + e.Raw));
+        Assert.Equal(expected, target.Text);
+    }
+
+    [Fact]
+    public void Write_SmallEvents_ShareOneBufferUntilItIsFull()
+    {
+        var raw = Encoding.UTF8.GetBytes("data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"" + new string('x', 60) + "\"}\n\n");
+        var target = new SmallSpanWriter(spanLength: 4096);
+
+        var output = new SseEventWriter(target);
+        for (var i = 0; i < 30; i++)
+        {
+            output.Write(i, raw);
+        }
+
+        output.Commit();
+
+        // 30 events of about 110 bytes with their id lines fit one 4 KiB buffer: one span, one advance.
+        Assert.Equal(1, target.Spans);
+        Assert.Equal(string.Concat(Enumerable.Range(0, 30).Select(i => $"id: {i}\n" + Encoding.UTF8.GetString(raw))), target.Text);
+    }
+
+    [Fact]
+    public void Commit_WithNothingWritten_AdvancesNothing()
+    {
+        var target = new SmallSpanWriter(spanLength: 64);
+
+        new SseEventWriter(target).Commit();
+
+        Assert.Equal(0, target.Spans);
+        Assert.Equal(string.Empty, target.Text);
+    }
+
+    /// <summary>Hands out spans of a fixed length (or the size asked, if larger) and checks each advance against it.</summary>
+    private sealed class SmallSpanWriter(int spanLength) : IBufferWriter<byte>
+    {
+        private readonly List<byte> _written = [];
+        private byte[] _current = [];
+
+        public int Spans { get; private set; }
+
+        public string Text => Encoding.UTF8.GetString([.. _written]);
+
+        public Span<byte> GetSpan(int sizeHint = 0)
+        {
+            Spans++;
+            _current = new byte[Math.Max(spanLength, sizeHint)];
+            return _current;
+        }
+
+        public Memory<byte> GetMemory(int sizeHint = 0)
+        {
+            Spans++;
+            _current = new byte[Math.Max(spanLength, sizeHint)];
+            return _current;
+        }
+
+        public void Advance(int count)
+        {
+            Assert.InRange(count, 0, _current.Length);
+            _written.AddRange(_current.AsSpan(0, count).ToArray());
+            _current = [];
+        }
+    }
+}
