@@ -38,15 +38,28 @@ public class BenchSmokeTests
         Assert.Equal(6, text.Split('\n').Count(l => l.StartsWith("| ", StringComparison.Ordinal) && l.EndsWith("| pass |", StringComparison.Ordinal)));
     }
 
+    /// <summary>The Redis write-cost run (the real store against its own redis-server) applies every write and reports the script's commands.</summary>
+    [Fact]
+    public async Task RedisWriteCost_TinyRun_ReportsCostsPerStreamWrite()
+    {
+        var text = await RunAsync("Sidecar.Benchmarks", "redis-writes", "2", "1", "20");
+        Assert.Contains("2 streams x 1 event(s) per batch, 20 batches", text, StringComparison.Ordinal);
+        Assert.Contains("per stream write: Redis process CPU", text, StringComparison.Ordinal);
+        Assert.Matches(@"xadd +1\.00 calls", text);
+    }
+
     /// <summary>Runs the built harness with <paramref name="args"/>; returns its output once it exited with 0.</summary>
-    private static async Task<string> RunHarnessAsync(params string[] args)
+    private static Task<string> RunHarnessAsync(params string[] args) => RunAsync("Sidecar.Bench", args);
+
+    /// <summary>Runs a built project of <c>bench/</c> with <paramref name="args"/>; returns its output once it exited with 0.</summary>
+    private static async Task<string> RunAsync(string project, params string[] args)
     {
 #if DEBUG
         const string configuration = "Debug";
 #else
         const string configuration = "Release";
 #endif
-        var dll = Path.Combine(Loopback.RepositoryRoot(), "bench", "Sidecar.Bench", "bin", configuration, "net10.0", "Sidecar.Bench.dll");
+        var dll = Path.Combine(Loopback.RepositoryRoot(), "bench", project, "bin", configuration, "net10.0", project + ".dll");
         Assert.True(File.Exists(dll), $"build the solution first: {dll} is missing");
         var info = new ProcessStartInfo("dotnet", [dll, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true };
         using var process = Process.Start(info)!;

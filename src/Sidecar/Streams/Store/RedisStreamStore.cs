@@ -43,15 +43,16 @@ internal sealed class RedisStreamStore : IStreamStore
               'state', 0, 'lease', ARGV[a + 1], 'incomplete', 0, 'count', 0, 'trace', ARGV[a + 11])
             redis.call('PEXPIRE', meta, lifetime)
           end
-          local state = redis.call('HGET', meta, 'state')
+          local known = redis.call('HMGET', meta, 'state', 'count')
+          local state = known[1]
           if state ~= '0' then
             if state and ARGV[a + 3] ~= '-1'
-              and (n == 0 or tonumber(redis.call('HGET', meta, 'count')) == first + n) then return 1 end
+              and (n == 0 or tonumber(known[2]) == first + n) then return 1 end
             return 0
           end
           local applied = 1
           if n > 0 then
-            local count = tonumber(redis.call('HGET', meta, 'count'))
+            local count = tonumber(known[2])
             if count < first or count > first + n then
               applied = 0
             else
@@ -69,7 +70,7 @@ internal sealed class RedisStreamStore : IStreamStore
             redis.call('PEXPIRE', meta, retention)
             redis.call('PEXPIRE', events, retention)
           end
-          if ARGV[a + 5] == '1' then redis.call('PUBLISH', string.sub(meta, 1, -5) .. 'notify', 1) end
+          if ARGV[a + 5] == '1' then redis.call('PUBLISH', string.sub(meta, 1, -5) .. 'notify', '1') end
           return applied
         end
         local results, a = {}, 3
