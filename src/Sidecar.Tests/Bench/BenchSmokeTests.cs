@@ -46,6 +46,10 @@ public class BenchSmokeTests
         Assert.Contains("2 streams x 1 event(s) per batch, 20 batches", text, StringComparison.Ordinal);
         Assert.Contains("per stream write: Redis process CPU", text, StringComparison.Ordinal);
         Assert.Matches(@"xadd +1\.00 calls", text);
+
+        // State and count are read with one call per stream write.
+        Assert.Matches(@"hmget +1\.00 calls", text);
+        Assert.DoesNotContain("hget ", text, StringComparison.Ordinal);
     }
 
     /// <summary>Runs the built harness with <paramref name="args"/>; returns its output once it exited with 0.</summary>

@@ -52,6 +52,46 @@ public class SseEventWriterTests
     }
 
     [Fact]
+    public void Write_EventsThatExactlyFillABuffer_TheNextOneStartsANewBuffer()
+    {
+        var raw = Encoding.UTF8.GetBytes("data: " + new string('x', 1016) + "\n\n");
+        var target = new SmallSpanWriter(spanLength: 4096);
+
+        var output = new SseEventWriter(target);
+        for (var i = 0; i < 5; i++)
+        {
+            output.Write(-1, raw);
+        }
+
+        output.Commit();
+
+        Assert.Equal(2, target.Spans);
+        Assert.Equal(string.Concat(Enumerable.Repeat(Encoding.UTF8.GetString(raw), 5)), target.Text);
+    }
+
+    [Fact]
+    public void Write_WriterGivesLessThanAsked_EventsStillGoOutWhole()
+    {
+        var events = new (long Sequence, string Raw)[]
+        {
+            (7, "data: {\"type\":\"start\"}\n\n"),
+            (-1, ": keep-alive\n\n"),
+            (123_456_789_012, "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"" + new string('y', 900) + "\"}\n\n"),
+        };
+        var target = new SmallSpanWriter(spanLength: 16, honourSizeHint: false);
+
+        var output = new SseEventWriter(target);
+        foreach (var (sequence, raw) in events)
+        {
+            output.Write(sequence, Encoding.UTF8.GetBytes(raw));
+        }
+
+        output.Commit();
+
+        Assert.Equal(string.Concat(events.Select(e => (e.Sequence >= 0 ? $"id: {e.Sequence}\n" : string.Empty) + e.Raw)), target.Text);
+    }
+
+    [Fact]
     public void Commit_WithNothingWritten_AdvancesNothing()
     {
         var target = new SmallSpanWriter(spanLength: 64);
@@ -62,8 +102,11 @@ public class SseEventWriterTests
         Assert.Equal(string.Empty, target.Text);
     }
 
-    /// <summary>Hands out spans of a fixed length (or the size asked, if larger) and checks each advance against it.</summary>
-    private sealed class SmallSpanWriter(int spanLength) : IBufferWriter<byte>
+    /// <summary>
+    /// Hands out spans of a fixed length (or the size asked, if larger and honoured) and checks each
+    /// advance against it.
+    /// </summary>
+    private sealed class SmallSpanWriter(int spanLength, bool honourSizeHint = true) : IBufferWriter<byte>
     {
         private readonly List<byte> _written = [];
         private byte[] _current = [];
@@ -75,14 +118,14 @@ public class SseEventWriterTests
         public Span<byte> GetSpan(int sizeHint = 0)
         {
             Spans++;
-            _current = new byte[Math.Max(spanLength, sizeHint)];
+            _current = new byte[honourSizeHint ? Math.Max(spanLength, sizeHint) : spanLength];
             return _current;
         }
 
         public Memory<byte> GetMemory(int sizeHint = 0)
         {
             Spans++;
-            _current = new byte[Math.Max(spanLength, sizeHint)];
+            _current = new byte[honourSizeHint ? Math.Max(spanLength, sizeHint) : spanLength];
             return _current;
         }
 

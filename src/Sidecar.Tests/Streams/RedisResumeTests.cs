@@ -12,6 +12,7 @@ public sealed class RedisResumeTests : IAsyncLifetime
     private EmulatorServer _emulator = null!;
     private SidecarServer _replicaA = null!;
     private SidecarServer _replicaB = null!;
+    private string _prefix = null!;
 
     public async Task InitializeAsync()
     {
@@ -19,7 +20,7 @@ public sealed class RedisResumeTests : IAsyncLifetime
         var shared = new Dictionary<string, string?>
         {
             ["Sidecar:Store:Redis"] = RedisServer.Configuration,
-            ["Sidecar:Store:KeyPrefix"] = RedisServer.NewPrefix(),
+            ["Sidecar:Store:KeyPrefix"] = _prefix = RedisServer.NewPrefix(),
             // Longer than the test timeout: a follower that only polled, missing notifications, fails.
             ["Sidecar:Resume:FollowPollInterval"] = "00:01:00",
             ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00",
@@ -66,6 +67,46 @@ public sealed class RedisResumeTests : IAsyncLifetime
         Assert.Equal(expected, live);
         Assert.Equal(expected, followed);
         Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+    }
+
+    /// <summary>
+    /// The store lost an event (an operator's XDEL, a partial eviction): a resume replays up to the
+    /// hole, never past it, and ends with the typed resume-unavailable error and [DONE].
+    /// </summary>
+    [Fact]
+    public async Task Resume_StoreLostAnEvent_ReplaysUpToTheGapThenEndsResumeUnavailable()
+    {
+        using var clientA = _replicaA.CreateClient();
+        using var clientB = _replicaB.CreateClient();
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(clientA, _emulator, session, "/scenario gate:12 deltas:30");
+        var sent = new List<string>();
+        for (var i = 0; i < 12; i++)
+        {
+            sent.Add((await call.Reader.NextAsync())!);
+        }
+
+        await StoreProbe.WaitForEventsAsync(_replicaB.Services.GetRequiredService<IStreamStore>(), session, 12);
+        var messageId = call.Response.Headers.GetValues("x-message-id").Single();
+        await using (var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisServer.Configuration))
+        {
+            // Event 5 is entry 0-6.
+            Assert.Equal(1, await redis.GetDatabase().StreamDeleteAsync($"{_prefix}:{{msg:{messageId}}}:events", ["0-6"]));
+        }
+
+        using var resumed = await clientB.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var body = Chat.Text(await new TestEventReader(await resumed.Content.ReadAsStreamAsync()).ReadToEndAsync());
+        call.Record.ReleaseGate();
+
+        Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+        Assert.StartsWith(string.Concat(sent.Take(5).Select(e => e + "\n\n")), body, StringComparison.Ordinal);
+        var parts = Endings.Parts(body);
+        Assert.Equal(5 + 2, parts.Count);
+        Assert.Equal("[DONE]", parts[^1]);
+        var errorText = System.Text.Json.JsonDocument.Parse(System.Text.Json.JsonDocument.Parse(parts[^2]).RootElement.GetProperty("errorText").GetString()!).RootElement;
+        ErrorJson.AssertContractShape(errorText, "SERVICE_UNAVAILABLE", 503);
+        Assert.Equal("RESUME_UNAVAILABLE", errorText.GetProperty("errorCode").GetString());
+        Assert.Equal("resume", errorText.GetProperty("category").GetString());
     }
 
     [Fact]

@@ -36,6 +36,28 @@ public sealed class MetricsTests : IAsyncLifetime
         Assert.Equal(pump.State.Bytes, metrics.Sum("sidecar.stream.bytes"));
     }
 
+    /// <summary>
+    /// The sidecar's own parts (here the persistence error and [DONE] it sends when an in-band ack
+    /// reports a failed save) are not counted as events read from the upstream.
+    /// </summary>
+    [Fact]
+    public async Task StreamEventsAndBytes_CountOnlyWhatTheUpstreamSent()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?> { ["Sidecar:Persistence:Mode"] = "InBand" });
+        using var metrics = new MeasurementRecorder(sidecar);
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var client = sidecar.CreateClient();
+
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario deltas:3 ack:failed");
+        var (pump, outcome) = await ended.DefaultTimeout();
+
+        Assert.Equal(Sidecar.Streams.StreamOutcome.PersistenceFailed, outcome);
+        Assert.True(pump.State.Events > answer.Record.TotalFrames, "the sidecar added parts of its own");
+        Assert.Equal(answer.Record.TotalFrames, metrics.Sum("sidecar.stream.events"));
+        Assert.Equal(answer.Record.SentBytes().Length, metrics.Sum("sidecar.stream.bytes"));
+    }
+
     [Fact]
     public async Task InjectedParts_ByPartAndReason()
     {

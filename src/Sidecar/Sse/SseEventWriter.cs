@@ -22,8 +22,15 @@ internal ref struct SseEventWriter(IBufferWriter<byte> writer)
         if (_span.Length - _used < room)
         {
             Commit();
-            if (room > GatherLimit)
+            if (room <= GatherLimit)
             {
+                _span = writer.GetSpan(room);
+            }
+
+            if (_span.Length < room)
+            {
+                // Larger than a buffer gathers (or a writer that gave less than asked): straight through.
+                _span = default;
                 if (sequence >= 0)
                 {
                     SseWriter.WriteId(writer, sequence);
@@ -32,8 +39,6 @@ internal ref struct SseEventWriter(IBufferWriter<byte> writer)
                 writer.Write(raw);
                 return;
             }
-
-            _span = writer.GetSpan(room);
         }
 
         if (sequence >= 0)

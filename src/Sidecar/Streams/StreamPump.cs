@@ -358,7 +358,9 @@ internal sealed class StreamPump
             var result = await pipe.ReadAsync(cancellationToken);
             idle.Touch();
             var buffer = result.Buffer;
-            var (eventsBefore, bytesBefore) = (State.Events, State.Bytes);
+            // Counted here, not from State: the sidecar's own parts (an ending decided during this
+            // read) are observed too, but they were not read from the upstream.
+            var (eventsRead, bytesRead) = (0, 0L);
             SseReadStatus status;
             try
             {
@@ -387,6 +389,8 @@ internal sealed class StreamPump
                     }
 
                     State.Observe(evt);
+                    eventsRead++;
+                    bytesRead += evt.Raw.Length;
                     if (State.Events == 1)
                     {
                         _metrics.FirstEvent(_time.GetElapsedTime(StartedAt));
@@ -403,7 +407,7 @@ internal sealed class StreamPump
                     HandOverLive();
                 }
 
-                _metrics.EventsForwarded((int)(State.Events - eventsBefore), State.Bytes - bytesBefore);
+                _metrics.EventsForwarded(eventsRead, bytesRead);
             }
 
             if (status == SseReadStatus.TooLarge)
