@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Options;
+using Sidecar.Bench;
 using Sidecar.Streams;
 using Sidecar.Streams.Store;
 using StackExchange.Redis;
@@ -27,11 +27,8 @@ internal static class RedisWriteCost
         var streams = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 25;
         var events = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1;
         var batches = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 8000;
-        var port = FreePort();
-        using var redis = Process.Start(new ProcessStartInfo("redis-server", ["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        {
-            RedirectStandardOutput = true,
-        })!;
+        var port = ChildProcess.FreePort();
+        using var redis = ChildProcess.StartRedis(port);
         try
         {
             var storeOptions = Options.Create(new StreamStoreOptions { Redis = $"127.0.0.1:{port},allowAdmin=true" });
@@ -70,15 +67,13 @@ internal static class RedisWriteCost
 
             await WriteBatchesAsync(Math.Max(100, batches / 10));
             await server.ExecuteAsync("CONFIG", "RESETSTAT");
-            redis.Refresh();
-            var redisCpu = redis.TotalProcessorTime;
-            var ownCpu = Process.GetCurrentProcess().TotalProcessorTime;
+            var redisCpu = ChildProcess.CpuTimeOf(redis);
+            var ownCpu = ChildProcess.CpuTimeOf(Process.GetCurrentProcess());
             var clock = Stopwatch.StartNew();
             await WriteBatchesAsync(batches);
             clock.Stop();
-            redis.Refresh();
-            var redisUsed = redis.TotalProcessorTime - redisCpu;
-            var ownUsed = Process.GetCurrentProcess().TotalProcessorTime - ownCpu;
+            var redisUsed = ChildProcess.CpuTimeOf(redis) - redisCpu;
+            var ownUsed = ChildProcess.CpuTimeOf(Process.GetCurrentProcess()) - ownCpu;
             var writesDone = (double)streams * batches;
 
             Console.WriteLine($"{streams} streams x {events} event(s) per batch, {batches} batches in {clock.Elapsed.TotalSeconds:F1} s ({writesDone * events / clock.Elapsed.TotalSeconds:N0} events/s)");
@@ -122,12 +117,5 @@ internal static class RedisWriteCost
         var start = line.IndexOf(name + "=", StringComparison.Ordinal) + name.Length + 1;
         var end = line.IndexOf(',', start);
         return end < 0 ? line[start..] : line[start..end];
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
