@@ -20,53 +20,35 @@ public class SseEventWriterTests
         };
         var target = new SmallSpanWriter(spanLength: 64);
 
-        var output = new SseEventWriter(target);
-        foreach (var (sequence, raw) in events)
-        {
-            output.Write(sequence, Encoding.UTF8.GetBytes(raw));
-        }
+        WriteAll(target, events);
 
-        output.Commit();
-
-        var expected = string.Concat(events.Select(e => (e.Sequence >= 0 ? $"id: {e.Sequence}\n" : string.Empty) + e.Raw));
-        Assert.Equal(expected, target.Text);
+        Assert.Equal(OnTheWire(events), target.Text);
     }
 
     [Fact]
     public void Write_SmallEvents_ShareOneBufferUntilItIsFull()
     {
-        var raw = Encoding.UTF8.GetBytes("data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"" + new string('x', 60) + "\"}\n\n");
+        var raw = "data: {\"type\":\"text-delta\",\"id\":\"t\",\"delta\":\"" + new string('x', 60) + "\"}\n\n";
+        var events = Enumerable.Range(0, 30).Select(i => ((long)i, raw)).ToArray();
         var target = new SmallSpanWriter(spanLength: 4096);
 
-        var output = new SseEventWriter(target);
-        for (var i = 0; i < 30; i++)
-        {
-            output.Write(i, raw);
-        }
-
-        output.Commit();
+        WriteAll(target, events);
 
         // 30 events of about 110 bytes with their id lines fit one 4 KiB buffer: one span, one advance.
         Assert.Equal(1, target.Spans);
-        Assert.Equal(string.Concat(Enumerable.Range(0, 30).Select(i => $"id: {i}\n" + Encoding.UTF8.GetString(raw))), target.Text);
+        Assert.Equal(OnTheWire(events), target.Text);
     }
 
     [Fact]
     public void Write_EventsThatExactlyFillABuffer_TheNextOneStartsANewBuffer()
     {
-        var raw = Encoding.UTF8.GetBytes("data: " + new string('x', 1016) + "\n\n");
+        var events = Enumerable.Repeat((-1L, "data: " + new string('x', 1016) + "\n\n"), 5).ToArray();
         var target = new SmallSpanWriter(spanLength: 4096);
 
-        var output = new SseEventWriter(target);
-        for (var i = 0; i < 5; i++)
-        {
-            output.Write(-1, raw);
-        }
-
-        output.Commit();
+        WriteAll(target, events);
 
         Assert.Equal(2, target.Spans);
-        Assert.Equal(string.Concat(Enumerable.Repeat(Encoding.UTF8.GetString(raw), 5)), target.Text);
+        Assert.Equal(OnTheWire(events), target.Text);
     }
 
     [Fact]
@@ -80,15 +62,9 @@ public class SseEventWriterTests
         };
         var target = new SmallSpanWriter(spanLength: 16, honourSizeHint: false);
 
-        var output = new SseEventWriter(target);
-        foreach (var (sequence, raw) in events)
-        {
-            output.Write(sequence, Encoding.UTF8.GetBytes(raw));
-        }
+        WriteAll(target, events);
 
-        output.Commit();
-
-        Assert.Equal(string.Concat(events.Select(e => (e.Sequence >= 0 ? $"id: {e.Sequence}\n" : string.Empty) + e.Raw)), target.Text);
+        Assert.Equal(OnTheWire(events), target.Text);
     }
 
     [Fact]
@@ -101,6 +77,22 @@ public class SseEventWriterTests
         Assert.Equal(0, target.Spans);
         Assert.Equal(string.Empty, target.Text);
     }
+
+    /// <summary>Writes the events through one <see cref="SseEventWriter"/>, then commits.</summary>
+    private static void WriteAll(IBufferWriter<byte> target, IEnumerable<(long Sequence, string Raw)> events)
+    {
+        var output = new SseEventWriter(target);
+        foreach (var (sequence, raw) in events)
+        {
+            output.Write(sequence, Encoding.UTF8.GetBytes(raw));
+        }
+
+        output.Commit();
+    }
+
+    /// <summary>The events as the client must read them: each one's <c>id:</c> line (when it has an id) before its bytes.</summary>
+    private static string OnTheWire(IEnumerable<(long Sequence, string Raw)> events) =>
+        string.Concat(events.Select(e => (e.Sequence >= 0 ? $"id: {e.Sequence}\n" : string.Empty) + e.Raw));
 
     /// <summary>
     /// Hands out spans of a fixed length (or the size asked, if larger and honoured) and checks each
