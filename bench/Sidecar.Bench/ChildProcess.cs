@@ -143,11 +143,13 @@ internal sealed class ChildProcess : IDisposable
     }
 
     /// <summary>A <c>redis-server</c> of the run's own on loopback (no persistence).</summary>
-    public static Process StartRedis(int port) =>
-        Process.Start(new ProcessStartInfo("redis-server", ["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        {
-            RedirectStandardOutput = true,
-        })!;
+    /// <summary>A redis-server of its own on the port, without persistence; with a niceness, run under <c>nice</c>.</summary>
+    public static Process StartRedis(int port, int niceness = 0)
+    {
+        string[] server = ["redis-server", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        string[] command = niceness == 0 ? server : ["nice", "-n", niceness.ToString(System.Globalization.CultureInfo.InvariantCulture), .. server];
+        return Process.Start(new ProcessStartInfo(command[0], command[1..]) { RedirectStandardOutput = true })!;
+    }
 
     /// <summary>The q-quantile of sorted values (NaN when there are none).</summary>
     public static double Percentile(IReadOnlyList<double> sorted, double q) =>

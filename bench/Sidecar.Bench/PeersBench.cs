@@ -30,6 +30,7 @@ internal static class PeersBench
         var redisPort = ChildProcess.FreePort();
         using var redis = ChildProcess.StartRedis(redisPort);
         Process? nginx = null;
+        Process? baselineRedis = null;
         try
         {
             var emulatorPort = ChildProcess.FreePort();
@@ -46,7 +47,7 @@ internal static class PeersBench
                 new("direct", emulatorPort, null),
                 new("plain YARP", yarpPort, () => [yarp.Pid]),
                 new("sidecar, in-memory store", memoryPort, () => [memory.Pid], memory.ManagementPort),
-                new("sidecar, Redis tee", teedPort, () => [teed.Pid], teed.ManagementPort, UsesRedis: true),
+                new("sidecar, Redis tee", teedPort, () => [teed.Pid], teed.ManagementPort, redis),
             };
             // Another build of the sidecar (its Sidecar.dll) beside this one, for before/after figures in one run.
             ChildProcess? baseline = null;
@@ -59,8 +60,18 @@ internal static class PeersBench
                 var inMemory = Environment.GetEnvironmentVariable("PEERS_BASELINE_STORE") == "memory";
                 // PEERS_BASELINE_ARGS="--Name=value ...": more settings for that process.
                 string[] extraArgs = (Environment.GetEnvironmentVariable("PEERS_BASELINE_ARGS") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? extraArgs : [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", "--Sidecar:Store:KeyPrefix=baseline", .. extraArgs], environment);
-                targets.Add(new(inMemory ? "baseline build, in-memory store" : "baseline build, Redis tee", baselinePort, () => [baseline.Pid], baseline.ManagementPort, UsesRedis: !inMemory));
+                // PEERS_BASELINE_REDIS_NICE=N: that build with a redis-server of its own, run at
+                // that niceness, so that Redis's work waits while the proxy's threads want the cores
+                // (close to a Redis on other machines, for the cost of sharing them).
+                var baselineRedisPort = redisPort;
+                if (!inMemory && Environment.GetEnvironmentVariable("PEERS_BASELINE_REDIS_NICE") is { Length: > 0 } niceness)
+                {
+                    baselineRedisPort = ChildProcess.FreePort();
+                    baselineRedis = ChildProcess.StartRedis(baselineRedisPort, int.Parse(niceness, CultureInfo.InvariantCulture));
+                }
+
+                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? extraArgs : [$"--Sidecar:Store:Redis=127.0.0.1:{baselineRedisPort}", "--Sidecar:Store:KeyPrefix=baseline", .. extraArgs], environment);
+                targets.Add(new(inMemory ? "baseline build, in-memory store" : "baseline build, Redis tee", baselinePort, () => [baseline.Pid], baseline.ManagementPort, inMemory ? null : baselineRedis ?? redis));
             }
 
             using var baselineSidecar = baseline;
@@ -102,7 +113,7 @@ internal static class PeersBench
                     return 2;
                 }
 
-                await LoadAsync(http, matching[0], concurrencies.DefaultIfEmpty(200).Max(), only.Seconds, paceMs, redis);
+                await LoadAsync(http, matching[0], concurrencies.DefaultIfEmpty(200).Max(), only.Seconds, paceMs);
                 return 0;
             }
 
@@ -117,17 +128,17 @@ internal static class PeersBench
                 {
                     var target = targets[(t + concurrency) % targets.Count];
                     var cpuBefore = Cpu(target);
-                    // The run's Redis serves only the Redis-backed targets, one target at a time.
-                    var redisBefore = ChildProcess.CpuTimeOf(redis);
+                    // A Redis serves only the Redis-backed targets, one target at a time.
+                    var redisBefore = target.Redis is null ? TimeSpan.Zero : ChildProcess.CpuTimeOf(target.Redis);
                     var batchesBefore = await StoreBatchesAsync(http, target);
                     var paced = await RunStreamsAsync(http, target.Port, concurrency, Scenario(paceMs), $"p{concurrency}");
                     var cpu = Cpu(target) - cpuBefore;
                     var batches = await StoreBatchesAsync(http, target) - batchesBefore;
-                    var redisPaced = ChildProcess.CpuTimeOf(redis) - redisBefore;
+                    var redisPaced = target.Redis is null ? TimeSpan.Zero : ChildProcess.CpuTimeOf(target.Redis) - redisBefore;
                     var started = Stopwatch.GetTimestamp();
                     var unpaced = await RunStreamsAsync(http, target.Port, concurrency, Scenario(0), $"u{concurrency}");
                     var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-                    var redisUnpaced = ChildProcess.CpuTimeOf(redis) - redisBefore - redisPaced;
+                    var redisUnpaced = target.Redis is null ? TimeSpan.Zero : ChildProcess.CpuTimeOf(target.Redis) - redisBefore - redisPaced;
                     results[target.Name] = new Result(paced.Delays, paced.Errors + unpaced.Errors, unpaced.Events / seconds, paced.Events == 0 ? 0 : cpu.TotalMicroseconds / paced.Events, paced.Events == 0 ? 0 : batches / paced.Events,
                         paced.Events == 0 ? 0 : redisPaced.TotalMicroseconds / paced.Events, unpaced.Events == 0 ? 0 : redisUnpaced.TotalMicroseconds / unpaced.Events);
                 }
@@ -142,7 +153,7 @@ internal static class PeersBench
                     var errors = r.Errors > 0 ? $" ({r.Errors} errors)" : string.Empty;
                     plot.Add((concurrency, target.Name, ChildProcess.Percentile(r.Delays, 0.99) - ChildProcess.Percentile(direct.Delays, 0.99), target.Pids is null ? 0 : r.CpuPerEvent, r.Rate / plain.Rate));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {concurrency} | {target.Name}{errors} | {ChildProcess.Percentile(r.Delays, 0.5):F2} | {ChildProcess.Percentile(r.Delays, 0.99):F2} | {ChildProcess.Percentile(r.Delays, 0.99) - ChildProcess.Percentile(direct.Delays, 0.99):F2} | {r.Rate:F0} | {r.Rate / direct.Rate:F2}x | {r.Rate / plain.Rate:F2}x | {(target.Pids is null ? "-" : r.CpuPerEvent.ToString("F1", CultureInfo.InvariantCulture))} | {(target.Pids is null ? "-" : (PeakMemory(target) / 1024.0 / 1024).ToString("F0", CultureInfo.InvariantCulture))} | {(target.ManagementPort == 0 ? "-" : r.BatchesPerEvent.ToString("F3", CultureInfo.InvariantCulture))} | {(target.UsesRedis ? string.Create(CultureInfo.InvariantCulture, $"{r.RedisPerEvent:F1} / {r.RedisPerUnpacedEvent:F1}") : "-")} |"));
+                        $"| {concurrency} | {target.Name}{errors} | {ChildProcess.Percentile(r.Delays, 0.5):F2} | {ChildProcess.Percentile(r.Delays, 0.99):F2} | {ChildProcess.Percentile(r.Delays, 0.99) - ChildProcess.Percentile(direct.Delays, 0.99):F2} | {r.Rate:F0} | {r.Rate / direct.Rate:F2}x | {r.Rate / plain.Rate:F2}x | {(target.Pids is null ? "-" : r.CpuPerEvent.ToString("F1", CultureInfo.InvariantCulture))} | {(target.Pids is null ? "-" : (PeakMemory(target) / 1024.0 / 1024).ToString("F0", CultureInfo.InvariantCulture))} | {(target.ManagementPort == 0 ? "-" : r.BatchesPerEvent.ToString("F3", CultureInfo.InvariantCulture))} | {(target.Redis is not null ? string.Create(CultureInfo.InvariantCulture, $"{r.RedisPerEvent:F1} / {r.RedisPerUnpacedEvent:F1}") : "-")} |"));
                 }
             }
 
@@ -162,13 +173,19 @@ internal static class PeersBench
                 await nginx.WaitForExitAsync();
             }
 
-            redis.Kill();
-            await redis.WaitForExitAsync();
+            foreach (var server in new[] { redis, baselineRedis }.OfType<Process>())
+            {
+                server.Kill();
+                await server.WaitForExitAsync();
+                server.Dispose();
+            }
+
             work.Delete(recursive: true);
         }
     }
 
-    private sealed record Target(string Name, int Port, Func<int[]>? Pids, int ManagementPort = 0, bool UsesRedis = false);
+    /// <param name="Redis">The redis-server the target writes to, for its CPU (null: none).</param>
+    private sealed record Target(string Name, int Port, Func<int[]>? Pids, int ManagementPort = 0, Process? Redis = null);
 
 
     /// <summary>Three grouped bar charts (p99 added delay, CPU per event, events/s vs plain YARP), one group per concurrency.</summary>
@@ -275,10 +292,10 @@ internal static class PeersBench
     /// One target under steady load for a while (rounds of N streams, back to back), for a profiler
     /// attached to the printed process id: events/s and CPU per event over the whole window.
     /// </summary>
-    private static async Task LoadAsync(HttpClient http, Target target, int concurrency, double seconds, int paceMs, Process redis)
+    private static async Task LoadAsync(HttpClient http, Target target, int concurrency, double seconds, int paceMs)
     {
         Console.WriteLine($"load on {target.Name} (pid {string.Join(",", target.Pids?.Invoke() ?? [])}, management port {target.ManagementPort}): rounds of {concurrency} streams, pace {paceMs} ms, for {seconds} s");
-        string[] gcMetrics = ["dotnet_gc_collections_total", "dotnet_gc_pause_time_seconds_total"];
+        string[] gcMetrics = ["dotnet_gc_collections_total", "dotnet_gc_pause_time_seconds_total", "dotnet_gc_heap_total_allocated_bytes_total"];
         var gcBefore = new double[gcMetrics.Length];
         for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)
         {
@@ -286,7 +303,7 @@ internal static class PeersBench
         }
 
         var cpuBefore = Cpu(target);
-        var redisBefore = ChildProcess.CpuTimeOf(redis);
+        var redisBefore = target.Redis is null ? TimeSpan.Zero : ChildProcess.CpuTimeOf(target.Redis);
         var started = Stopwatch.GetTimestamp();
         long events = 0;
         var errors = 0;
@@ -302,15 +319,15 @@ internal static class PeersBench
         var cpu = Cpu(target) - cpuBefore;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{rounds} rounds, {events} events, {errors} errors in {elapsed:F1} s: {events / elapsed:F0} events/s, CPU per event {cpu.TotalMicroseconds / Math.Max(1, events):F1} µs"));
-        if (target.UsesRedis)
+        if (target.Redis is not null)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(ChildProcess.CpuTimeOf(redis) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(ChildProcess.CpuTimeOf(target.Redis) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs"));
         }
 
         for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)
         {
             var after = await ChildProcess.MetricAsync(http, target.ManagementPort, gcMetrics[i]);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{gcMetrics[i]}: +{after - gcBefore[i]:G4}"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{gcMetrics[i]}: +{after - gcBefore[i]:G4} ({(after - gcBefore[i]) / Math.Max(1, events):G4} per event)"));
         }
     }
 
