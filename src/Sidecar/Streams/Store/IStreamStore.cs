@@ -45,7 +45,7 @@ public readonly record struct StoredEvent(long Sequence, ReadOnlyMemory<byte> Ra
 /// </summary>
 public sealed class StreamWrite(string messageId)
 {
-    public string MessageId { get; } = messageId;
+    public string MessageId { get; private set; } = messageId;
 
     /// <summary>Registers the stream and makes it its session's active stream.</summary>
     public StreamRegistration? Begin { get; set; }
@@ -61,6 +61,18 @@ public sealed class StreamWrite(string messageId)
 
     /// <summary>Ends the stream in this state; its keys then expire after the retention.</summary>
     public StoredStreamState? End { get; set; }
+
+    /// <summary>Empties this write for another stream (the writer reuses its writes between batches).</summary>
+    internal StreamWrite Reuse(string messageId)
+    {
+        MessageId = messageId;
+        Begin = null;
+        Events.Clear();
+        RenewLeaseUntil = null;
+        MarkIncomplete = false;
+        End = null;
+        return this;
+    }
 }
 
 /// <summary>

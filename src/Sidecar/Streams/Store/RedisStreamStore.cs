@@ -30,8 +30,8 @@ internal sealed class RedisStreamStore : IStreamStore
     // KEYS: meta and events of each stream. ARGV: lifetime ms, retention ms, then per stream: begin
     // (1/0), lease ms (0: keep), incomplete (1/0), end state (-1: none), first sequence, wake the
     // followers (1/0), the number of events, then (with begin only) session, agent, owner,
-    // replica, traceparent, then the events' bytes. Returns one 1/0 per stream (1: everything
-    // applied). The wake-up is published by the script itself, on the stream's notify channel
+    // replica, traceparent, then the events' bytes. Returns one character 1/0 per stream (1:
+    // everything applied), as one string: one reply object instead of one per stream. The wake-up is published by the script itself, on the stream's notify channel
     // (its meta key with "notify" for "meta"), so followers never hear of a change before it is there.
     private const string WriteScript = """
         local lifetime, retention = ARGV[1], ARGV[2]
@@ -78,10 +78,10 @@ internal sealed class RedisStreamStore : IStreamStore
           local n = tonumber(ARGV[a + 6])
           local e = a + 6
           if ARGV[a] == '1' then e = e + 5 end
-          results[s] = write(KEYS[2 * s - 1], KEYS[2 * s], a, e, n)
+          results[s] = write(KEYS[2 * s - 1], KEYS[2 * s], a, e, n) == 1 and '1' or '0'
           a = e + n + 1
         end
-        return results
+        return table.concat(results)
         """;
 
     // A group of writes is one script call: bounded, so that a resume's reads are not held behind
@@ -196,13 +196,13 @@ internal sealed class RedisStreamStore : IStreamStore
         {
             try
             {
-                var each = (RedisResult[])(await result.WaitAsync(cancellationToken))!;
+                var each = (string?)await result.WaitAsync(cancellationToken);
                 for (var g = 0; g < group.Count; g++)
                 {
                     var part = parts[group[g]];
                     if (part.Last)
                     {
-                        applied[part.Write] = (int)each[g] == 1;
+                        applied[part.Write] = each?.Length == group.Count && each[g] == '1';
                     }
                 }
             }

@@ -20,6 +20,8 @@ internal sealed class StoreWriter(
     ILogger<StoreWriter> logger) : BackgroundService
 {
     private const int MaxBatchOps = 4096;
+    private const int MaxSpareWrites = 1024;
+    private const int MaxSpareWriteEvents = 64;
 
     // One batch is one store call: keep it small enough not to stall Redis or pass the timeout.
     private const long MaxBatchBytes = 1024 * 1024;
@@ -32,6 +34,11 @@ internal sealed class StoreWriter(
     private readonly Dictionary<StreamTee, StreamWrite> _byTee = [];
     private readonly List<(StreamTee Tee, StreamWrite Write)> _order = [];
     private readonly List<StreamWrite> _writes = [];
+
+    // Writes of earlier batches, emptied for the next ones: a batch at a model's pace holds one
+    // event for each of many streams, and a write (with its event list) per stream per batch was
+    // a good part of what the tee allocated per event.
+    private readonly Stack<StreamWrite> _spareWrites = [];
     private long _pendingBytes;
     private int _watching;
     private long _batches;
@@ -145,7 +152,7 @@ internal sealed class StoreWriter(
         {
             if (!byTee.TryGetValue(op.Tee, out var write) || write.End is not null)
             {
-                write = new StreamWrite(op.Tee.MessageId);
+                write = _spareWrites.TryPop(out var spare) ? spare.Reuse(op.Tee.MessageId) : new StreamWrite(op.Tee.MessageId);
                 byTee[op.Tee] = write;
                 order.Add((op.Tee, write));
             }
@@ -203,6 +210,15 @@ internal sealed class StoreWriter(
             {
                 // This write carried the end: rewrite it (an earlier failure leaves the end to its own write).
                 ScheduleRecovery(tee);
+            }
+        }
+
+        foreach (var (_, write) in order)
+        {
+            // Not the list of a burst (it would keep its size), nor more than a batch's worth.
+            if (write.Events.Capacity <= MaxSpareWriteEvents && _spareWrites.Count < MaxSpareWrites)
+            {
+                _spareWrites.Push(write);
             }
         }
     }
