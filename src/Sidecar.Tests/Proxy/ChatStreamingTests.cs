@@ -53,6 +53,7 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
     [InlineData("reasoning search artifact")]
     [InlineData("artifact:diagram deltas:40")]
     [InlineData("deltas:500")]
+    [InlineData("deltas:3 delta-bytes:40000")]
     [InlineData("persist-error")]
     [InlineData("resume-error")]
     [InlineData("stream-error:6")]

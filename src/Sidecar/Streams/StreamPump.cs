@@ -210,7 +210,7 @@ internal sealed class StreamPump
         using var onIdle = idle.Token.Register(static s => ((StreamPump)s!).SetCause(StreamOutcome.UpstreamIdle), this);
         using var onDeadline = deadline.Token.Register(static s => ((StreamPump)s!).SetCause(StreamOutcome.MaxDurationExceeded), this);
         var framer = new SseEventReader(_options.MaxEventBytes);
-        var pipe = PipeReader.Create(_upstream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true));
+        var pipe = PipeReader.Create(_upstream, new StreamPipeReaderOptions(UpstreamBufferPool.Default, bufferSize: UpstreamBufferPool.Default.MaxBufferSize, minimumReadSize: 4 * 1024, leaveOpen: true));
         var outcome = StreamOutcome.UpstreamFailed;
         try
         {
