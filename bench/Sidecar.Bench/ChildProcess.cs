@@ -142,7 +142,6 @@ internal sealed class ChildProcess : IDisposable
         return (child, publicPort);
     }
 
-    /// <summary>A <c>redis-server</c> of the run's own on loopback (no persistence).</summary>
     /// <summary>A redis-server of its own on the port, without persistence; with a niceness, run under <c>nice</c>.</summary>
     public static Process StartRedis(int port, int niceness = 0)
     {
