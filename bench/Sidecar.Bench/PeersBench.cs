@@ -66,8 +66,16 @@ internal static class PeersBench
                 var baselineRedisPort = redisPort;
                 if (!inMemory && Environment.GetEnvironmentVariable("PEERS_BASELINE_REDIS_NICE") is { Length: > 0 } niceness)
                 {
+                    // Only upwards: a negative niceness needs privileges, and nice would run Redis at 0 with a warning.
+                    var level = int.Parse(niceness, CultureInfo.InvariantCulture);
+                    if (level is < 0 or > 19)
+                    {
+                        Console.Error.WriteLine("PEERS_BASELINE_REDIS_NICE: a niceness from 0 to 19");
+                        return 2;
+                    }
+
                     baselineRedisPort = ChildProcess.FreePort();
-                    baselineRedis = ChildProcess.StartRedis(baselineRedisPort, int.Parse(niceness, CultureInfo.InvariantCulture));
+                    baselineRedis = ChildProcess.StartRedis(baselineRedisPort, level);
                 }
 
                 (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? extraArgs : [$"--Sidecar:Store:Redis=127.0.0.1:{baselineRedisPort}", "--Sidecar:Store:KeyPrefix=baseline", .. extraArgs], environment);
@@ -175,10 +183,18 @@ internal static class PeersBench
 
             foreach (var server in new[] { redis, baselineRedis }.OfType<Process>())
             {
-                server.Kill();
-                await server.WaitForExitAsync();
-                server.Dispose();
+                try
+                {
+                    server.Kill();
+                    await server.WaitForExitAsync();
+                }
+                catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception)
+                {
+                    // Already gone: nothing to stop.
+                }
             }
+
+            baselineRedis?.Dispose();
 
             work.Delete(recursive: true);
         }

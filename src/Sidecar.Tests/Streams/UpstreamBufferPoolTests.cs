@@ -6,16 +6,18 @@ namespace Sidecar.Tests.Streams;
 public sealed class UpstreamBufferPoolTests
 {
     [Fact]
-    public void Rent_AfterAReturn_HandsOutTheSameBlock()
+    public void Rent_AfterAReturn_HandsOutTheSameBlock_WithoutAllocating()
     {
         var pool = new UpstreamBufferPool(4096, maxRetained: 4);
         var lease = pool.Rent();
         var block = Array(lease.Memory);
         Assert.Equal(4096, block.Length);
         lease.Dispose();
+        Assert.Equal(1, pool.Retained);
 
         using var again = pool.Rent(100);
 
+        Assert.Same(lease, again);
         Assert.Same(block, Array(again.Memory));
         Assert.Equal(0, pool.Retained);
     }

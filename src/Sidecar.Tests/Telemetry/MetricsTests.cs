@@ -151,6 +151,26 @@ public sealed class MetricsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task UpstreamReadBuffers_AfterAStream_AreKeptForTheNextReads()
+    {
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);
+        using var metrics = new MeasurementRecorder(sidecar);
+        Assert.Equal(0, metrics.Of("sidecar.upstream.read_buffers.retained")[^1].Value);
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var client = sidecar.CreateClient();
+
+        using var answer = await client.SendAsync(Chat.Post(session, "/scenario deltas:3")).DefaultTimeout();
+        await answer.Content.ReadAsStringAsync();
+        await ended.DefaultTimeout();
+
+        // The pump's reads took their blocks from the pool, and gave them back once released.
+        var retained = metrics.Of("sidecar.upstream.read_buffers.retained")[^1].Value;
+        Assert.InRange(retained, 1, Sidecar.Streams.UpstreamBufferPool.DefaultMaxRetained);
+        Assert.Equal(retained, sidecar.Services.GetRequiredService<Sidecar.Streams.UpstreamBufferPool>().Retained);
+    }
+
+    [Fact]
     public async Task ErrorBodies_ByWhatWasDone()
     {
         await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);

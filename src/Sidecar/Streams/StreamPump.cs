@@ -127,6 +127,9 @@ internal sealed class StreamPump
     /// <summary>Rebuilds the answer as a <c>UIMessage</c> from what is emitted (for save repair), or null.</summary>
     public Persistence.UiMessageBuilder? Message { get; init; }
 
+    /// <summary>Where the upstream reads take their buffers (null: the shared array pool).</summary>
+    public System.Buffers.MemoryPool<byte>? ReadBuffers { get; init; }
+
     /// <summary>The wait for this answer's save acknowledgment, or null when none is awaited.</summary>
     public AckWaiter? Ack => _ack;
 
@@ -210,7 +213,7 @@ internal sealed class StreamPump
         using var onIdle = idle.Token.Register(static s => ((StreamPump)s!).SetCause(StreamOutcome.UpstreamIdle), this);
         using var onDeadline = deadline.Token.Register(static s => ((StreamPump)s!).SetCause(StreamOutcome.MaxDurationExceeded), this);
         var framer = new SseEventReader(_options.MaxEventBytes);
-        var pipe = PipeReader.Create(_upstream, new StreamPipeReaderOptions(UpstreamBufferPool.Default, bufferSize: UpstreamBufferPool.Default.MaxBufferSize, minimumReadSize: 4 * 1024, leaveOpen: true));
+        var pipe = PipeReader.Create(_upstream, new StreamPipeReaderOptions(ReadBuffers, bufferSize: ReadBuffers?.MaxBufferSize ?? UpstreamBufferPool.DefaultBlockSize, minimumReadSize: 4 * 1024, leaveOpen: true));
         var outcome = StreamOutcome.UpstreamFailed;
         try
         {

@@ -23,6 +23,7 @@ internal sealed class StreamPumps(
     SidecarReplica replica,
     TimeProvider time,
     SidecarMetrics metrics,
+    UpstreamBufferPool readBuffers,
     ILogger<StreamPump> logger) : IHostedLifecycleService, IDisposable
 {
     private readonly ConcurrentDictionary<StreamPump, byte> _active = new();
@@ -79,6 +80,7 @@ internal sealed class StreamPumps(
             // Only answers whose save is awaited can be known to have failed it, and be repaired.
             Message = ack is not null && !string.IsNullOrWhiteSpace(persistence.CurrentValue.RepairSaveUrl) ? new Persistence.UiMessageBuilder(messageId) : null,
             Activity = activity,
+            ReadBuffers = readBuffers,
         };
         pump.Start();
         _active.TryAdd(pump, 0);

@@ -28,6 +28,12 @@ internal static class StreamsServiceCollectionExtensions
 
         // Hosted services stop in reverse order: the store writer after the pumps, so that what
         // the pumps write while they drain still reaches the store.
+        services.AddSingleton(sp =>
+        {
+            var pool = new UpstreamBufferPool();
+            sp.GetRequiredService<Telemetry.SidecarMetrics>().ReadBuffersRetained = () => pool.Retained;
+            return pool;
+        });
         services.AddSingleton<StoreWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<StoreWriter>());
         services.AddSingleton<StreamPumps>();

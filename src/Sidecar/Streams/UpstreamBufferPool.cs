@@ -4,19 +4,28 @@ using System.Collections.Concurrent;
 namespace Sidecar.Streams;
 
 /// <summary>
-/// The read buffers of the upstream streams: blocks of one size, allocated pinned (so that the
-/// GC never copies them) and kept for the next stream, up to a bound. A stream holds its block
-/// while it lives; with the shared array pool, which keeps only a few dozen of a size, many
-/// streams starting together each allocated a fresh one, and every collection during their
-/// answers copied those blocks into an older generation.
+/// The read buffers of the upstream streams: blocks of one size, allocated pinned (the GC never
+/// copies them) and kept for later reads, up to a bound. A stream's reader holds a block while
+/// its read waits for the upstream, so many streams at a model's pace hold one block each most
+/// of the time. The shared array pool keeps only a few dozen arrays of a size: with 200 such
+/// streams most of their reads got a fresh array, alive long enough for the next collection to
+/// copy it into an older generation.
 /// </summary>
-internal sealed class UpstreamBufferPool(int blockSize, int maxRetained) : MemoryPool<byte>
+/// <remarks>
+/// As in Kestrel's pinned block pool, a block is its own <see cref="IMemoryOwner{T}"/> and goes
+/// back to the pool when disposed: a rent allocates nothing once the pool holds enough blocks.
+/// Blocks past the bound are left to the GC; the pool does not shrink below it.
+/// </remarks>
+internal sealed class UpstreamBufferPool(int blockSize = UpstreamBufferPool.DefaultBlockSize, int maxRetained = UpstreamBufferPool.DefaultMaxRetained) : MemoryPool<byte>
 {
-    private readonly ConcurrentBag<byte[]> _free = [];
-    private int _retained;
+    /// <summary>16 KiB: a read takes what the upstream has sent, and most parts are far smaller.</summary>
+    public const int DefaultBlockSize = 16 * 1024;
 
-    /// <summary>The pool of the process's upstream readers: 16 KiB blocks, up to 1,024 kept (16 MiB).</summary>
-    public static UpstreamBufferPool Default { get; } = new(16 * 1024, 1024);
+    /// <summary>1,024 blocks (16 MiB) kept at most, enough for as many streams waiting at once.</summary>
+    public const int DefaultMaxRetained = 1024;
+
+    private readonly ConcurrentBag<Block> _free = [];
+    private int _retained;
 
     public override int MaxBufferSize => blockSize;
 
@@ -32,18 +41,19 @@ internal sealed class UpstreamBufferPool(int blockSize, int maxRetained) : Memor
         }
         else
         {
-            block = GC.AllocateUninitializedArray<byte>(blockSize, pinned: true);
+            block = new Block(this, GC.AllocateUninitializedArray<byte>(blockSize, pinned: true));
         }
 
-        return new Lease(this, block);
+        block.Lease();
+        return block;
     }
 
     protected override void Dispose(bool disposing)
     {
-        // Shared by every stream of the process: blocks stay until the process ends.
+        // Blocks in use go on being used; the ones kept are left to the GC with the pool.
     }
 
-    private void Return(byte[] block)
+    private void Return(Block block)
     {
         if (Interlocked.Increment(ref _retained) <= maxRetained)
         {
@@ -56,17 +66,20 @@ internal sealed class UpstreamBufferPool(int blockSize, int maxRetained) : Memor
         }
     }
 
-    private sealed class Lease(UpstreamBufferPool pool, byte[] block) : IMemoryOwner<byte>
+    private sealed class Block(UpstreamBufferPool pool, byte[] array) : IMemoryOwner<byte>
     {
-        private byte[]? _block = block;
+        private int _leased;
 
-        public Memory<byte> Memory => _block ?? throw new ObjectDisposedException(nameof(Lease));
+        public Memory<byte> Memory => Volatile.Read(ref _leased) == 1 ? array : throw new ObjectDisposedException(nameof(UpstreamBufferPool));
+
+        public void Lease() => Volatile.Write(ref _leased, 1);
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _block, null) is { } returned)
+            // Once per rent: a second dispose by the same renter does not return it twice.
+            if (Interlocked.Exchange(ref _leased, 0) == 1)
             {
-                pool.Return(returned);
+                pool.Return(this);
             }
         }
     }

@@ -70,6 +70,7 @@ internal sealed class SidecarMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
         _resumeBytes = meter.CreateCounter<long>("sidecar.resume.bytes", "By", "Bytes replayed and followed by resumes.");
         meter.CreateObservableGauge("sidecar.store.available", () => StoreAvailable?.Invoke() == false ? 0 : 1, "{store}", "Whether the stream store (Redis) is reachable (1) or not (0).");
+        meter.CreateObservableGauge("sidecar.upstream.read_buffers.retained", () => ReadBuffersRetained?.Invoke() ?? 0, "{block}", "Upstream read buffers (16 KiB, pinned) kept for reuse, not in use.");
         _quotaSettlements = meter.CreateCounter<long>("sidecar.quota.settlements", "{attempt}", "Quota settlement attempts, by action (confirm, release) and outcome (settled, already_settled, not_found, retry).");
         _quotaMismatches = meter.CreateCounter<long>("sidecar.quota.mismatches", "{reservation}", "Reservations found settled the other way (wanted release, found confirmed: a user paid for a failed answer).");
         _quotaStuck = meter.CreateCounter<long>("sidecar.quota.stuck.found", "{reservation}", "Reservations the sweep found stuck in reserved.");
@@ -111,6 +112,9 @@ internal sealed class SidecarMetrics
 
     /// <summary>Reports whether the store is reachable (set by the store's writer).</summary>
     public Func<bool>? StoreAvailable { get; set; }
+
+    /// <summary>Reads how many upstream read buffers the pool keeps unused (set by the pool's registration).</summary>
+    public Func<int>? ReadBuffersRetained { get; set; }
 
     public void FirstEvent(TimeSpan elapsed) => _firstEvent.Record(elapsed.TotalSeconds);
 

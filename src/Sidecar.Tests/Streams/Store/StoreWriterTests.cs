@@ -27,17 +27,17 @@ public sealed class StoreWriterTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task AStreamWrittenAfterAnother_CarriesNothingOfIt()
+    public async Task Write_ReusedForTheNextStream_CarriesNothingOfTheFirst()
     {
-        await _writer.StartAsync(CancellationToken.None);
-
-        // The first stream's writes carry a registration, events, a lease renewal and an end;
-        // once they are stored, the writer's next batch reuses them for the second stream.
+        // The first stream's write carries a registration, events, a lease renewal and an end, all
+        // queued before the writer starts, so that they make one batch and one write; once it is
+        // stored, the writer's next batch reuses that write for the second stream.
         var first = _writer.Open(new StreamRegistration("m-first", "s-first", "c010", "owner-1", "replica-a", Start.AddSeconds(15)));
         first.Append(0, Event("one"));
         first.Append(1, Event("two"));
         first.RenewLease(Start.AddHours(1));
         first.End(StoredStreamState.Completed);
+        await _writer.StartAsync(CancellationToken.None);
         await StoreProbe.WaitForEndAsync(_store, "s-first");
 
         var second = _writer.Open(new StreamRegistration("m-second", "s-second", "c010", "owner-2", "replica-b", Start.AddSeconds(30)));
@@ -57,7 +57,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
     }
 
     [Fact]
-    public void Reuse_LeavesNothingOfTheEarlierStream()
+    public void Reuse_ForAnotherStream_LeavesNothingOfTheEarlierOne()
     {
         var write = new StreamWrite("m-first")
         {

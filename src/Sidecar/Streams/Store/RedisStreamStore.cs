@@ -197,12 +197,18 @@ internal sealed class RedisStreamStore : IStreamStore
             try
             {
                 var each = (string?)await result.WaitAsync(cancellationToken);
+                if (each?.Length != group.Count)
+                {
+                    // Not this script's answer: treated as a failed command (logged, sent again).
+                    throw new RedisException($"The write script answered {each?.Length ?? 0} results for {group.Count} writes.");
+                }
+
                 for (var g = 0; g < group.Count; g++)
                 {
                     var part = parts[group[g]];
                     if (part.Last)
                     {
-                        applied[part.Write] = each?.Length == group.Count && each[g] == '1';
+                        applied[part.Write] = each[g] == '1';
                     }
                 }
             }
