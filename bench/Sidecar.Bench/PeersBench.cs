@@ -61,8 +61,8 @@ internal static class PeersBench
                 // PEERS_BASELINE_ARGS="--Name=value ...": more settings for that process.
                 string[] extraArgs = (Environment.GetEnvironmentVariable("PEERS_BASELINE_ARGS") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries);
                 // PEERS_BASELINE_REDIS_NICE=N: that build with a redis-server of its own, run at
-                // that niceness, so that Redis's work waits while the proxy's threads want the cores
-                // (close to a Redis on other machines, for the cost of sharing them).
+                // that niceness: Redis then gets a small share of the cores while the proxy's
+                // threads want them (it still runs on the same cores).
                 var baselineRedisPort = redisPort;
                 if (!inMemory && Environment.GetEnvironmentVariable("PEERS_BASELINE_REDIS_NICE") is { Length: > 0 } niceness)
                 {

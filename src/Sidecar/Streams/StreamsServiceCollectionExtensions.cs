@@ -26,14 +26,16 @@ internal static class StreamsServiceCollectionExtensions
             return store;
         });
 
-        // Hosted services stop in reverse order: the store writer after the pumps, so that what
-        // the pumps write while they drain still reaches the store.
+        // The upstream reads' buffers, shared by every pump; the gauge reads how many are kept.
         services.AddSingleton(sp =>
         {
             var pool = new UpstreamBufferPool();
             sp.GetRequiredService<Telemetry.SidecarMetrics>().ReadBuffersRetained = () => pool.Retained;
             return pool;
         });
+
+        // Hosted services stop in reverse order: the store writer after the pumps, so that what
+        // the pumps write while they drain still reaches the store.
         services.AddSingleton<StoreWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<StoreWriter>());
         services.AddSingleton<StreamPumps>();

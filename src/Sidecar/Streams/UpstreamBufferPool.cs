@@ -76,7 +76,8 @@ internal sealed class UpstreamBufferPool(int blockSize = UpstreamBufferPool.Defa
 
         public void Dispose()
         {
-            // Once per rent: a second dispose by the same renter does not return it twice.
+            // Once per rent: a second dispose before the block is rented again returns nothing.
+            // As with any pool, an owner is not used after its dispose.
             if (Interlocked.Exchange(ref _leased, 0) == 1)
             {
                 pool.Return(this);

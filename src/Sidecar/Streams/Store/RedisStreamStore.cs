@@ -31,8 +31,9 @@ internal sealed class RedisStreamStore : IStreamStore
     // (1/0), lease ms (0: keep), incomplete (1/0), end state (-1: none), first sequence, wake the
     // followers (1/0), the number of events, then (with begin only) session, agent, owner,
     // replica, traceparent, then the events' bytes. Returns one character 1/0 per stream (1:
-    // everything applied), as one string: one reply object instead of one per stream. The wake-up is published by the script itself, on the stream's notify channel
-    // (its meta key with "notify" for "meta"), so followers never hear of a change before it is there.
+    // everything applied), as one string: one reply object instead of one per stream. The wake-up
+    // is published by the script itself, on the stream's notify channel (its meta key with
+    // "notify" for "meta"), so followers never hear of a change before it is there.
     private const string WriteScript = """
         local lifetime, retention = ARGV[1], ARGV[2]
         local function write(meta, events, a, e, n)
