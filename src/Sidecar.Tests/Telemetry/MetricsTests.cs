@@ -19,13 +19,9 @@ public sealed class MetricsTests : IAsyncLifetime
     {
         await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);
         using var metrics = new MeasurementRecorder(sidecar);
-        var session = Chat.NewSession();
-        var ended = sidecar.PumpEnded(session);
         using var client = sidecar.CreateClient();
 
-        using var answer = await client.SendAsync(Chat.Post(session, "/scenario deltas:3")).DefaultTimeout();
-        await answer.Content.ReadAsStringAsync();
-        var (pump, _) = await ended.DefaultTimeout();
+        var (pump, _) = await AnswerAsync(sidecar, client, "deltas:3");
 
         Assert.Equal(1, metrics.Sum("sidecar.stream.started"));
         Assert.Equal(1, metrics.Sum("sidecar.stream.ended", ("outcome", "completed")));
@@ -63,13 +59,9 @@ public sealed class MetricsTests : IAsyncLifetime
     {
         await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);
         using var metrics = new MeasurementRecorder(sidecar);
-        var session = Chat.NewSession();
-        var ended = sidecar.PumpEnded(session);
         using var client = sidecar.CreateClient();
 
-        using var answer = await client.SendAsync(Chat.Post(session, "/scenario artifact end:11")).DefaultTimeout();
-        await answer.Content.ReadAsStringAsync();
-        await ended.DefaultTimeout();
+        await AnswerAsync(sidecar, client, "artifact end:11");
 
         foreach (var part in new[] { "data_finish", "error", "done" })
         {
@@ -86,11 +78,7 @@ public sealed class MetricsTests : IAsyncLifetime
 
         foreach (var scenario in new[] { "ack:saved", "ack:failed" })
         {
-            var session = Chat.NewSession();
-            var ended = sidecar.PumpEnded(session);
-            using var answer = await client.SendAsync(Chat.Post(session, "/scenario deltas:1 " + scenario)).DefaultTimeout();
-            await answer.Content.ReadAsStringAsync();
-            await ended.DefaultTimeout();
+            await AnswerAsync(sidecar, client, "deltas:1 " + scenario);
         }
 
         Assert.Equal(1, metrics.Sum("sidecar.persistence.acks", ("source", "in_band"), ("result", "saved")));
@@ -156,13 +144,9 @@ public sealed class MetricsTests : IAsyncLifetime
         await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);
         using var metrics = new MeasurementRecorder(sidecar);
         Assert.Equal(0, metrics.Of("sidecar.upstream.read_buffers.retained")[^1].Value);
-        var session = Chat.NewSession();
-        var ended = sidecar.PumpEnded(session);
         using var client = sidecar.CreateClient();
 
-        using var answer = await client.SendAsync(Chat.Post(session, "/scenario deltas:3")).DefaultTimeout();
-        await answer.Content.ReadAsStringAsync();
-        await ended.DefaultTimeout();
+        await AnswerAsync(sidecar, client, "deltas:3");
 
         // The pump's reads took their blocks from the pool, and gave them back once released.
         var retained = metrics.Of("sidecar.upstream.read_buffers.retained")[^1].Value;
@@ -221,5 +205,15 @@ public sealed class MetricsTests : IAsyncLifetime
         Assert.Equal(1, metrics.Sum("sidecar.quota.settlements", ("action", "release"), ("outcome", "settled")));
         Assert.Equal(1, metrics.Sum("sidecar.persistence.repairs", ("outcome", "saved")));
         Assert.Equal(0, metrics.Of("sidecar.quota.outbox.depth")[^1].Value);
+    }
+
+    /// <summary>Posts a scenario through the sidecar, reads the answer to its end, and returns once its pump has ended.</summary>
+    private static async Task<(Sidecar.Streams.StreamPump Pump, Sidecar.Streams.StreamOutcome Outcome)> AnswerAsync(SidecarServer sidecar, HttpClient client, string scenario)
+    {
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var answer = await client.SendAsync(Chat.Post(session, "/scenario " + scenario)).DefaultTimeout();
+        await answer.Content.ReadAsStringAsync();
+        return await ended.DefaultTimeout();
     }
 }
