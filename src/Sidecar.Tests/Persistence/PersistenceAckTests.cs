@@ -4,6 +4,7 @@ using System.Text;
 using ChatUpstream;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using Sidecar.Persistence;
 using Sidecar.Streams;
 using Sidecar.Streams.Store;
 using Sidecar.Tests.Common;
@@ -202,6 +203,28 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         Endings.AssertErrorEnding(parts, "SERVER_ERROR", "persistence", "persistence_unacknowledged");
         Assert.Equal(StreamOutcome.PersistenceUnacknowledged, (await ended.DefaultTimeout()).Outcome);
         await stopping.DefaultTimeout();
+    }
+
+    /// <summary>
+    /// A fast upstream may finish and call back before this replica has opened the stream's wait
+    /// (its headers still on their way through the proxy): the ack is not lost.
+    /// </summary>
+    [Fact]
+    public async Task Callback_BeforeTheStreamsWaitOpens_ReachesTheWaitOnceTheStreamIsRegistered()
+    {
+        await using var sidecar = await StartSidecarAsync("Callback", _time);
+        var acks = sidecar.Services.GetRequiredService<PersistenceAcks>();
+        var store = sidecar.Services.GetRequiredService<IStreamStore>();
+        const string messageId = "m-acked-early";
+
+        var delivering = acks.DeliverAsync(messageId, new PersistenceAck(AckStatus.Saved, "callback"), CancellationToken.None);
+        Assert.False(delivering.IsCompleted);
+        var (waiter, _, _) = acks.Open(new ChatExchange("c010", "s-acked-early", "r-1", "owner"), messageId);
+        await store.WriteAsync([new StreamWrite(messageId) { Begin = new StreamRegistration(messageId, "s-acked-early", "c010", "owner", "replica", _time.GetUtcNow().AddMinutes(1)) }], default);
+        _time.Advance(TimeSpan.FromMilliseconds(50));
+
+        Assert.Equal(AckDelivery.Forwarded, await delivering.DefaultTimeout());
+        Assert.Equal(AckStatus.Saved, (await waiter!.Result.DefaultTimeout())!.Status);
     }
 
     [Fact]

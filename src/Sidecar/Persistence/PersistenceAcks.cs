@@ -71,7 +71,8 @@ internal sealed class PersistenceAcks(
 
         // Published first: the replica holding the stream hears it even when the stream's
         // registration (written in the background) has not reached the store yet.
-        await store.PublishAckAsync(messageId, ack.ToJson(), cancellationToken);
+        var json = ack.ToJson();
+        await store.PublishAckAsync(messageId, json, cancellationToken);
         var started = time.GetTimestamp();
         while (await store.GetAsync(messageId, cancellationToken) is null)
         {
@@ -83,6 +84,10 @@ internal sealed class PersistenceAcks(
             await Task.Delay(RegistrationPoll, time, cancellationToken);
         }
 
+        // Published again now that the stream is registered: its replica opens the wait before it
+        // registers the stream, so the first publication may have come before anyone waited (an
+        // answer acknowledged before its stream had started here). A second ack changes nothing.
+        await store.PublishAckAsync(messageId, json, cancellationToken);
         return AckDelivery.Forwarded;
     }
 
