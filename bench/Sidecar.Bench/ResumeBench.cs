@@ -40,32 +40,87 @@ internal static class ResumeBench
             var (sidecarB, sidecarBPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [.. shared, "--Sidecar:Resume:ReplicaId=b"]);
             using var sidecarBProcess = sidecarB;
 
+            // RESUME_BASELINE=<another build's Sidecar.dll>: a pair of its replicas beside these (own
+            // key prefix, same Redis), measured in the same iterations, for before/after in one run.
+            (int A, int B)? baselinePorts = null;
+            ChildProcess? baselineA = null, baselineB = null;
+            if (Environment.GetEnvironmentVariable("RESUME_BASELINE") is { Length: > 0 } baselineDll)
+            {
+                string[] baselineShared = [.. shared, "--Sidecar:Store:KeyPrefix=baseline"];
+                (baselineA, var baselineAPort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, [.. baselineShared, "--Sidecar:Resume:ReplicaId=ba"]);
+                (baselineB, var baselineBPort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, [.. baselineShared, "--Sidecar:Resume:ReplicaId=bb"]);
+                baselinePorts = (baselineAPort, baselineBPort);
+            }
+
+            using var baselineAProcess = baselineA;
+            using var baselineBProcess = baselineB;
+
             using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = int.MaxValue }) { Timeout = TimeSpan.FromMinutes(2) };
             Console.WriteLine("A live stream of N events produced through instance A, resumed (full replay) through instance B on the same Redis; ms");
             using var store = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{redisPort}");
             Console.WriteLine("| events | resumes | resumable-stream first byte p50 / p99 | whole replay p50 / p99 | sidecar first byte p50 / p99 | whole replay p50 / p99 | sidecar, store caught up: first byte p50 / p99 | whole replay p50 / p99 |");
             Console.WriteLine("|---|---|---|---|---|---|---|---|");
-            foreach (var size in sizes)
+            // Every size once unmeasured first: the .NET processes and Node tier their code up
+            // over the first tens of resumes of a size (a first measured block of 2,000-event
+            // resumes right after a short warm-up came out 2.4-5.5x slower, for every target, than
+            // the blocks after it), and a sidecar serving for days runs warm.
+            foreach (var (size, measured) in sizes.Select(s => (s, false)).Concat(sizes.Select(s => (s, true))))
             {
                 var resumes = size >= 20_000 ? 10 : 30;
                 var peer = new List<(double First, double Whole)>();
                 var sidecar = new List<(double First, double Whole)>();
                 var caughtUp = new List<(double First, double Whole)>();
-                for (var r = -2; r < resumes; r++)
+                var baselineAtOnce = new List<(double First, double Whole)>();
+                var baselineCaughtUp = new List<(double First, double Whole)>();
+                for (var r = 0; r < resumes; r++)
                 {
                     var p = await PeerOnceAsync(http, peerAPort, peerBPort, size);
-                    var s = await SidecarOnceAsync(http, sidecarAPort, sidecarBPort, emulatorPort, size, null);
-                    var c = await SidecarOnceAsync(http, sidecarAPort, sidecarBPort, emulatorPort, size, store);
-                    if (r >= 0)
+                    // The baseline build, when there is one, goes first every other iteration.
+                    var baselineFirst = baselinePorts is not null && r % 2 != 0;
+                    if (baselineFirst)
+                    {
+                        await BaselineOnceAsync();
+                    }
+
+                    var s = await SidecarOnceAsync(http, sidecarAPort, sidecarBPort, emulatorPort, size, null, "sidecar");
+                    var c = await SidecarOnceAsync(http, sidecarAPort, sidecarBPort, emulatorPort, size, store, "sidecar");
+                    if (baselinePorts is not null && !baselineFirst)
+                    {
+                        await BaselineOnceAsync();
+                    }
+
+                    if (measured)
                     {
                         peer.Add(p);
                         sidecar.Add(s);
                         caughtUp.Add(c);
                     }
+
+                    async Task BaselineOnceAsync()
+                    {
+                        var (a, b) = baselinePorts!.Value;
+                        var bs = await SidecarOnceAsync(http, a, b, emulatorPort, size, null, "baseline");
+                        var bc = await SidecarOnceAsync(http, a, b, emulatorPort, size, store, "baseline");
+                        if (measured)
+                        {
+                            baselineAtOnce.Add(bs);
+                            baselineCaughtUp.Add(bc);
+                        }
+                    }
+                }
+
+                if (!measured)
+                {
+                    continue;
                 }
 
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"| {size} | {resumes} | {P(peer, x => x.First, 0.5):F2} / {P(peer, x => x.First, 0.99):F2} | {P(peer, x => x.Whole, 0.5):F2} / {P(peer, x => x.Whole, 0.99):F2} | {P(sidecar, x => x.First, 0.5):F2} / {P(sidecar, x => x.First, 0.99):F2} | {P(sidecar, x => x.Whole, 0.5):F2} / {P(sidecar, x => x.Whole, 0.99):F2} | {P(caughtUp, x => x.First, 0.5):F2} / {P(caughtUp, x => x.First, 0.99):F2} | {P(caughtUp, x => x.Whole, 0.5):F2} / {P(caughtUp, x => x.Whole, 0.99):F2} |"));
+                if (baselinePorts is not null)
+                {
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"| {size} (baseline build) | {resumes} | - | - | {P(baselineAtOnce, x => x.First, 0.5):F2} / {P(baselineAtOnce, x => x.First, 0.99):F2} | {P(baselineAtOnce, x => x.Whole, 0.5):F2} / {P(baselineAtOnce, x => x.Whole, 0.99):F2} | {P(baselineCaughtUp, x => x.First, 0.5):F2} / {P(baselineCaughtUp, x => x.First, 0.99):F2} | {P(baselineCaughtUp, x => x.Whole, 0.5):F2} / {P(baselineCaughtUp, x => x.Whole, 0.99):F2} |"));
+                }
             }
 
             // The producing instance dies (SIGKILL) with a live stream; a resume goes to the other one.
@@ -110,14 +165,14 @@ internal static class ResumeBench
     /// store writer has caught up with what its client got (as for a stream streaming at a model's
     /// pace); without, at once (the unpaced production may still be being written to Redis).
     /// </summary>
-    private static async Task<(double First, double Whole)> SidecarOnceAsync(HttpClient http, int producer, int resumer, int emulatorPort, int size, StackExchange.Redis.ConnectionMultiplexer? settle)
+    private static async Task<(double First, double Whole)> SidecarOnceAsync(HttpClient http, int producer, int resumer, int emulatorPort, int size, StackExchange.Redis.ConnectionMultiplexer? settle, string keyPrefix)
     {
         var session = "sc" + Guid.NewGuid().ToString("N")[..12];
         var production = ReadEventsAsync(http, HttpMethod.Post, $"http://127.0.0.1:{producer}/api/v/c010/{session}", size, keepReading: true, scenario: $"deltas:{size} gate:{size}");
         await production.Reached;
         if (settle is not null)
         {
-            var meta = $"sidecar:{{msg:{await production.MessageIdTask}}}:meta";
+            var meta = $"{keyPrefix}:{{msg:{await production.MessageIdTask}}}:meta";
             var waited = Stopwatch.StartNew();
             while ((long?)await settle.GetDatabase().HashGetAsync(meta, "count") < size && waited.Elapsed < TimeSpan.FromSeconds(10))
             {
