@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Microsoft.Extensions.Time.Testing;
 using Sidecar.Streams;
 
 namespace Sidecar.Tests.Streams;
@@ -45,6 +46,54 @@ public sealed class UpstreamBufferPoolTests
 
         Assert.Throws<ArgumentOutOfRangeException>(() => pool.Rent(1025));
     }
+
+    [Fact]
+    public void Trim_LetsGoOfTheBlocksNoRentNeededSinceTheLastTrim()
+    {
+        var pool = new UpstreamBufferPool(1024, maxRetained: 8);
+        ReturnAll(Enumerable.Range(0, 6).Select(_ => pool.Rent()).ToList());
+        Assert.Equal(6, pool.Retained);
+
+        // The six were all needed at once since the last trim (here: since the pool began).
+        Assert.Equal(0, pool.Trim());
+        Assert.Equal(6, pool.Retained);
+
+        // Two at most in use at any moment until the next trim: four stayed unused.
+        ReturnAll([pool.Rent(), pool.Rent()]);
+        ReturnAll([pool.Rent()]);
+        Assert.Equal(4, pool.Trim());
+        Assert.Equal(2, pool.Retained);
+
+        // Nothing rented since: the rest goes too, and rents go on working after.
+        Assert.Equal(2, pool.Trim());
+        Assert.Equal(0, pool.Retained);
+        using var lease = pool.Rent();
+        Assert.Equal(1024, lease.Memory.Length);
+    }
+
+    [Fact]
+    public void Trimming_OnTheTimer_KeepsWhatIsInUseEachInterval_AndLetsTheRestGo()
+    {
+        var time = new FakeTimeProvider();
+        using var pool = new UpstreamBufferPool(1024, maxRetained: 16);
+        pool.StartTrimming(time);
+        ReturnAll(Enumerable.Range(0, 10).Select(_ => pool.Rent()).ToList());
+
+        // A steady three streams reading through two intervals: their three blocks stay.
+        for (var interval = 0; interval < 2; interval++)
+        {
+            ReturnAll([pool.Rent(), pool.Rent(), pool.Rent()]);
+            time.Advance(UpstreamBufferPool.TrimInterval);
+        }
+
+        Assert.Equal(3, pool.Retained);
+
+        // They end: one interval later nothing is kept.
+        time.Advance(UpstreamBufferPool.TrimInterval);
+        Assert.Equal(0, pool.Retained);
+    }
+
+    private static void ReturnAll(List<System.Buffers.IMemoryOwner<byte>> leases) => leases.ForEach(l => l.Dispose());
 
     private static byte[] Array(Memory<byte> memory) =>
         MemoryMarshal.TryGetArray<byte>(memory, out var segment) ? segment.Array! : throw new InvalidOperationException("not an array");

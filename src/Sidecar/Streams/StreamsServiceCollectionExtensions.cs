@@ -31,6 +31,7 @@ internal static class StreamsServiceCollectionExtensions
         {
             var pool = new UpstreamBufferPool();
             sp.GetRequiredService<Telemetry.SidecarMetrics>().ReadBuffersRetained = () => pool.Retained;
+            pool.StartTrimming(sp.GetRequiredService<TimeProvider>());
             return pool;
         });
 

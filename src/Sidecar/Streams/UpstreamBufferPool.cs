@@ -14,7 +14,9 @@ namespace Sidecar.Streams;
 /// <remarks>
 /// As in Kestrel's pinned block pool, a block is its own <see cref="IMemoryOwner{T}"/> and goes
 /// back to the pool when disposed: a rent allocates nothing once the pool holds enough blocks.
-/// Blocks past the bound are left to the GC; the pool does not shrink below it.
+/// Blocks past the bound are left to the GC, and so are, every <see cref="TrimInterval"/>, the
+/// blocks that no rent needed since the previous trim (after a burst of streams, the pool does not
+/// keep its high-water mark).
 /// </remarks>
 internal sealed class UpstreamBufferPool(int blockSize = UpstreamBufferPool.DefaultBlockSize, int maxRetained = UpstreamBufferPool.DefaultMaxRetained) : MemoryPool<byte>
 {
@@ -24,8 +26,15 @@ internal sealed class UpstreamBufferPool(int blockSize = UpstreamBufferPool.Defa
     /// <summary>1,024 blocks (16 MiB) kept at most, enough for as many streams waiting at once.</summary>
     public const int DefaultMaxRetained = 1024;
 
+    /// <summary>How often the blocks that stayed unused are let go.</summary>
+    public static readonly TimeSpan TrimInterval = TimeSpan.FromSeconds(30);
+
     private readonly ConcurrentBag<Block> _free = [];
     private int _retained;
+
+    // The fewest blocks kept at any moment since the last trim: that many were not needed.
+    private int _fewestKept;
+    private ITimer? _trimTimer;
 
     public override int MaxBufferSize => blockSize;
 
@@ -37,10 +46,11 @@ internal sealed class UpstreamBufferPool(int blockSize = UpstreamBufferPool.Defa
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, blockSize);
         if (_free.TryTake(out var block))
         {
-            Interlocked.Decrement(ref _retained);
+            Kept(Interlocked.Decrement(ref _retained));
         }
         else
         {
+            Kept(0);
             block = new Block(this, GC.AllocateUninitializedArray<byte>(blockSize, pinned: true));
         }
 
@@ -48,9 +58,49 @@ internal sealed class UpstreamBufferPool(int blockSize = UpstreamBufferPool.Defa
         return block;
     }
 
+    /// <summary>Trims the pool every <see cref="TrimInterval"/> from now on.</summary>
+    public void StartTrimming(TimeProvider time) =>
+        _trimTimer ??= time.CreateTimer(static pool => ((UpstreamBufferPool)pool!).Trim(), this, TrimInterval, TrimInterval);
+
+    /// <summary>
+    /// Lets go of the blocks that no rent needed since the previous trim (the fewest kept at any
+    /// moment since then) and returns how many.
+    /// </summary>
+    public int Trim()
+    {
+        var unused = Math.Min(Volatile.Read(ref _fewestKept), Retained);
+        var released = 0;
+        while (released < unused && _free.TryTake(out _))
+        {
+            Interlocked.Decrement(ref _retained);
+            released++;
+        }
+
+        // Rents racing with this only make the next trim keep more.
+        Volatile.Write(ref _fewestKept, Retained);
+        return released;
+    }
+
     protected override void Dispose(bool disposing)
     {
         // Blocks in use go on being used; the ones kept are left to the GC with the pool.
+        _trimTimer?.Dispose();
+    }
+
+    private void Kept(int count)
+    {
+        // A read for each rent; a write only when the count is lower than any since the last trim.
+        var fewest = Volatile.Read(ref _fewestKept);
+        while (count < fewest)
+        {
+            var seen = Interlocked.CompareExchange(ref _fewestKept, count, fewest);
+            if (seen == fewest)
+            {
+                return;
+            }
+
+            fewest = seen;
+        }
     }
 
     private void Return(Block block)
