@@ -3,8 +3,8 @@ using System.Globalization;
 using System.Text;
 using Sidecar.Bench;
 
-// Time to first event, direct to the emulator vs through the sidecar, measured side by side:
-// requests alternate between the two targets so that machine noise hits both alike.
+// Time to first event, direct to the emulator, through plain YARP and through the sidecar (in-memory
+// store, Redis tee), measured side by side: the targets take turns so that machine noise hits all alike.
 //   dotnet run -c Release --project bench/Sidecar.Bench -- ttfe [requests]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- tee [concurrency] [rounds]
 //   dotnet run -c Release --project bench/Sidecar.Bench -- ack [concurrency] [rounds]
@@ -94,56 +94,85 @@ if (args.Length == 0 || args[0] != "ttfe")
 
 var emulatorDll = Path.Combine(root, "samples/ChatUpstream/bin", configuration, "net10.0/ChatUpstream.dll");
 var sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
+var yarpDll = Path.Combine(root, "bench/PlainYarp/bin", configuration, "net10.0/PlainYarp.dll");
 var emulatorPort = ChildProcess.FreePort();
 using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
+var yarpPort = ChildProcess.FreePort();
+using var yarp = await ChildProcess.StartAsync(yarpDll, ["--urls", $"http://127.0.0.1:{yarpPort}", $"--Upstream=http://127.0.0.1:{emulatorPort}"], yarpPort, "/__ready");
 var (sidecar, publicPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, []);
 using var sidecarProcess = sidecar;
-
-using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { Timeout = TimeSpan.FromSeconds(30) };
-var targets = new[] { ("direct", new Uri($"http://127.0.0.1:{emulatorPort}")), ("sidecar", new Uri($"http://127.0.0.1:{publicPort}")) };
-var samples = targets.ToDictionary(t => t.Item1, _ => new List<double>());
-var body = """{"messages":[{"id":"u1","role":"user","parts":[{"type":"text","text":"hi /scenario deltas:20"}]}]}""";
-
-for (var i = -50; i < requests; i++)
+var redisPort = ChildProcess.FreePort();
+using var redis = ChildProcess.StartRedis(redisPort);
+try
 {
-    foreach (var (name, baseUri) in i % 2 == 0 ? targets : targets.Reverse())
+    var (teed, teedPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}"]);
+    using var teedProcess = teed;
+
+    using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { Timeout = TimeSpan.FromSeconds(30) };
+    var targets = new[]
     {
-        var started = Stopwatch.GetTimestamp();
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUri, $"/api/v/c010/bench{i}")) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        await using var stream = await response.Content.ReadAsStreamAsync();
-        var buffer = new byte[16 * 1024];
-        var first = -1.0;
-        var seen = new StringBuilder();
-        int read;
-        while ((read = await stream.ReadAsync(buffer)) > 0)
+        ("direct", new Uri($"http://127.0.0.1:{emulatorPort}")),
+        ("plain YARP", new Uri($"http://127.0.0.1:{yarpPort}")),
+        ("sidecar, in-memory store", new Uri($"http://127.0.0.1:{publicPort}")),
+        ("sidecar, Redis tee", new Uri($"http://127.0.0.1:{teedPort}")),
+    };
+    var samples = targets.ToDictionary(t => t.Item1, _ => new List<double>());
+    var body = """{"messages":[{"id":"u1","role":"user","parts":[{"type":"text","text":"hi /scenario deltas:20"}]}]}""";
+
+    // 200 unmeasured requests per target first (the code paths compile up over the first tens).
+    for (var i = -200; i < requests; i++)
+    {
+        // The targets take turns to go first.
+        for (var t = 0; t < targets.Length; t++)
         {
-            if (first < 0)
+            var (name, baseUri) = targets[(t + i + 200) % targets.Length];
+            var started = Stopwatch.GetTimestamp();
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUri, $"/api/v/c010/bench{i}x{t}")) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            await using var stream = await response.Content.ReadAsStreamAsync();
+            var buffer = new byte[16 * 1024];
+            var first = -1.0;
+            var seen = new StringBuilder();
+            int read;
+            while ((read = await stream.ReadAsync(buffer)) > 0)
             {
-                seen.Append(Encoding.UTF8.GetString(buffer, 0, read));
-                if (seen.ToString().Contains("\n\n", StringComparison.Ordinal))
+                if (first < 0)
                 {
-                    first = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                    seen.Append(Encoding.UTF8.GetString(buffer, 0, read));
+                    if (seen.ToString().Contains("\n\n", StringComparison.Ordinal))
+                    {
+                        first = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                    }
                 }
             }
-        }
 
-        if (i >= 0)
-        {
-            samples[name].Add(first);
+            if (i >= 0)
+            {
+                samples[name].Add(first);
+            }
         }
     }
-}
 
-Console.WriteLine($"time to first event, {requests} requests per target, alternating, sequential (ms)");
-Console.WriteLine("target     p50      p90      p99");
-foreach (var (name, values) in samples)
+    Console.WriteLine($"time to first event, {requests} requests per target, targets in turn, sequential (ms)");
+    Console.WriteLine("| target | p50 | p90 | p99 | p50 vs direct | p50 vs plain YARP |");
+    Console.WriteLine("|---|---|---|---|---|---|");
+    foreach (var values in samples.Values)
+    {
+        values.Sort();
+    }
+
+    foreach (var (name, values) in samples)
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {name} | {P(values, 0.5):F3} | {P(values, 0.9):F3} | {P(values, 0.99):F3} | {P(values, 0.5) / P(samples["direct"], 0.5):F2}x | {P(values, 0.5) / P(samples["plain YARP"], 0.5):F2}x |"));
+    }
+}
+finally
 {
-    values.Sort();
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-8} {P(values, 0.5),7:F3}  {P(values, 0.9),7:F3}  {P(values, 0.99),7:F3}"));
+    redis.Kill();
+    await redis.WaitForExitAsync();
 }
 
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio sidecar/direct at p50: {P(samples["sidecar"], 0.5) / P(samples["direct"], 0.5):F2}x"));
 return 0;
 
 static double P(List<double> sorted, double q) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(q * sorted.Count) - 1)];
