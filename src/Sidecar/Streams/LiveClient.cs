@@ -89,6 +89,14 @@ internal sealed class LiveClient(
             // not take a truncated answer for a complete one.
             context.Abort();
         }
+
+        if (pump.IsLiveCut)
+        {
+            // Cut off for falling too far behind. The pump closes the connection itself, unless
+            // it cut before this client was attached (a pump that ran ahead of the request's
+            // thread): a cut response must never end like a whole one.
+            context.Abort();
+        }
     }
 
     /// <summary>
