@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Time.Testing;
 using Sidecar.Streams;
+using Sidecar.Tests.Common;
 
 namespace Sidecar.Tests.Streams;
 
@@ -90,6 +91,45 @@ public sealed class UpstreamBufferPoolTests
 
         // They end: one interval later nothing is kept.
         time.Advance(UpstreamBufferPool.TrimInterval);
+        Assert.Equal(0, pool.Retained);
+    }
+
+    [Fact]
+    public async Task RentsReturnsAndTrims_AtOnce_KeepTheCountOfKeptBlocksTrue()
+    {
+        var pool = new UpstreamBufferPool(256, maxRetained: 64);
+        using var stop = new CancellationTokenSource();
+        var trimming = Task.Run(() =>
+        {
+            var trims = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                pool.Trim();
+                Assert.InRange(pool.Retained, 0, 64);
+                trims++;
+            }
+
+            return trims;
+        });
+
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
+        {
+            for (var i = 0; i < 20_000; i++)
+            {
+                ReturnAll(Enumerable.Range(0, 1 + (i % 8)).Select(_ => pool.Rent()).ToList());
+            }
+        }))).DefaultTimeout();
+        await stop.CancelAsync();
+        Assert.True(await trimming.DefaultTimeout() > 0);
+
+        // The count is the blocks there are to rent: renting that many empties it, and the next
+        // rent is a fresh block (a count above the blocks kept would stay above zero; one below
+        // would go negative).
+        var kept = pool.Retained;
+        var blocks = Enumerable.Range(0, kept).Select(_ => pool.Rent()).ToList();
+        Assert.Equal(0, pool.Retained);
+        Assert.Equal(kept, blocks.Distinct().Count());
+        using var fresh = pool.Rent();
         Assert.Equal(0, pool.Retained);
     }
 

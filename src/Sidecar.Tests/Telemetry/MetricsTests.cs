@@ -155,6 +155,23 @@ public sealed class MetricsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task UpstreamReadBuffers_NoLongerNeeded_AreLetGoOnTheTrimTimer()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, time: time);
+        using var metrics = new MeasurementRecorder(sidecar);
+        using var client = sidecar.CreateClient();
+        await AnswerAsync(sidecar, client, "deltas:3");
+        Assert.InRange(metrics.Of("sidecar.upstream.read_buffers.retained")[^1].Value, 1, Sidecar.Streams.UpstreamBufferPool.DefaultMaxRetained);
+
+        // The first trim sees the stream's blocks needed in its interval; the next one, none.
+        time.Advance(Sidecar.Streams.UpstreamBufferPool.TrimInterval);
+        time.Advance(Sidecar.Streams.UpstreamBufferPool.TrimInterval);
+
+        Assert.Equal(0, metrics.Of("sidecar.upstream.read_buffers.retained")[^1].Value);
+    }
+
+    [Fact]
     public async Task ErrorBodies_ByWhatWasDone()
     {
         await using var sidecar = await SidecarServer.StartAsync(_emulator.Address);

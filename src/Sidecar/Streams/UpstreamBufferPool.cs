@@ -68,7 +68,10 @@ internal sealed class UpstreamBufferPool(int blockSize = UpstreamBufferPool.Defa
     /// </summary>
     public int Trim()
     {
-        var unused = Math.Min(Volatile.Read(ref _fewestKept), Retained);
+        // The next interval starts now: a rent from here on lowers its mark (from what is kept
+        // once this trim is done, set below unless a rent set a lower one meanwhile).
+        var fewest = Interlocked.Exchange(ref _fewestKept, int.MaxValue);
+        var unused = Math.Min(fewest, Retained);
         var released = 0;
         while (released < unused && _free.TryTake(out _))
         {
@@ -76,8 +79,9 @@ internal sealed class UpstreamBufferPool(int blockSize = UpstreamBufferPool.Defa
             released++;
         }
 
-        // Rents racing with this only make the next trim keep more.
-        Volatile.Write(ref _fewestKept, Retained);
+        // A block rented between the count above and the loop may be one released here: the
+        // trim then costs one fresh block, never one in use.
+        Kept(Retained);
         return released;
     }
 
