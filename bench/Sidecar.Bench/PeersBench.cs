@@ -326,17 +326,25 @@ internal static class PeersBench
         long events = 0;
         var errors = 0;
         var rounds = 0;
+        var delays = new List<double>();
         while (Stopwatch.GetElapsedTime(started).TotalSeconds < seconds)
         {
             var round = await RunStreamsAsync(http, target.Port, concurrency, Scenario(paceMs), $"l{rounds++}");
             events += round.Events;
             errors += round.Errors;
+            if (rounds > 1)
+            {
+                delays.AddRange(round.Delays);
+            }
         }
 
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var cpu = Cpu(target) - cpuBefore;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{rounds} rounds, {events} events, {errors} errors in {elapsed:F1} s: {events / elapsed:F0} events/s, CPU per event {cpu.TotalMicroseconds / Math.Max(1, events):F1} µs"));
+        delays.Sort();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"delay per stamped event, rounds 2 and after: p50 {ChildProcess.Percentile(delays, 0.5):F2} ms, p99 {ChildProcess.Percentile(delays, 0.99):F2} ms, p99.9 {ChildProcess.Percentile(delays, 0.999):F2} ms"));
         if (target.Redis is not null)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(ChildProcess.CpuTimeOf(target.Redis) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs"));
