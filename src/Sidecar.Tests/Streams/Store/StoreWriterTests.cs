@@ -78,6 +78,96 @@ public sealed class StoreWriterTests : IAsyncDisposable
         Assert.Null(write.End);
     }
 
+    [Fact]
+    public async Task Queue_AfterALargeBacklogDrained_IsReplaced_AndEveryStreamKeepsItsOrder()
+    {
+        // A backlog of 20,000 events (as after a stall of the store), queued before the writer
+        // starts; then four streams written from four threads while the writer drains it and
+        // replaces its queue (in trial runs, always while all four were mid-stream, so that their
+        // ops straddled the two queues): every event stored once, in order (a store refuses a gap).
+        const int Backlog = 20_000;
+        const int PerStream = 5_000;
+        var backlog = _writer.Open(new StreamRegistration("m-backlog", "s-backlog", "c010", "owner", "replica", Start.AddHours(1)));
+        for (var i = 0; i < Backlog; i++)
+        {
+            backlog.Append(i, Event("b" + i));
+        }
+
+        backlog.End(StoredStreamState.Completed);
+        await _writer.StartAsync(CancellationToken.None);
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(s => Task.Run(async () =>
+        {
+            var tee = _writer.Open(new StreamRegistration($"m-{s}", $"s-{s}", "c010", "owner", "replica", Start.AddHours(1)));
+            for (var i = 0; i < PerStream; i++)
+            {
+                tee.Append(i, Event($"{s}-{i}"));
+                if (i % 50 == 0)
+                {
+                    // Let the writer catch up now and then, so that its queue empties (and is
+                    // replaced) while the streams are still being written.
+                    await Task.Yield();
+                }
+            }
+
+            tee.End(StoredStreamState.Completed);
+        }))).DefaultTimeout();
+
+        await StoreProbe.WaitForEndAsync(_store, "s-backlog");
+        for (var s = 0; s < 4; s++)
+        {
+            await StoreProbe.WaitForEndAsync(_store, $"s-{s}");
+            var stream = (await _store.GetAsync($"m-{s}", default))!;
+            Assert.Equal((StoredStreamState.Completed, false, PerStream), (stream.State, stream.Incomplete, stream.EventCount));
+            var events = await _store.ReadAsync($"m-{s}", 0, PerStream, default);
+            Assert.Equal(Enumerable.Range(0, PerStream).Select(i => $"data: {s}-{i}\n\n"), events.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+        }
+
+        Assert.Equal(Backlog, (await _store.GetAsync("m-backlog", default))!.EventCount);
+        Assert.True(_writer.QueueRenewals >= 1, "the queue was not replaced after the backlog");
+
+        // The fresh queue is the one written to from now on.
+        var after = _writer.Open(new StreamRegistration("m-after", "s-after", "c010", "owner", "replica", Start.AddHours(1)));
+        after.Append(0, Event("after"));
+        await StoreProbe.WaitForEventsAsync(_store, "s-after", 1);
+    }
+
+    [Fact]
+    public async Task Queue_ReplacedWhileAStreamHasOpsInTheOldOne_WritesThoseFirst()
+    {
+        // The moment a producer wrote to the queue being replaced (it had just been found empty),
+        // made certain: when the backlog has drained, a stream is registered and given ten events
+        // in the old queue; its next ten come after. The old queue must be read to its end first.
+        var backlog = _writer.Open(new StreamRegistration("m-backlog", "s-backlog", "c010", "owner", "replica", Start.AddHours(1)));
+        for (var i = 0; i < 20_000; i++)
+        {
+            backlog.Append(i, Event("b" + i));
+        }
+
+        StreamTee? straddling = null;
+        var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _writer.QueueDrained = () =>
+        {
+            straddling ??= _writer.Open(new StreamRegistration("m-straddle", "s-straddle", "c010", "owner", "replica", Start.AddHours(1)));
+            for (var i = 0; i < 10; i++)
+            {
+                straddling.Append(i, Event("s" + i));
+            }
+
+            drained.TrySetResult();
+        };
+        await _writer.StartAsync(CancellationToken.None);
+        await drained.Task.DefaultTimeout();
+        for (var i = 10; i < 20; i++)
+        {
+            straddling!.Append(i, Event("s" + i));
+        }
+
+        await StoreProbe.WaitForEventsAsync(_store, "s-straddle", 20);
+        var events = await _store.ReadAsync("m-straddle", 0, 100, default);
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => $"data: s{i}\n\n"), events.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+        Assert.Equal(1, _writer.QueueRenewals);
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _writer.StopAsync(CancellationToken.None);

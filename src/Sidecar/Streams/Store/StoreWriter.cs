@@ -26,7 +26,17 @@ internal sealed class StoreWriter(
     // One batch is one store call: keep it small enough not to stall Redis or pass the timeout.
     private const long MaxBatchBytes = 1024 * 1024;
 
-    private readonly Channel<TeeOp> _ops = Channel.CreateUnbounded<TeeOp>(new UnboundedChannelOptions { SingleReader = true });
+    // After a run of more ops than this without the queue once empty (a stall of the store under
+    // load), the queue is replaced by a fresh one once drained: an unbounded channel's queue keeps
+    // the largest ring it grew to (about 70 bytes per op), which after a long stall at
+    // MaxPendingBytes would be tens of MiB. (Its reader cannot count what waits; the ops read
+    // since it was last empty bound that from above.)
+    private const int RenewQueueAfterOps = 16 * 1024;
+
+    // Replaced only by the writer, when empty; ops written to the old one before it is completed
+    // are written before any of the new one's, so each stream's ops keep their order.
+    private Channel<TeeOp> _ops = NewQueue();
+    private long _opsSinceEmpty;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<StreamTee, byte> _open = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ITimer, byte> _recoveries = new();
 
@@ -67,7 +77,7 @@ internal sealed class StoreWriter(
             tee.Lose("store_down");
         }
 
-        if (!_ops.Writer.TryWrite(new TeeOp(tee, registration, null, null, null)))
+        if (!Enqueue(new TeeOp(tee, registration, null, null, null)))
         {
             // The writer has stopped (shutting down): nothing of this stream will be stored.
             tee.Lose("stopped");
@@ -85,7 +95,7 @@ internal sealed class StoreWriter(
             return;
         }
 
-        if (!_ops.Writer.TryWrite(new TeeOp(tee, null, evt, null, null)))
+        if (!Enqueue(new TeeOp(tee, null, evt, null, null)))
         {
             Interlocked.Add(ref _pendingBytes, -evt.Raw.Length);
             tee.Lose("stopped");
@@ -96,7 +106,7 @@ internal sealed class StoreWriter(
     {
         _open.TryRemove(tee, out _);
         tee.Ended = true;
-        _ops.Writer.TryWrite(new TeeOp(tee, null, null, state, null));
+        Enqueue(new TeeOp(tee, null, null, state, null));
     }
 
     internal void RenewLease(StreamTee tee, DateTimeOffset until)
@@ -104,7 +114,7 @@ internal sealed class StoreWriter(
         // An ended stream has no lease to keep (its pump may still be draining the upstream).
         if (!tee.Ended)
         {
-            _ops.Writer.TryWrite(new TeeOp(tee, null, null, null, until));
+            Enqueue(new TeeOp(tee, null, null, null, until));
         }
     }
 
@@ -114,31 +124,91 @@ internal sealed class StoreWriter(
         Log.StoreWriteLost(logger, tee.MessageId, reason);
     }
 
+    /// <summary>How many times the op queue was replaced after a backlog (for tests).</summary>
+    internal int QueueRenewals { get; private set; }
+
+    /// <summary>Called on the writer's loop when a backlog has drained, just before its queue is replaced (for tests).</summary>
+    internal Action? QueueDrained { get; set; }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var reader = _ops.Reader;
+        var ops = Volatile.Read(ref _ops);
         try
         {
-            while (await reader.WaitToReadAsync(stoppingToken))
+            while (true)
             {
-                await WriteBatchAsync(reader);
+                if (!await ops.Reader.WaitToReadAsync(stoppingToken))
+                {
+                    // This queue is done with: replaced (go on with the new one), or shut down.
+                    var current = Volatile.Read(ref _ops);
+                    if (ReferenceEquals(current, ops))
+                    {
+                        break;
+                    }
+
+                    ops = current;
+                    continue;
+                }
+
+                _opsSinceEmpty += await WriteBatchAsync(ops.Reader);
+                if (!ops.Reader.TryPeek(out _))
+                {
+                    if (_opsSinceEmpty > RenewQueueAfterOps && ReferenceEquals(ops, Volatile.Read(ref _ops)))
+                    {
+                        // Drained after a backlog: a fresh queue, and the old one (with its large
+                        // ring) is read to its end, then let go.
+                        QueueDrained?.Invoke();
+                        Volatile.Write(ref _ops, NewQueue());
+                        ops.Writer.TryComplete();
+                        QueueRenewals++;
+                    }
+
+                    _opsSinceEmpty = 0;
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
 
-        // Shutting down: the pumps have ended (they stop first); write what they left.
-        _ops.Writer.TryComplete();
-        while (reader.TryPeek(out _))
+        // Shutting down: the pumps have ended (they stop first); write what they left, the queue
+        // being read first (it may be one just replaced), then the current one.
+        var last = Volatile.Read(ref _ops);
+        last.Writer.TryComplete();
+        foreach (var queue in ReferenceEquals(ops, last) ? [last] : new[] { ops, last })
         {
-            await WriteBatchAsync(reader);
+            while (queue.Reader.TryPeek(out _))
+            {
+                await WriteBatchAsync(queue.Reader);
+            }
         }
 
         Log.StoreWriterTotals(logger, _batches, _events);
     }
 
-    private async Task WriteBatchAsync(ChannelReader<TeeOp> reader)
+    private static Channel<TeeOp> NewQueue() => Channel.CreateUnbounded<TeeOp>(new UnboundedChannelOptions { SingleReader = true });
+
+    /// <summary>Queues an op; false once the writer has stopped.</summary>
+    private bool Enqueue(TeeOp op)
+    {
+        while (true)
+        {
+            var ops = Volatile.Read(ref _ops);
+            if (ops.Writer.TryWrite(op))
+            {
+                return true;
+            }
+
+            // Completed: replaced by a fresh queue (write there), or the writer has stopped.
+            if (ReferenceEquals(ops, Volatile.Read(ref _ops)))
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>Writes one batch of what waits; returns how many ops it took.</summary>
+    private async Task<int> WriteBatchAsync(ChannelReader<TeeOp> reader)
     {
         var byTee = _byTee;
         var order = _order;
@@ -148,7 +218,8 @@ internal sealed class StoreWriter(
         writes.Clear();
         long bytes = 0;
         var events = 0;
-        for (var count = 0; count < MaxBatchOps && bytes < MaxBatchBytes && reader.TryRead(out var op); count++)
+        var count = 0;
+        for (; count < MaxBatchOps && bytes < MaxBatchBytes && reader.TryRead(out var op); count++)
         {
             if (!byTee.TryGetValue(op.Tee, out var write) || write.End is not null)
             {
@@ -221,6 +292,8 @@ internal sealed class StoreWriter(
                 _spareWrites.Push(write);
             }
         }
+
+        return count;
     }
 
     /// <summary>
@@ -278,7 +351,7 @@ internal sealed class StoreWriter(
             {
                 _recoveries.TryRemove(timer!, out byte _);
                 timer!.Dispose();
-                _ops.Writer.TryWrite(new TeeOp(tee, null, null, StoredStreamState.Failed, null));
+                Enqueue(new TeeOp(tee, null, null, StoredStreamState.Failed, null));
             },
             null,
             delay,
