@@ -18,6 +18,32 @@ public sealed class LiveClientTests
         // for falling behind, with no stored copy to read on from, before the live client is
         // attached to it. The response must then not end like a whole answer.
         await using var app = SidecarServer.Build(new Uri("http://127.0.0.1:1/"));
+        var pump = await RunPumpAsync(app, maxClientBacklogBytes: 300);
+        Assert.True(pump.IsLiveCut);
+
+        var (aborted, _) = await ServeAsync(app, pump);
+
+        Assert.True(aborted);
+    }
+
+    [Fact]
+    public async Task ClientAttachedAfterAWholeAnswer_GetsItToDone_WithoutAnAbort()
+    {
+        // The same pump ahead of its client, not cut (the backlog within the bound): the client
+        // gets the answer and [DONE], and its connection is left alone.
+        await using var app = SidecarServer.Build(new Uri("http://127.0.0.1:1/"));
+        var pump = await RunPumpAsync(app, maxClientBacklogBytes: 1024 * 1024);
+        Assert.False(pump.IsLiveCut);
+
+        var (aborted, body) = await ServeAsync(app, pump);
+
+        Assert.False(aborted);
+        Assert.EndsWith("data: [DONE]\n\n", body, StringComparison.Ordinal);
+    }
+
+    /// <summary>A pump over a whole answer (start, five 200-byte deltas, finish, [DONE]), run to its end with no client attached.</summary>
+    private static async Task<StreamPump> RunPumpAsync(Microsoft.AspNetCore.Builder.WebApplication app, long maxClientBacklogBytes)
+    {
         var events = new StringBuilder("data: {\"type\":\"start\",\"messageId\":\"m1\"}\n\ndata: {\"type\":\"text-start\",\"id\":\"t\"}\n\n");
         for (var i = 0; i < 5; i++)
         {
@@ -31,15 +57,19 @@ public sealed class LiveClientTests
             upstream,
             upstream,
             "m1",
-            new StreamOptions { MaxClientBacklogBytes = 300 },
+            new StreamOptions { MaxClientBacklogBytes = maxClientBacklogBytes },
             TimeProvider.System,
             NullLogger.Instance,
             app.Services.GetRequiredService<SidecarMetrics>(),
             tee: null);
         pump.Start();
         Assert.Equal(StreamOutcome.Completed, await pump.Completion.DefaultTimeout());
-        Assert.True(pump.IsLiveCut);
+        return pump;
+    }
 
+    /// <summary>Serves the pump to a client; whether its connection was aborted, and what it was sent.</summary>
+    private static async Task<(bool Aborted, string Body)> ServeAsync(Microsoft.AspNetCore.Builder.WebApplication app, StreamPump pump)
+    {
         var context = new DefaultHttpContext();
         var body = new MemoryStream();
         context.Features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(body));
@@ -48,8 +78,7 @@ public sealed class LiveClientTests
 
         await app.Services.GetRequiredService<LiveClient>().ServeAsync(context, pump).DefaultTimeout();
 
-        Assert.True(lifetime.Aborted);
-        Assert.DoesNotContain("[DONE]", Encoding.UTF8.GetString(body.ToArray()), StringComparison.Ordinal);
+        return (lifetime.Aborted, Encoding.UTF8.GetString(body.ToArray()));
     }
 
     private sealed class AbortRecorder : IHttpRequestLifetimeFeature

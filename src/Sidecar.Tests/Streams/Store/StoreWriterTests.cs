@@ -83,8 +83,9 @@ public sealed class StoreWriterTests : IAsyncDisposable
     {
         // A backlog of 20,000 events (as after a stall of the store), queued before the writer
         // starts; then four streams written from four threads while the writer drains it and
-        // replaces its queue (in trial runs, always while all four were mid-stream, so that their
-        // ops straddled the two queues): every event stored once, in order (a store refuses a gap).
+        // replaces its queue: every event stored once, in order (a store refuses a gap). (In trial
+        // runs the queue was replaced while all four were mid-stream; the next test makes certain
+        // of a stream straddling the two queues.)
         const int Backlog = 20_000;
         const int PerStream = 5_000;
         var backlog = _writer.Open(new StreamRegistration("m-backlog", "s-backlog", "c010", "owner", "replica", Start.AddHours(1)));
@@ -94,6 +95,8 @@ public sealed class StoreWriterTests : IAsyncDisposable
         }
 
         backlog.End(StoredStreamState.Completed);
+        var replaced = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _writer.QueueReplacing = published => _ = published && replaced.TrySetResult();
         await _writer.StartAsync(CancellationToken.None);
         await Task.WhenAll(Enumerable.Range(0, 4).Select(s => Task.Run(async () =>
         {
@@ -123,7 +126,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
         }
 
         Assert.Equal(Backlog, (await _store.GetAsync("m-backlog", default))!.EventCount);
-        Assert.True(_writer.QueueRenewals >= 1, "the queue was not replaced after the backlog");
+        await replaced.Task.DefaultTimeout();
 
         // The fresh queue is the one written to from now on.
         var after = _writer.Open(new StreamRegistration("m-after", "s-after", "c010", "owner", "replica", Start.AddHours(1)));
@@ -132,11 +135,13 @@ public sealed class StoreWriterTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task Queue_ReplacedWhileAStreamHasOpsInTheOldOne_WritesThoseFirst()
+    public async Task Queue_ReplacedWhileAStreamHasOpsInBoth_WritesTheOldOnesFirst()
     {
-        // The moment a producer wrote to the queue being replaced (it had just been found empty),
-        // made certain: when the backlog has drained, a stream is registered and given ten events
-        // in the old queue; its next ten come after. The old queue must be read to its end first.
+        // Made certain on the writer's loop: when the backlog has drained, a stream is registered
+        // and given ten events in the old queue (just before the fresh one is published), then ten
+        // more in the fresh one (just after, while the old one is still to be read). The old queue
+        // must be read to its end first: abandoned, or read after the fresh one, the stream's
+        // events would never be stored whole (a store refuses a gap).
         var backlog = _writer.Open(new StreamRegistration("m-backlog", "s-backlog", "c010", "owner", "replica", Start.AddHours(1)));
         for (var i = 0; i < 20_000; i++)
         {
@@ -144,28 +149,23 @@ public sealed class StoreWriterTests : IAsyncDisposable
         }
 
         StreamTee? straddling = null;
-        var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _writer.QueueDrained = () =>
+        var phases = new List<bool>();
+        _writer.QueueReplacing = published =>
         {
+            phases.Add(published);
             straddling ??= _writer.Open(new StreamRegistration("m-straddle", "s-straddle", "c010", "owner", "replica", Start.AddHours(1)));
-            for (var i = 0; i < 10; i++)
+            var first = published ? 10 : 0;
+            for (var i = first; i < first + 10; i++)
             {
                 straddling.Append(i, Event("s" + i));
             }
-
-            drained.TrySetResult();
         };
         await _writer.StartAsync(CancellationToken.None);
-        await drained.Task.DefaultTimeout();
-        for (var i = 10; i < 20; i++)
-        {
-            straddling!.Append(i, Event("s" + i));
-        }
 
         await StoreProbe.WaitForEventsAsync(_store, "s-straddle", 20);
         var events = await _store.ReadAsync("m-straddle", 0, 100, default);
         Assert.Equal(Enumerable.Range(0, 20).Select(i => $"data: s{i}\n\n"), events.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
-        Assert.Equal(1, _writer.QueueRenewals);
+        Assert.Equal([false, true], phases);
     }
 
     public async ValueTask DisposeAsync()

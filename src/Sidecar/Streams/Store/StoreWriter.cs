@@ -124,11 +124,12 @@ internal sealed class StoreWriter(
         Log.StoreWriteLost(logger, tee.MessageId, reason);
     }
 
-    /// <summary>How many times the op queue was replaced after a backlog (for tests).</summary>
-    internal int QueueRenewals { get; private set; }
-
-    /// <summary>Called on the writer's loop when a backlog has drained, just before its queue is replaced (for tests).</summary>
-    internal Action? QueueDrained { get; set; }
+    /// <summary>
+    /// For tests: called on the writer's loop when its queue is being replaced after a backlog,
+    /// with false just before the fresh queue is published, with true just after (the old one
+    /// still to be read).
+    /// </summary>
+    internal Action<bool>? QueueReplacing { get; set; }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -157,10 +158,10 @@ internal sealed class StoreWriter(
                     {
                         // Drained after a backlog: a fresh queue, and the old one (with its large
                         // ring) is read to its end, then let go.
-                        QueueDrained?.Invoke();
+                        QueueReplacing?.Invoke(false);
                         Volatile.Write(ref _ops, NewQueue());
+                        QueueReplacing?.Invoke(true);
                         ops.Writer.TryComplete();
-                        QueueRenewals++;
                     }
 
                     _opsSinceEmpty = 0;
