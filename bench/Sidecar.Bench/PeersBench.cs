@@ -137,16 +137,16 @@ internal static class PeersBench
                     var target = targets[(t + concurrency) % targets.Count];
                     var cpuBefore = Cpu(target);
                     // A Redis serves only the Redis-backed targets, one target at a time.
-                    var redisBefore = target.Redis is null ? TimeSpan.Zero : ChildProcess.CpuTimeOf(target.Redis);
+                    var redisBefore = RedisCpu(target);
                     var batchesBefore = await StoreBatchesAsync(http, target);
                     var paced = await RunStreamsAsync(http, target.Port, concurrency, Scenario(paceMs), $"p{concurrency}");
                     var cpu = Cpu(target) - cpuBefore;
                     var batches = await StoreBatchesAsync(http, target) - batchesBefore;
-                    var redisPaced = target.Redis is null ? TimeSpan.Zero : ChildProcess.CpuTimeOf(target.Redis) - redisBefore;
+                    var redisPaced = RedisCpu(target) - redisBefore;
                     var started = Stopwatch.GetTimestamp();
                     var unpaced = await RunStreamsAsync(http, target.Port, concurrency, Scenario(0), $"u{concurrency}");
                     var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-                    var redisUnpaced = target.Redis is null ? TimeSpan.Zero : ChildProcess.CpuTimeOf(target.Redis) - redisBefore - redisPaced;
+                    var redisUnpaced = RedisCpu(target) - redisBefore - redisPaced;
                     results[target.Name] = new Result(paced.Delays, paced.Steady, paced.Errors + unpaced.Errors, unpaced.Events / seconds, paced.Events == 0 ? 0 : cpu.TotalMicroseconds / paced.Events, paced.Events == 0 ? 0 : batches / paced.Events,
                         paced.Events == 0 ? 0 : redisPaced.TotalMicroseconds / paced.Events, unpaced.Events == 0 ? 0 : redisUnpaced.TotalMicroseconds / unpaced.Events);
                 }
@@ -201,6 +201,9 @@ internal static class PeersBench
             work.Delete(recursive: true);
         }
     }
+
+    /// <summary>The CPU time so far of the redis-server the target writes to (zero for a target without one).</summary>
+    private static TimeSpan RedisCpu(Target target) => target.Redis is null ? TimeSpan.Zero : ChildProcess.CpuTimeOf(target.Redis);
 
     /// <param name="Redis">The redis-server the target writes to, for its CPU (null: none).</param>
     private sealed record Target(string Name, int Port, Func<int[]>? Pids, int ManagementPort = 0, Process? Redis = null);
@@ -321,7 +324,7 @@ internal static class PeersBench
         }
 
         var cpuBefore = Cpu(target);
-        var redisBefore = target.Redis is null ? TimeSpan.Zero : ChildProcess.CpuTimeOf(target.Redis);
+        var redisBefore = RedisCpu(target);
         var started = Stopwatch.GetTimestamp();
         long events = 0;
         var errors = 0;
@@ -347,7 +350,7 @@ internal static class PeersBench
             $"delay per stamped event, rounds 2 and after: p50 {ChildProcess.Percentile(delays, 0.5):F2} ms, p99 {ChildProcess.Percentile(delays, 0.99):F2} ms, p99.9 {ChildProcess.Percentile(delays, 0.999):F2} ms"));
         if (target.Redis is not null)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(ChildProcess.CpuTimeOf(target.Redis) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(RedisCpu(target) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs"));
         }
 
         for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)

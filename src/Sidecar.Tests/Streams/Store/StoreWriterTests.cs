@@ -14,6 +14,9 @@ public sealed class StoreWriterTests : IAsyncDisposable
 {
     private static readonly DateTimeOffset Start = new(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
 
+    // Events queued before the writer starts in the queue-replacement tests: past its threshold.
+    private const int BacklogEvents = 20_000;
+
     private readonly FakeTimeProvider _time = new(Start);
     private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().AddSingleton<SidecarMetrics>().BuildServiceProvider();
     private readonly InMemoryStreamStore _store;
@@ -86,21 +89,14 @@ public sealed class StoreWriterTests : IAsyncDisposable
         // replaces its queue: every event stored once, in order (a store refuses a gap). (In trial
         // runs the queue was replaced while all four were mid-stream; the next test makes certain
         // of a stream straddling the two queues.)
-        const int Backlog = 20_000;
         const int PerStream = 5_000;
-        var backlog = _writer.Open(new StreamRegistration("m-backlog", "s-backlog", "c010", "owner", "replica", Start.AddHours(1)));
-        for (var i = 0; i < Backlog; i++)
-        {
-            backlog.Append(i, Event("b" + i));
-        }
-
-        backlog.End(StoredStreamState.Completed);
+        QueueBacklog().End(StoredStreamState.Completed);
         var replaced = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _writer.QueueReplacing = published => _ = published && replaced.TrySetResult();
         await _writer.StartAsync(CancellationToken.None);
         await Task.WhenAll(Enumerable.Range(0, 4).Select(s => Task.Run(async () =>
         {
-            var tee = _writer.Open(new StreamRegistration($"m-{s}", $"s-{s}", "c010", "owner", "replica", Start.AddHours(1)));
+            var tee = Open(s.ToString(System.Globalization.CultureInfo.InvariantCulture));
             for (var i = 0; i < PerStream; i++)
             {
                 tee.Append(i, Event($"{s}-{i}"));
@@ -125,11 +121,11 @@ public sealed class StoreWriterTests : IAsyncDisposable
             Assert.Equal(Enumerable.Range(0, PerStream).Select(i => $"data: {s}-{i}\n\n"), events.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
         }
 
-        Assert.Equal(Backlog, (await _store.GetAsync("m-backlog", default))!.EventCount);
+        Assert.Equal(BacklogEvents, (await _store.GetAsync("m-backlog", default))!.EventCount);
         await replaced.Task.DefaultTimeout();
 
         // The fresh queue is the one written to from now on.
-        var after = _writer.Open(new StreamRegistration("m-after", "s-after", "c010", "owner", "replica", Start.AddHours(1)));
+        var after = Open("after");
         after.Append(0, Event("after"));
         await StoreProbe.WaitForEventsAsync(_store, "s-after", 1);
     }
@@ -142,18 +138,13 @@ public sealed class StoreWriterTests : IAsyncDisposable
         // more in the fresh one (just after, while the old one is still to be read). The old queue
         // must be read to its end first: abandoned, or read after the fresh one, the stream's
         // events would never be stored whole (a store refuses a gap).
-        var backlog = _writer.Open(new StreamRegistration("m-backlog", "s-backlog", "c010", "owner", "replica", Start.AddHours(1)));
-        for (var i = 0; i < 20_000; i++)
-        {
-            backlog.Append(i, Event("b" + i));
-        }
-
+        QueueBacklog();
         StreamTee? straddling = null;
         var phases = new List<bool>();
         _writer.QueueReplacing = published =>
         {
             phases.Add(published);
-            straddling ??= _writer.Open(new StreamRegistration("m-straddle", "s-straddle", "c010", "owner", "replica", Start.AddHours(1)));
+            straddling ??= Open("straddle");
             var first = published ? 10 : 0;
             for (var i = first; i < first + 10; i++)
             {
@@ -176,4 +167,20 @@ public sealed class StoreWriterTests : IAsyncDisposable
     }
 
     private static byte[] Event(string text) => Encoding.UTF8.GetBytes($"data: {text}\n\n");
+
+    /// <summary>Starts teeing stream m-{name} of session s-{name}.</summary>
+    private StreamTee Open(string name) =>
+        _writer.Open(new StreamRegistration("m-" + name, "s-" + name, "c010", "owner", "replica", Start.AddHours(1)));
+
+    /// <summary>Queues a backlog (as after a stall of the store): stream "backlog" with <see cref="BacklogEvents"/> events.</summary>
+    private StreamTee QueueBacklog()
+    {
+        var backlog = Open("backlog");
+        for (var i = 0; i < BacklogEvents; i++)
+        {
+            backlog.Append(i, Event("b" + i));
+        }
+
+        return backlog;
+    }
 }

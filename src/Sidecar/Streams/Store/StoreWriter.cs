@@ -36,7 +36,6 @@ internal sealed class StoreWriter(
     // Replaced only by the writer, when empty; ops written to the old one before it is completed
     // are written before any of the new one's, so each stream's ops keep their order.
     private Channel<TeeOp> _ops = NewQueue();
-    private long _opsSinceEmpty;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<StreamTee, byte> _open = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ITimer, byte> _recoveries = new();
 
@@ -134,6 +133,7 @@ internal sealed class StoreWriter(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var ops = Volatile.Read(ref _ops);
+        long opsSinceEmpty = 0;
         try
         {
             while (true)
@@ -151,10 +151,10 @@ internal sealed class StoreWriter(
                     continue;
                 }
 
-                _opsSinceEmpty += await WriteBatchAsync(ops.Reader);
+                opsSinceEmpty += await WriteBatchAsync(ops.Reader);
                 if (!ops.Reader.TryPeek(out _))
                 {
-                    if (_opsSinceEmpty > RenewQueueAfterOps && ReferenceEquals(ops, Volatile.Read(ref _ops)))
+                    if (opsSinceEmpty > RenewQueueAfterOps && ReferenceEquals(ops, Volatile.Read(ref _ops)))
                     {
                         // Drained after a backlog: a fresh queue, and the old one (with its large
                         // ring) is read to its end, then let go.
@@ -164,7 +164,7 @@ internal sealed class StoreWriter(
                         ops.Writer.TryComplete();
                     }
 
-                    _opsSinceEmpty = 0;
+                    opsSinceEmpty = 0;
                 }
             }
         }
