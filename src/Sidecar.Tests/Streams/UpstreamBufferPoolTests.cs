@@ -99,19 +99,24 @@ public sealed class UpstreamBufferPoolTests
     {
         var pool = new UpstreamBufferPool(256, maxRetained: 64);
         using var stop = new CancellationTokenSource();
+        var trimmingStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var trimming = Task.Run(() =>
         {
             var trims = 0;
-            while (!stop.IsCancellationRequested)
+            do
             {
                 pool.Trim();
                 Assert.InRange(pool.Retained, 0, 64);
                 trims++;
+                trimmingStarted.TrySetResult();
             }
+            while (!stop.IsCancellationRequested);
 
             return trims;
         });
 
+        // The renters start once the trims have, so that the two run at once on a loaded machine too.
+        await trimmingStarted.Task.DefaultTimeout();
         await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
         {
             for (var i = 0; i < 20_000; i++)

@@ -58,6 +58,9 @@ internal sealed class StreamPump
     private bool _resumeLostUnsaid;
     private bool _teeEnded;
     private Action? _liveClientTooSlow;
+
+    // Guards the call of _liveClientTooSlow against its clearing by the live client.
+    private readonly Lock _liveClientGate = new();
     private bool _liveCut;
     private bool _liveBehind;
     private readonly Channel<LiveEvents> _live = Channel.CreateUnbounded<LiveEvents>(LiveChannelOptions);
@@ -161,8 +164,23 @@ internal sealed class StreamPump
     /// <summary>Called (once) when the live client falls more than the backlog limit behind; cleared when its request ends.</summary>
     public Action? LiveClientTooSlow
     {
-        get => Volatile.Read(ref _liveClientTooSlow);
-        set => Volatile.Write(ref _liveClientTooSlow, value);
+        get
+        {
+            lock (_liveClientGate)
+            {
+                return _liveClientTooSlow;
+            }
+        }
+
+        set
+        {
+            // Under the gate the pump calls it under: once cleared (the request about to end), it
+            // is not running and will not run, so it never touches a request that has ended.
+            lock (_liveClientGate)
+            {
+                _liveClientTooSlow = value;
+            }
+        }
     }
 
     /// <summary>Queues a heartbeat for the live client (from the client's heartbeat timer).</summary>
@@ -634,7 +652,12 @@ internal sealed class StreamPump
             Log.LiveClientTooSlow(_logger, Exchange.SessionId, State.MessageId, _options.MaxClientBacklogBytes);
             Volatile.Write(ref _liveCut, true);
             DetachLiveClient();
-            Interlocked.Exchange(ref _liveClientTooSlow, null)?.Invoke();
+            lock (_liveClientGate)
+            {
+                _liveClientTooSlow?.Invoke();
+                _liveClientTooSlow = null;
+            }
+
             return;
         }
 
