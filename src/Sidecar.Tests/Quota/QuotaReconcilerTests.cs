@@ -406,13 +406,20 @@ public sealed class QuotaReconcilerTests : IAsyncLifetime
     {
         var reconciler = sidecar.Services.GetRequiredService<QuotaReconciler>();
         using var timeout = new CancellationTokenSource(TaskTimeoutExtensions.DefaultTimeoutSpan);
-        while (!await condition())
+        while (true)
         {
+            // Listening before looking: a round that ends between the look and the wait is not
+            // missed (the last round before a long pause would leave the wait to its timeout).
             var round = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             void OnRound() => round.TrySetResult();
             reconciler.RoundCompleted += OnRound;
             try
             {
+                if (await condition())
+                {
+                    return;
+                }
+
                 await round.Task.WaitAsync(timeout.Token);
             }
             finally
