@@ -27,6 +27,22 @@ internal static class PeersBench
         var sidecarDll = Path.Combine(root, "src/Sidecar/bin", configuration, "net10.0/Sidecar.dll");
         var yarpDll = Path.Combine(root, "bench/PlainYarp/bin", configuration, "net10.0/PlainYarp.dll");
         var work = Directory.CreateTempSubdirectory("peers-bench");
+        // PEERS_PIN=1: each proxy under test on a core of its own (the last), everything else (this
+        // load client, the emulator, Redis) on the others, as when the proxy does not share its
+        // cores with the load, the upstream and Redis. Set before any child starts, which inherits it.
+        var pin = Environment.GetEnvironmentVariable("PEERS_PIN") == "1";
+        var proxyCore = Environment.ProcessorCount - 1;
+        if (pin)
+        {
+            if (proxyCore < 1)
+            {
+                Console.Error.WriteLine("PEERS_PIN: needs at least two cores");
+                return 2;
+            }
+
+            await PinAsync(Environment.ProcessId, $"0-{proxyCore - 1}");
+        }
+
         var redisPort = ChildProcess.FreePort();
         using var redis = ChildProcess.StartRedis(redisPort);
         Process? nginx = null;
@@ -95,15 +111,36 @@ internal static class PeersBench
                 Console.WriteLine("nginx is not installed: its rows are missing (apt-get install nginx-light)");
             }
 
+            if (pin)
+            {
+                foreach (var target in targets)
+                {
+                    foreach (var pid in target.Pids?.Invoke() ?? [])
+                    {
+                        await PinAsync(pid, proxyCore.ToString(CultureInfo.InvariantCulture));
+                    }
+                }
+
+                Console.WriteLine($"pinned: every proxy on core {proxyCore}; the load client, the emulator and Redis on cores 0-{proxyCore - 1}");
+            }
+
             using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = int.MaxValue, PooledConnectionLifetime = TimeSpan.FromMinutes(10) }) { Timeout = TimeSpan.FromMinutes(5) };
             // Warm-up at the run's size, paced and unpaced, so that the .NET targets are measured
             // after the JIT has tiered their hot paths up (a short warm-up left every .NET target
             // compiling through the first measured rounds).
+            // PEERS_WARM_SECONDS=N: warm each target for at least N seconds instead (a proxy alone on
+            // one core, PEERS_PIN, went on compiling for about 40 s of load).
             var warm = Math.Min(200, concurrencies.DefaultIfEmpty(10).Max());
+            var warmFor = TimeSpan.FromSeconds(double.Parse(Environment.GetEnvironmentVariable("PEERS_WARM_SECONDS") ?? "0", CultureInfo.InvariantCulture));
             foreach (var target in targets)
             {
-                await RunStreamsAsync(http, target.Port, warm, Scenario(0), "warm");
-                await RunStreamsAsync(http, target.Port, warm, Scenario(paceMs), "warm-paced");
+                var warming = Stopwatch.StartNew();
+                do
+                {
+                    await RunStreamsAsync(http, target.Port, warm, Scenario(0), "warm");
+                    await RunStreamsAsync(http, target.Port, warm, Scenario(paceMs), "warm-paced");
+                }
+                while (warming.Elapsed < warmFor);
             }
 
             if (idleStreams > 0)
@@ -525,6 +562,18 @@ internal static class PeersBench
             var line = File.Exists(status) ? File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal)) : null;
             return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
         });
+
+    /// <summary>Restricts every thread of a process to the given cores (taskset's list syntax); threads it starts later inherit that.</summary>
+    private static async Task PinAsync(int pid, string cores)
+    {
+        using var taskset = Process.Start(new ProcessStartInfo("taskset", ["-a", "-p", "-c", cores, pid.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardOutput = true, RedirectStandardError = true })
+            ?? throw new InvalidOperationException("could not start taskset");
+        await taskset.WaitForExitAsync();
+        if (taskset.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"taskset could not pin {pid} to {cores}: {await taskset.StandardError.ReadToEndAsync()}");
+        }
+    }
 
     private static int[] Children(int pid)
     {
