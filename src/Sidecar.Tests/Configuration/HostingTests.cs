@@ -70,6 +70,8 @@ public class HostingTests
     [InlineData("Sidecar:Listen:Address", "example.com", "Sidecar:Listen:Address")]
     [InlineData("Sidecar:Streams:UpstreamIdleTimeout", "00:00:00", "UpstreamIdleTimeout")]
     [InlineData("Sidecar:MaxChatRequestBodyBytes", "10", "MaxChatRequestBodyBytes")]
+    [InlineData("Sidecar:Resume:JwksUrl", "/.well-known/jwks.json", "Sidecar:Resume:JwksUrl")]
+    [InlineData("Sidecar:Resume:JwksUrl", "ftp://clerk.example/jwks.json", "Sidecar:Resume:JwksUrl")]
     public async Task Start_InvalidSetting_FailsNamingTheKey(string key, string value, string named)
     {
         var failure = await Record.ExceptionAsync(async () =>

@@ -13,9 +13,10 @@ namespace Sidecar.Streams;
 /// The identity is, in order: the bearer token, the Clerk session cookie (<c>__session</c>), or
 /// the anonymous session (<c>anon_{sessionId}</c>, as the service names it). A credential that is
 /// a JWT counts by its issuer and subject, because Clerk re-issues the session token every
-/// minute and a reload must still resume. The sidecar does not verify the token's signature
-/// (the upstream does, on every request): the binding keeps one signed-in user from another's
-/// streams, and it is one more secret to know besides the session id, not an authentication.
+/// minute and a reload must still resume. With <see cref="ResumeOptions.JwksUrl"/> set, resume and
+/// stop first verify such a token's signature (<see cref="ResumeTokenVerifier"/>); without it, the
+/// issuer and subject are taken as written, and the binding is one more thing to know besides the
+/// session id, not an authentication.
 /// </remarks>
 internal static class OwnerIdentity
 {
@@ -27,12 +28,7 @@ internal static class OwnerIdentity
     /// </summary>
     public static string Hash(HttpRequest request, string sessionId, string? key = null)
     {
-        var authorization = request.Headers.Authorization.ToString();
-        var identity = authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && authorization.Length > 7
-            ? Credential("bearer", authorization[7..].Trim())
-            : request.Cookies["__session"] is { Length: > 0 } cookie
-                ? Credential("session", cookie)
-                : "anon:anon_" + sessionId;
+        var identity = RawCredential(request) is var (kind, value) ? Credential(kind, value) : "anon:anon_" + sessionId;
 
         var bytes = new byte[Domain.Length + Encoding.UTF8.GetByteCount(identity)];
         Domain.CopyTo(bytes, 0);
@@ -46,6 +42,26 @@ internal static class OwnerIdentity
     public static bool IsSignedIn(HttpRequest request) =>
         (request.Headers.Authorization.ToString() is { Length: > 7 } authorization && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         || request.Cookies["__session"] is { Length: > 0 };
+
+    /// <summary>
+    /// The request's credential when it counts as a JWT's issuer and subject (the token to verify
+    /// before its owner binding is trusted), else null: no credential, or an opaque one, which
+    /// counts whole.
+    /// </summary>
+    public static string? Jwt(HttpRequest request) =>
+        RawCredential(request) is var (_, value) && JwtSubject(value) is not null ? value : null;
+
+    /// <summary>The bearer token, else the Clerk session cookie, with its kind; null for neither.</summary>
+    private static (string Kind, string Value)? RawCredential(HttpRequest request)
+    {
+        var authorization = request.Headers.Authorization.ToString();
+        if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && authorization.Length > 7)
+        {
+            return ("bearer", authorization[7..].Trim());
+        }
+
+        return request.Cookies["__session"] is { Length: > 0 } cookie ? ("session", cookie) : null;
+    }
 
     private static string Credential(string kind, string value) =>
         JwtSubject(value) is { } subject ? $"jwt:{subject}" : $"{kind}:{value}";

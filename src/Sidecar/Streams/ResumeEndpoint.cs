@@ -43,8 +43,8 @@ internal sealed class ResumeEndpoint(
             case StreamAccessResult.NotFound:
                 metrics.Resume("not_found");
                 return false;
-            case StreamAccessResult.Denied:
-                Done(sessionId, "denied");
+            case StreamAccessResult.Denied or StreamAccessResult.TokenRefused:
+                Done(sessionId, result == StreamAccessResult.Denied ? "denied" : "token_refused");
                 await access.DenyAsync(context, sessionId);
                 return true;
         }

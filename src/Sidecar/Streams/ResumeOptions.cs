@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace Sidecar.Streams;
 
 /// <summary>How resume behaves (section <c>Sidecar:Resume</c>).</summary>
-public sealed class ResumeOptions
+public sealed class ResumeOptions : IValidatableObject
 {
     public const string SectionName = "Sidecar:Resume";
 
@@ -27,6 +27,23 @@ public sealed class ResumeOptions
     /// </summary>
     public string? OwnerHashKey { get; set; }
 
+    /// <summary>
+    /// The signing keys (JWKS) of the issuer of the service's session tokens, e.g. Clerk's
+    /// <c>https://&lt;frontend API&gt;/.well-known/jwks.json</c>. When set, a resume or stop whose
+    /// credential is a JWT is served only when the token's signature verifies against these keys and
+    /// it is within its lifetime; otherwise it is refused as a stranger's. Without it the owner binding
+    /// trusts the token's issuer and subject as written, so knowing a user's subject and a session
+    /// id is enough to resume that user's answer.
+    /// </summary>
+    public Uri? JwksUrl { get; set; }
+
+    /// <summary>With <see cref="JwksUrl"/>: the token's <c>iss</c> must be this one (empty: any issuer whose token the keys verify).</summary>
+    public string? JwtIssuer { get; set; }
+
+    /// <summary>With <see cref="JwksUrl"/>: how far past its <c>exp</c> (or before its <c>nbf</c>) a token is still taken; Clerk's live one minute.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan JwtClockSkew { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>How often a resumer following a live stream re-reads the store when no notification came.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
     public TimeSpan FollowPollInterval { get; set; } = TimeSpan.FromSeconds(1);
@@ -36,6 +53,14 @@ public sealed class ResumeOptions
 
     /// <summary>A name for this replica in the store (which replica produces a stream); empty picks the host name and a random suffix.</summary>
     public string? ReplicaId { get; set; }
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (JwksUrl is { } url && (!url.IsAbsoluteUri || (url.Scheme != Uri.UriSchemeHttps && url.Scheme != Uri.UriSchemeHttp)))
+        {
+            yield return new ValidationResult($"must be an absolute http(s) URL; got '{url}'.", [nameof(JwksUrl)]);
+        }
+    }
 }
 
 /// <summary>How a live client learns that the store failed and its answer cannot be resumed.</summary>

@@ -29,8 +29,8 @@ internal sealed class StopEndpoint(
             case StreamAccessResult.Invalid or StreamAccessResult.StoreFailed:
                 Done(sessionId, result == StreamAccessResult.Invalid ? "invalid" : "failed");
                 return;
-            case StreamAccessResult.Denied:
-                Done(sessionId, "denied");
+            case StreamAccessResult.Denied or StreamAccessResult.TokenRefused:
+                Done(sessionId, result == StreamAccessResult.Denied ? "denied" : "token_refused");
                 await access.DenyAsync(context, sessionId);
                 return;
             case StreamAccessResult.NotFound:

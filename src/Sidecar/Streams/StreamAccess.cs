@@ -22,8 +22,11 @@ internal enum StreamAccessResult
     /// <summary>The ids are not ids; answered with a typed 400.</summary>
     Invalid,
 
-    /// <summary>The store did not answer; answered with a typed 503.</summary>
+    /// <summary>The store (or the session tokens' signing keys) did not answer; answered with a typed 503.</summary>
     StoreFailed,
+
+    /// <summary>The caller's session token does not verify against its issuer's keys: a stranger.</summary>
+    TokenRefused,
 }
 
 /// <summary>
@@ -32,6 +35,7 @@ internal enum StreamAccessResult
 /// </summary>
 internal sealed class StreamAccess(
     IStreamStore store,
+    ResumeTokenVerifier tokens,
     IOptionsMonitor<ResumeOptions> options,
     IOptions<StreamStoreOptions> storeOptions,
     TimeProvider time,
@@ -55,6 +59,19 @@ internal sealed class StreamAccess(
         {
             await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.InvalidId, time, context.TraceIdentifier));
             return (StreamAccessResult.Invalid, null, null);
+        }
+
+        // A token that does not verify never reaches the store.
+        if (tokens.Enabled && OwnerIdentity.Jwt(context.Request) is { } token)
+        {
+            switch (await tokens.CheckAsync(token, context.RequestAborted))
+            {
+                case TokenCheck.Refused:
+                    return (StreamAccessResult.TokenRefused, null, null);
+                case TokenCheck.KeysUnavailable:
+                    await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.ResumeUnavailable, time, context.TraceIdentifier, sessionId));
+                    return (StreamAccessResult.StoreFailed, null, null);
+            }
         }
 
         StreamRecord? stream = null;

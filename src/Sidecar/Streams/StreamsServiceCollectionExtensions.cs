@@ -44,6 +44,8 @@ internal static class StreamsServiceCollectionExtensions
         services.AddSingleton<StoreReplay>();
         services.AddSingleton<LiveClient>();
         services.AddSingleton<StreamAccess>();
+        services.AddSingleton<ResumeTokenVerifier>();
+        services.AddHttpClient(ResumeTokenVerifier.HttpClientName, client => client.MaxResponseContentBufferSize = 1024 * 1024);
         services.AddSingleton<ResumeEndpoint>();
         services.AddSingleton<StopEndpoint>();
         return services;

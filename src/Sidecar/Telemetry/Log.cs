@@ -117,6 +117,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 305, Level = LogLevel.Warning, Message = "The replica {ReplicaId} producing session {SessionId} message {MessageId} let its lease lapse: the stream is ended for its resumers")]
     public static partial void ProducerLost(ILogger logger, string sessionId, string messageId, string replicaId);
 
+    [LoggerMessage(EventId = 309, Level = LogLevel.Information, Message = "A resume or stop presented a session token that does not verify ({Reason}): refused as a stranger's")]
+    public static partial void ResumeTokenRefused(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "The session tokens' signing keys could not be fetched from {Url} ({ExceptionType}); keys kept from before: {KeptKeys}")]
+    public static partial void JwksFetchFailed(ILogger logger, string url, string exceptionType, bool keptKeys);
+
     [LoggerMessage(EventId = 306, Level = LogLevel.Information, Message = "Stop requested by its owner: session {SessionId} message {MessageId}")]
     public static partial void StreamStopRequested(ILogger logger, string sessionId, string messageId);
 

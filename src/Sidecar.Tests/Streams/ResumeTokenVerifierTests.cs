@@ -1,0 +1,140 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using Sidecar.Streams;
+using Sidecar.Tests.Common;
+
+namespace Sidecar.Tests.Streams;
+
+/// <summary>The session-token check's key set over time (a fake clock, a real JWKS server): kept, rotated, lost.</summary>
+public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
+{
+    private readonly SigningKey _first = new("key-1");
+    private readonly SigningKey _second = new("key-2");
+    // On a whole second: a token's times are whole seconds.
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
+    private ServiceProvider _services = null!;
+    private JwksServer _issuer = null!;
+    private ResumeTokenVerifier _verifier = null!;
+
+    public async Task InitializeAsync()
+    {
+        _issuer = await JwksServer.StartAsync(_first);
+        _services = new ServiceCollection().AddHttpClient().BuildServiceProvider();
+        var options = new ResumeOptions { JwksUrl = _issuer.Url, JwtIssuer = JwksServer.Issuer };
+        _verifier = new ResumeTokenVerifier(_services.GetRequiredService<IHttpClientFactory>(), new StaticOptions(options), _time, NullLogger<ResumeTokenVerifier>.Instance);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _verifier.Dispose();
+        await _services.DisposeAsync();
+        await _issuer.DisposeAsync();
+    }
+
+    public void Dispose()
+    {
+        _first.Dispose();
+        _second.Dispose();
+    }
+
+    private Task<TokenCheck> CheckAsync(SigningKey key, string subject = "user_alice") =>
+        _verifier.CheckAsync(key.Token(subject, _time.GetUtcNow()), CancellationToken.None).DefaultTimeout();
+
+    [Fact]
+    public async Task Keys_AreFetchedOnce_AndAgainAfterAnHour()
+    {
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(TokenCheck.Valid, await CheckAsync(_first, $"user_{i}"));
+        }
+
+        Assert.Equal(1, _issuer.Fetches);
+        _time.Advance(ResumeTokenVerifier.KeysLifetime - TimeSpan.FromSeconds(1));
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+        Assert.Equal(1, _issuer.Fetches);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+        Assert.Equal(2, _issuer.Fetches);
+    }
+
+    [Fact]
+    public async Task RotatedKey_IsFetchedWhenATokenNamesIt_AtMostEvery30Seconds()
+    {
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+        _issuer.Published = [_first, _second];
+
+        // Right after the first fetch: not fetched again yet, so the new key's token is refused.
+        Assert.Equal(TokenCheck.Refused, await CheckAsync(_second));
+        Assert.Equal(1, _issuer.Fetches);
+
+        _time.Advance(ResumeTokenVerifier.MinimumFetchInterval);
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_second));
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+        Assert.Equal(2, _issuer.Fetches);
+
+        // A key the issuer never published does not fetch on every token.
+        using var unknown = new SigningKey("key-3");
+        _time.Advance(ResumeTokenVerifier.MinimumFetchInterval);
+        Assert.Equal(TokenCheck.Refused, await CheckAsync(unknown));
+        Assert.Equal(TokenCheck.Refused, await CheckAsync(unknown));
+        Assert.Equal(3, _issuer.Fetches);
+    }
+
+    [Fact]
+    public async Task FailedFetch_WithNoKeys_IsUnavailable_AndTriedAgainAfterTwoSeconds()
+    {
+        _issuer.FailWith = 503;
+        Assert.Equal(TokenCheck.KeysUnavailable, await CheckAsync(_first));
+        Assert.Equal(TokenCheck.KeysUnavailable, await CheckAsync(_first));
+        Assert.Equal(1, _issuer.Fetches);
+
+        _issuer.FailWith = null;
+        _time.Advance(ResumeTokenVerifier.RetryInterval);
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+        Assert.Equal(2, _issuer.Fetches);
+    }
+
+    [Fact]
+    public async Task FailedRefresh_KeepsTheKeysItHad()
+    {
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+        _issuer.FailWith = 500;
+        _time.Advance(ResumeTokenVerifier.KeysLifetime);
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+        Assert.Equal(2, _issuer.Fetches);
+
+        // A key set that is not one (no signing key) counts as a failed fetch too.
+        _issuer.FailWith = null;
+        _issuer.Published = [];
+        _time.Advance(ResumeTokenVerifier.KeysLifetime);
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+        Assert.Equal(3, _issuer.Fetches);
+    }
+
+    [Fact]
+    public async Task TokenLifetime_IsJudgedOnTheSidecarsClock_WithAMinuteOfSkew()
+    {
+        var token = _first.Token("user_alice", _time.GetUtcNow());
+        _time.Advance(TimeSpan.FromMinutes(1) + ResumeOptionsSkew);
+        Assert.Equal(TokenCheck.Valid, await _verifier.CheckAsync(token, CancellationToken.None).DefaultTimeout());
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(TokenCheck.Refused, await _verifier.CheckAsync(token, CancellationToken.None).DefaultTimeout());
+
+        // Not yet valid, by more than the skew.
+        var early = _first.Token("user_alice", _time.GetUtcNow() + TimeSpan.FromMinutes(2));
+        Assert.Equal(TokenCheck.Refused, await _verifier.CheckAsync(early, CancellationToken.None).DefaultTimeout());
+    }
+
+    private static readonly TimeSpan ResumeOptionsSkew = new ResumeOptions().JwtClockSkew;
+
+    private sealed class StaticOptions(ResumeOptions value) : IOptionsMonitor<ResumeOptions>
+    {
+        public ResumeOptions CurrentValue => value;
+
+        public ResumeOptions Get(string? name) => value;
+
+        public IDisposable? OnChange(Action<ResumeOptions, string?> listener) => null;
+    }
+}

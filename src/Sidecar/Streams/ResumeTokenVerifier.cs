@@ -1,0 +1,175 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Sidecar.Telemetry;
+
+namespace Sidecar.Streams;
+
+/// <summary>What the check of a resume's or stop's session token found.</summary>
+internal enum TokenCheck
+{
+    /// <summary>Signed by one of the issuer's keys, within its lifetime (and from the configured issuer).</summary>
+    Valid,
+
+    /// <summary>Not: a forged, tampered, expired or foreign token.</summary>
+    Refused,
+
+    /// <summary>The issuer's keys could not be had (never fetched, or the fetch failed and none were kept).</summary>
+    KeysUnavailable,
+}
+
+/// <summary>
+/// Checks the JWT a resume or stop presents against the signing keys of its issuer
+/// (<see cref="ResumeOptions.JwksUrl"/>), so that the owner binding rests on a token the issuer
+/// signed, not on an issuer and subject anyone can write. The service itself checks every token
+/// it is sent; resumes and stops are answered here, from the store, without it.
+/// </summary>
+/// <remarks>
+/// The key set is fetched on first use and kept for an hour. A token signed with a key the set
+/// does not hold (the issuer rotated its keys) fetches it again, at most every 30 seconds. A
+/// failed fetch keeps the keys it had; with none kept, it is tried again after 2 seconds. Only
+/// asymmetric algorithms are taken: a token signed with a shared secret or not at all is refused.
+/// </remarks>
+internal sealed class ResumeTokenVerifier(
+    IHttpClientFactory httpClientFactory,
+    IOptionsMonitor<ResumeOptions> options,
+    TimeProvider time,
+    ILogger<ResumeTokenVerifier> logger) : IDisposable
+{
+    public const string HttpClientName = "sidecar-jwks";
+
+    /// <summary>The longest a key set is kept before it is fetched again.</summary>
+    internal static readonly TimeSpan KeysLifetime = TimeSpan.FromHours(1);
+
+    /// <summary>The shortest time between two fetches of the key set (unknown keys, failed fetches).</summary>
+    internal static readonly TimeSpan MinimumFetchInterval = TimeSpan.FromSeconds(30);
+
+    /// <summary>The shortest time between two fetches while no key set is kept.</summary>
+    internal static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(2);
+
+    private static readonly TimeSpan FetchTimeout = TimeSpan.FromSeconds(5);
+
+    private static readonly string[] Algorithms =
+    [
+        SecurityAlgorithms.RsaSha256, SecurityAlgorithms.RsaSha384, SecurityAlgorithms.RsaSha512,
+        SecurityAlgorithms.RsaSsaPssSha256, SecurityAlgorithms.RsaSsaPssSha384, SecurityAlgorithms.RsaSsaPssSha512,
+        SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.EcdsaSha384, SecurityAlgorithms.EcdsaSha512,
+    ];
+
+    private readonly JsonWebTokenHandler _handler = new();
+    private readonly SemaphoreSlim _fetching = new(1, 1);
+    private KeySet? _keys;
+    private long? _lastFetch;
+
+    /// <summary>Whether tokens are checked at all (<see cref="ResumeOptions.JwksUrl"/> set).</summary>
+    public bool Enabled => options.CurrentValue.JwksUrl is not null;
+
+    public async Task<TokenCheck> CheckAsync(string token, CancellationToken cancellationToken)
+    {
+        var settings = options.CurrentValue;
+        var url = settings.JwksUrl ?? throw new InvalidOperationException("Token checks are off.");
+        var keys = await KeysAsync(url, unknownKey: false, cancellationToken);
+        if (keys is null)
+        {
+            return TokenCheck.KeysUnavailable;
+        }
+
+        var result = await ValidateAsync(token, keys, settings);
+        if (result.Exception is SecurityTokenSignatureKeyNotFoundException
+            && await KeysAsync(url, unknownKey: true, cancellationToken) is { } fetched && !ReferenceEquals(fetched, keys))
+        {
+            result = await ValidateAsync(token, fetched, settings);
+        }
+
+        if (result.IsValid)
+        {
+            return TokenCheck.Valid;
+        }
+
+        Log.ResumeTokenRefused(logger, result.Exception?.GetType().Name ?? "unknown");
+        return TokenCheck.Refused;
+    }
+
+    private Task<TokenValidationResult> ValidateAsync(string token, KeySet keys, ResumeOptions settings) =>
+        _handler.ValidateTokenAsync(token, new TokenValidationParameters
+        {
+            IssuerSigningKeys = keys.Keys,
+            ValidAlgorithms = Algorithms,
+            ValidateIssuer = !string.IsNullOrEmpty(settings.JwtIssuer),
+            ValidIssuer = settings.JwtIssuer,
+            // Clerk's session tokens name no audience.
+            ValidateAudience = false,
+            ValidateLifetime = true,
+            RequireExpirationTime = true,
+            // On this sidecar's clock (a fake one in tests).
+            LifetimeValidator = (notBefore, expires, _, _) =>
+            {
+                var now = time.GetUtcNow().UtcDateTime;
+                return expires is { } end && now <= end + settings.JwtClockSkew
+                    && (notBefore is not { } start || now >= start - settings.JwtClockSkew);
+            },
+        });
+
+    /// <summary>
+    /// The key set of <paramref name="url"/>: the one kept while it is fresh; else fetched (one
+    /// fetch at a time). <paramref name="unknownKey"/>: a token named a key the kept set lacks.
+    /// </summary>
+    private async Task<KeySet?> KeysAsync(Uri url, bool unknownKey, CancellationToken cancellationToken)
+    {
+        var kept = Volatile.Read(ref _keys);
+        if (!unknownKey && kept is not null && kept.Url == url && time.GetElapsedTime(kept.FetchedAt) < KeysLifetime)
+        {
+            return kept;
+        }
+
+        await _fetching.WaitAsync(cancellationToken);
+        try
+        {
+            kept = _keys?.Url == url ? _keys : null;
+            if (kept is not null && !unknownKey && time.GetElapsedTime(kept.FetchedAt) < KeysLifetime)
+            {
+                // Fetched while this call waited.
+                return kept;
+            }
+
+            // Not again so soon: with keys kept, every 30 s at most; without, every 2 s (a failed
+            // first fetch costs resumes a short while of "unavailable", not a flood of fetches).
+            if (_lastFetch is { } last && time.GetElapsedTime(last) < (kept is null ? RetryInterval : MinimumFetchInterval))
+            {
+                return kept;
+            }
+
+            _lastFetch = time.GetTimestamp();
+            try
+            {
+                using var timeout = new CancellationTokenSource(FetchTimeout, time);
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
+                var json = await httpClientFactory.CreateClient(HttpClientName).GetStringAsync(url, linked.Token);
+                var signingKeys = new JsonWebKeySet(json).GetSigningKeys();
+                if (signingKeys.Count == 0)
+                {
+                    throw new ArgumentException("the key set holds no signing key");
+                }
+
+                var fetched = new KeySet(url, signingKeys, time.GetTimestamp());
+                Volatile.Write(ref _keys, fetched);
+                return fetched;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or ArgumentException or InvalidOperationException
+                or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                Log.JwksFetchFailed(logger, url.GetLeftPart(UriPartial.Path), ex.GetType().Name, kept is not null);
+                return kept;
+            }
+        }
+        finally
+        {
+            _fetching.Release();
+        }
+    }
+
+    public void Dispose() => _fetching.Dispose();
+
+    private sealed record KeySet(Uri Url, IList<SecurityKey> Keys, long FetchedAt);
+}
