@@ -22,7 +22,7 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
     {
         _issuer = await JwksServer.StartAsync(_first);
         _services = new ServiceCollection().AddHttpClient().BuildServiceProvider();
-        var options = new ResumeOptions { JwksUrl = _issuer.Url, JwtIssuer = JwksServer.Issuer };
+        var options = new ResumeOptions { JwksUrl = _issuer.Url.ToString(), JwtIssuer = JwksServer.Issuer };
         _verifier = new ResumeTokenVerifier(_services.GetRequiredService<IHttpClientFactory>(), new StaticOptions(options), _time, NullLogger<ResumeTokenVerifier>.Instance);
     }
 

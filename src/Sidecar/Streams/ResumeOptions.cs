@@ -35,7 +35,7 @@ public sealed class ResumeOptions : IValidatableObject
     /// trusts the token's issuer and subject as written, so knowing a user's subject and a session
     /// id is enough to resume that user's answer.
     /// </summary>
-    public Uri? JwksUrl { get; set; }
+    public string? JwksUrl { get; set; }
 
     /// <summary>With <see cref="JwksUrl"/>: the token's <c>iss</c> must be this one (empty: any issuer whose token the keys verify).</summary>
     public string? JwtIssuer { get; set; }
@@ -56,9 +56,9 @@ public sealed class ResumeOptions : IValidatableObject
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (JwksUrl is { } url && (!url.IsAbsoluteUri || (url.Scheme != Uri.UriSchemeHttps && url.Scheme != Uri.UriSchemeHttp)))
+        if (!string.IsNullOrEmpty(JwksUrl) && (!Uri.TryCreate(JwksUrl, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttps && url.Scheme != Uri.UriSchemeHttp)))
         {
-            yield return new ValidationResult($"must be an absolute http(s) URL; got '{url}'.", [nameof(JwksUrl)]);
+            yield return new ValidationResult($"must be an absolute http(s) URL; got '{JwksUrl}'.", [nameof(JwksUrl)]);
         }
     }
 }

@@ -63,12 +63,13 @@ internal sealed class ResumeTokenVerifier(
     private long? _lastFetch;
 
     /// <summary>Whether tokens are checked at all (<see cref="ResumeOptions.JwksUrl"/> set).</summary>
-    public bool Enabled => options.CurrentValue.JwksUrl is not null;
+    public bool Enabled => !string.IsNullOrEmpty(options.CurrentValue.JwksUrl);
 
     public async Task<TokenCheck> CheckAsync(string token, CancellationToken cancellationToken)
     {
         var settings = options.CurrentValue;
-        var url = settings.JwksUrl ?? throw new InvalidOperationException("Token checks are off.");
+        // Validated at start: an absolute http(s) URL.
+        var url = new Uri(settings.JwksUrl ?? throw new InvalidOperationException("Token checks are off."));
         var keys = await KeysAsync(url, unknownKey: false, cancellationToken);
         if (keys is null)
         {
