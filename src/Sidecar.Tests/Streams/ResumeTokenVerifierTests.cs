@@ -127,6 +127,14 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
         Assert.Equal(TokenCheck.Refused, await _verifier.CheckAsync(early, CancellationToken.None).DefaultTimeout());
     }
 
+    [Fact]
+    public async Task TokenOfAnotherIssuer_SignedWithTheIssuersKey_IsRefused()
+    {
+        var foreign = _first.Token("user_alice", _time.GetUtcNow(), issuer: "https://other.example");
+        Assert.Equal(TokenCheck.Refused, await _verifier.CheckAsync(foreign, CancellationToken.None).DefaultTimeout());
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+    }
+
     private static readonly TimeSpan ResumeOptionsSkew = new ResumeOptions().JwtClockSkew;
 
     private sealed class StaticOptions(ResumeOptions value) : IOptionsMonitor<ResumeOptions>

@@ -60,7 +60,7 @@ internal sealed class ResumeTokenVerifier(
     private readonly JsonWebTokenHandler _handler = new();
     private readonly SemaphoreSlim _fetching = new(1, 1);
     private KeySet? _keys;
-    private long? _lastFetch;
+    private long _lastFetch; // a timestamp; 0: never
 
     /// <summary>Whether tokens are checked at all (<see cref="ResumeOptions.JwksUrl"/> set).</summary>
     public bool Enabled => !string.IsNullOrEmpty(options.CurrentValue.JwksUrl);
@@ -68,8 +68,14 @@ internal sealed class ResumeTokenVerifier(
     public async Task<TokenCheck> CheckAsync(string token, CancellationToken cancellationToken)
     {
         var settings = options.CurrentValue;
+        if (string.IsNullOrEmpty(settings.JwksUrl))
+        {
+            // Turned off by a configuration reload since the caller looked: nothing to check.
+            return TokenCheck.Valid;
+        }
+
         // Validated at start: an absolute http(s) URL.
-        var url = new Uri(settings.JwksUrl ?? throw new InvalidOperationException("Token checks are off."));
+        var url = new Uri(settings.JwksUrl);
         var keys = await KeysAsync(url, unknownKey: false, cancellationToken);
         if (keys is null)
         {
@@ -119,8 +125,13 @@ internal sealed class ResumeTokenVerifier(
     private async Task<KeySet?> KeysAsync(Uri url, bool unknownKey, CancellationToken cancellationToken)
     {
         var kept = Volatile.Read(ref _keys);
-        if (!unknownKey && kept is not null && kept.Url == url && time.GetElapsedTime(kept.FetchedAt) < KeysLifetime)
+        if (kept is not null && kept.Url == url
+            && ((!unknownKey && time.GetElapsedTime(kept.FetchedAt) < KeysLifetime)
+                || _fetching.CurrentCount == 0
+                || FetchedWithin(MinimumFetchInterval)))
         {
+            // Fresh; or a fetch is under way or was tried moments ago (the issuer is down): the
+            // keys kept, without waiting behind it.
             return kept;
         }
 
@@ -136,17 +147,17 @@ internal sealed class ResumeTokenVerifier(
 
             // Not again so soon: with keys kept, every 30 s at most; without, every 2 s (a failed
             // first fetch costs resumes a short while of "unavailable", not a flood of fetches).
-            if (_lastFetch is { } last && time.GetElapsedTime(last) < (kept is null ? RetryInterval : MinimumFetchInterval))
+            if (FetchedWithin(kept is null ? RetryInterval : MinimumFetchInterval))
             {
                 return kept;
             }
 
-            _lastFetch = time.GetTimestamp();
+            Interlocked.Exchange(ref _lastFetch, time.GetTimestamp());
             try
             {
+                // Not the caller's token: a client that leaves must not cancel the fetch others wait for.
                 using var timeout = new CancellationTokenSource(FetchTimeout, time);
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
-                var json = await httpClientFactory.CreateClient(HttpClientName).GetStringAsync(url, linked.Token);
+                var json = await httpClientFactory.CreateClient(HttpClientName).GetStringAsync(url, timeout.Token);
                 var signingKeys = new JsonWebKeySet(json).GetSigningKeys();
                 if (signingKeys.Count == 0)
                 {
@@ -158,7 +169,7 @@ internal sealed class ResumeTokenVerifier(
                 return fetched;
             }
             catch (Exception ex) when (ex is HttpRequestException or ArgumentException or InvalidOperationException
-                or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+                or System.Text.Json.JsonException or OperationCanceledException)
             {
                 Log.JwksFetchFailed(logger, url.GetLeftPart(UriPartial.Path), ex.GetType().Name, kept is not null);
                 return kept;
@@ -169,6 +180,9 @@ internal sealed class ResumeTokenVerifier(
             _fetching.Release();
         }
     }
+
+    private bool FetchedWithin(TimeSpan interval) =>
+        Interlocked.Read(ref _lastFetch) is var last and not 0 && time.GetElapsedTime(last) < interval;
 
     public void Dispose() => _fetching.Dispose();
 
