@@ -9,8 +9,7 @@ internal sealed class SidecarOptionsValidator : IValidateOptions<SidecarOptions>
     public ValidateOptionsResult Validate(string? name, SidecarOptions options)
     {
         var failures = new List<string>();
-        if (!Uri.TryCreate(options.UpstreamUrl, UriKind.Absolute, out var upstream)
-            || (upstream.Scheme != Uri.UriSchemeHttp && upstream.Scheme != Uri.UriSchemeHttps))
+        if (!HttpUrl.IsAbsolute(options.UpstreamUrl))
         {
             failures.Add($"Sidecar:UpstreamUrl must be an absolute http(s) URL; got '{options.UpstreamUrl}'.");
         }

@@ -13,6 +13,5 @@ internal static class MessageUrl
     /// <summary>Whether the template makes an absolute http(s) URL once filled.</summary>
     public static bool IsValid(string? template) =>
         template is not null
-        && Uri.TryCreate(Fill(template, "http://upstream", "a", "s", "m"), UriKind.Absolute, out var url)
-        && (url.Scheme == Uri.UriSchemeHttp || url.Scheme == Uri.UriSchemeHttps);
+        && Configuration.HttpUrl.IsAbsolute(Fill(template, "http://upstream", "a", "s", "m"));
 }

@@ -67,7 +67,7 @@ internal sealed class QuotaOptionsValidator : IValidateOptions<QuotaOptions>
     {
         var failures = new List<string>();
         if (!string.IsNullOrWhiteSpace(options.BaseUrl)
-            && (!Uri.TryCreate(options.BaseUrl, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps)))
+            && !Configuration.HttpUrl.IsAbsolute(options.BaseUrl))
         {
             failures.Add($"Sidecar:Quota:BaseUrl must be an absolute http(s) URL; got '{options.BaseUrl}'.");
         }

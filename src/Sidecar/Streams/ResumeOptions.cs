@@ -56,7 +56,7 @@ public sealed class ResumeOptions : IValidatableObject
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (!string.IsNullOrEmpty(JwksUrl) && (!Uri.TryCreate(JwksUrl, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttps && url.Scheme != Uri.UriSchemeHttp)))
+        if (!string.IsNullOrEmpty(JwksUrl) && !Configuration.HttpUrl.IsAbsolute(JwksUrl))
         {
             yield return new ValidationResult($"must be an absolute http(s) URL; got '{JwksUrl}'.", [nameof(JwksUrl)]);
         }
