@@ -29,7 +29,10 @@ internal static class PeersBench
         var work = Directory.CreateTempSubdirectory("peers-bench");
         // PEERS_PIN=1: each proxy under test on a core of its own (the last), everything else (this
         // load client, the emulator, Redis) on the others, as when the proxy does not share its
-        // cores with the load, the upstream and Redis. Set before any child starts, which inherits it.
+        // cores with the load, the upstream and Redis. Children inherit the harness's cores when
+        // they start: the emulator and Redis start while it is on the others, the proxies while it
+        // is on the proxies' core, so that each runtime sizes its thread pool and its collector
+        // for the one core it has (pinning a running .NET process leaves both sized for all).
         var pin = Environment.GetEnvironmentVariable("PEERS_PIN") == "1";
         var proxyCore = Environment.ProcessorCount - 1;
         if (pin)
@@ -51,6 +54,11 @@ internal static class PeersBench
         {
             var emulatorPort = ChildProcess.FreePort();
             using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
+            if (pin)
+            {
+                await PinAsync(Environment.ProcessId, proxyCore.ToString(CultureInfo.InvariantCulture));
+            }
+
             var yarpPort = ChildProcess.FreePort();
             using var yarp = await ChildProcess.StartAsync(yarpDll, ["--urls", $"http://127.0.0.1:{yarpPort}", $"--Upstream=http://127.0.0.1:{emulatorPort}"], yarpPort, "/__ready");
             var (memory, memoryPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, []);
@@ -92,6 +100,10 @@ internal static class PeersBench
 
                     baselineRedisPort = ChildProcess.FreePort();
                     baselineRedis = ChildProcess.StartRedis(baselineRedisPort, level);
+                    if (pin)
+                    {
+                        await PinAsync(baselineRedis.Id, $"0-{proxyCore - 1}");
+                    }
                 }
 
                 (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? extraArgs : [$"--Sidecar:Store:Redis=127.0.0.1:{baselineRedisPort}", "--Sidecar:Store:KeyPrefix=baseline", .. extraArgs], environment);
@@ -113,6 +125,9 @@ internal static class PeersBench
 
             if (pin)
             {
+                // Back to the other cores for the load; the proxies' threads stay where they are
+                // (pinned again below: nginx's worker, and any thread started before, included).
+                await PinAsync(Environment.ProcessId, $"0-{proxyCore - 1}");
                 foreach (var target in targets)
                 {
                     foreach (var pid in target.Pids?.Invoke() ?? [])
@@ -132,7 +147,15 @@ internal static class PeersBench
             // one core, PEERS_PIN, went on compiling for about 40 s of load).
             var warm = Math.Min(200, concurrencies.DefaultIfEmpty(10).Max());
             var warmFor = TimeSpan.FromSeconds(double.Parse(Environment.GetEnvironmentVariable("PEERS_WARM_SECONDS") ?? "0", CultureInfo.InvariantCulture));
-            foreach (var target in targets)
+            // A load run warms only the target it loads.
+            var loaded = load is { } selected ? targets.Where(t => t.Name.Contains(selected.Target, StringComparison.OrdinalIgnoreCase)).ToList() : null;
+            if (loaded is { Count: not 1 })
+            {
+                Console.Error.WriteLine($"load: '{load!.Value.Target}' matches {loaded.Count} targets; one of: {string.Join("; ", targets.Select(t => t.Name))}");
+                return 2;
+            }
+
+            foreach (var target in loaded ?? targets)
             {
                 var warming = Stopwatch.StartNew();
                 do
@@ -151,14 +174,7 @@ internal static class PeersBench
 
             if (load is { } only)
             {
-                var matching = targets.Where(t => t.Name.Contains(only.Target, StringComparison.OrdinalIgnoreCase)).ToList();
-                if (matching.Count != 1)
-                {
-                    Console.Error.WriteLine($"load: '{only.Target}' matches {matching.Count} targets; one of: {string.Join("; ", targets.Select(t => t.Name))}");
-                    return 2;
-                }
-
-                await LoadAsync(http, matching[0], concurrencies.DefaultIfEmpty(200).Max(), only.Seconds, paceMs);
+                await LoadAsync(http, loaded![0], concurrencies.DefaultIfEmpty(200).Max(), only.Seconds, paceMs);
                 return 0;
             }
 
