@@ -79,12 +79,17 @@ public sealed class SigningKey(string keyId) : IDisposable
 
     public string KeyId { get; } = keyId;
 
-    /// <summary>A session token as Clerk issues one: RS256, issuer, subject, a minute's lifetime from <paramref name="issuedAt"/>.</summary>
-    public string Token(string subject, DateTimeOffset issuedAt, string issuer = JwksServer.Issuer, TimeSpan? lifetime = null) =>
+    /// <summary>
+    /// A session token as Clerk issues one: RS256, issuer, subject, a minute's lifetime from
+    /// <paramref name="issuedAt"/>, and the origin it was issued to (<c>azp</c>) when given.
+    /// </summary>
+    public string Token(string subject, DateTimeOffset issuedAt, string issuer = JwksServer.Issuer, TimeSpan? lifetime = null, string? authorizedParty = null) =>
         new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(new SecurityTokenDescriptor
         {
             Issuer = issuer,
-            Claims = new Dictionary<string, object> { ["sub"] = subject, ["sid"] = "sess_" + subject },
+            Claims = authorizedParty is null
+                ? new Dictionary<string, object> { ["sub"] = subject, ["sid"] = "sess_" + subject }
+                : new Dictionary<string, object> { ["sub"] = subject, ["sid"] = "sess_" + subject, ["azp"] = authorizedParty },
             IssuedAt = issuedAt.UtcDateTime,
             NotBefore = issuedAt.UtcDateTime,
             Expires = (issuedAt + (lifetime ?? TimeSpan.FromMinutes(1))).UtcDateTime,

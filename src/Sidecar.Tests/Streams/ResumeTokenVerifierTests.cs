@@ -135,6 +135,30 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
         Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
     }
 
+    [Fact]
+    public async Task WithAuthorizedParties_OnlyATokenIssuedToOneOfThoseOriginsCounts()
+    {
+        var options = new ResumeOptions
+        {
+            JwksUrl = _issuer.Url.ToString(),
+            JwtIssuer = JwksServer.Issuer,
+            JwtAuthorizedParties = "https://chat.example, https://www.chat.example",
+        };
+        using var verifier = new ResumeTokenVerifier(_services.GetRequiredService<IHttpClientFactory>(), new StaticOptions(options), _time, NullLogger<ResumeTokenVerifier>.Instance);
+        Task<TokenCheck> Check(ResumeTokenVerifier checker, string? party) =>
+            checker.CheckAsync(_first.Token("user_alice", _time.GetUtcNow(), authorizedParty: party), CancellationToken.None).DefaultTimeout();
+
+        Assert.Equal(TokenCheck.Valid, await Check(verifier, "https://chat.example"));
+        Assert.Equal(TokenCheck.Valid, await Check(verifier, "https://www.chat.example"));
+        Assert.Equal(TokenCheck.Refused, await Check(verifier, "https://other.example"));
+        Assert.Equal(TokenCheck.Refused, await Check(verifier, "https://chat.example/"));
+        Assert.Equal(TokenCheck.Refused, await Check(verifier, null));
+
+        // Without the setting the origin is not looked at.
+        Assert.Equal(TokenCheck.Valid, await Check(_verifier, "https://other.example"));
+        Assert.Equal(TokenCheck.Valid, await Check(_verifier, null));
+    }
+
     private static readonly TimeSpan ResumeOptionsSkew = new ResumeOptions().JwtClockSkew;
 
     private sealed class StaticOptions(ResumeOptions value) : IOptionsMonitor<ResumeOptions>

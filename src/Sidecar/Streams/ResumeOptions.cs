@@ -40,6 +40,18 @@ public sealed class ResumeOptions : IValidatableObject
     /// <summary>With <see cref="JwksUrl"/>: the token's <c>iss</c> must be this one (empty: any issuer whose token the keys verify).</summary>
     public string? JwtIssuer { get; set; }
 
+    /// <summary>
+    /// With <see cref="JwksUrl"/>: the origins (comma-separated, e.g. <c>https://chat.example.com</c>)
+    /// whose tokens count; the token's <c>azp</c> (the origin Clerk issued it to) must be one of them,
+    /// so that a token the same Clerk instance issued to another application or a JWT template does
+    /// not. Empty: not checked.
+    /// </summary>
+    public string? JwtAuthorizedParties { get; set; }
+
+    /// <summary>The entries of <see cref="JwtAuthorizedParties"/>, trimmed.</summary>
+    internal string[] AuthorizedParties() =>
+        (JwtAuthorizedParties ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
     /// <summary>With <see cref="JwksUrl"/>: how far past its <c>exp</c> (or before its <c>nbf</c>) a token is still taken; Clerk's live one minute.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan JwtClockSkew { get; set; } = TimeSpan.FromMinutes(1);
@@ -59,6 +71,14 @@ public sealed class ResumeOptions : IValidatableObject
         if (!string.IsNullOrEmpty(JwksUrl) && !Configuration.HttpUrl.IsAbsolute(JwksUrl))
         {
             yield return new ValidationResult($"must be an absolute http(s) URL; got '{JwksUrl}'.", [nameof(JwksUrl)]);
+        }
+
+        foreach (var party in AuthorizedParties())
+        {
+            if (!Configuration.HttpUrl.IsAbsolute(party))
+            {
+                yield return new ValidationResult($"must list origins, absolute http(s) URLs; got '{party}'.", [nameof(JwtAuthorizedParties)]);
+            }
         }
     }
 }

@@ -89,13 +89,20 @@ internal sealed class ResumeTokenVerifier(
             result = await ValidateAsync(token, fetched, settings);
         }
 
-        if (result.IsValid)
+        if (!result.IsValid)
         {
-            return TokenCheck.Valid;
+            Log.ResumeTokenRefused(logger, result.Exception?.GetType().Name ?? "unknown");
+            return TokenCheck.Refused;
         }
 
-        Log.ResumeTokenRefused(logger, result.Exception?.GetType().Name ?? "unknown");
-        return TokenCheck.Refused;
+        if (settings.AuthorizedParties() is { Length: > 0 } parties
+            && !(result.SecurityToken is JsonWebToken jwt && jwt.TryGetPayloadValue<string>("azp", out var azp) && parties.Contains(azp, StringComparer.Ordinal)))
+        {
+            Log.ResumeTokenRefused(logger, "UnauthorizedParty");
+            return TokenCheck.Refused;
+        }
+
+        return TokenCheck.Valid;
     }
 
     private Task<TokenValidationResult> ValidateAsync(string token, KeySet keys, ResumeOptions settings) =>
