@@ -13,9 +13,21 @@ internal sealed class ChildProcess : IDisposable
     /// <summary>Every line the process wrote to its standard output.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> Output { get; } = new();
 
-    public static async Task<ChildProcess> StartAsync(string dll, IEnumerable<string> args, int readyPort, string readyPath, IDictionary<string, string>? environment = null)
+    /// <summary>
+    /// Starts <paramref name="dll"/>; with <paramref name="cores"/> (taskset's list syntax), confined
+    /// to those cores from its first instruction (taskset runs it in its own process, same pid), so
+    /// that its runtime sizes the thread pool and the collector for them.
+    /// </summary>
+    public static async Task<ChildProcess> StartAsync(string dll, IEnumerable<string> args, int readyPort, string readyPath, IDictionary<string, string>? environment = null, string? cores = null)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(cores is null ? "dotnet" : "taskset") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (cores is not null)
+        {
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add(cores);
+            info.ArgumentList.Add("dotnet");
+        }
+
         info.ArgumentList.Add(dll);
         info.ArgumentList.Add("--contentRoot");
         info.ArgumentList.Add(Path.GetDirectoryName(dll)!);
@@ -127,7 +139,7 @@ internal sealed class ChildProcess : IDisposable
     /// The sidecar (<paramref name="dll"/>) in front of the emulator, both ports free on loopback,
     /// stopping without a shutdown delay; ready when <c>/readyz</c> answers. Returns its public port.
     /// </summary>
-    public static async Task<(ChildProcess Process, int Port)> StartSidecarAsync(string dll, int emulatorPort, IEnumerable<string> extra, IDictionary<string, string>? environment = null, int? port = null, int? management = null)
+    public static async Task<(ChildProcess Process, int Port)> StartSidecarAsync(string dll, int emulatorPort, IEnumerable<string> extra, IDictionary<string, string>? environment = null, int? port = null, int? management = null, string? cores = null)
     {
         var publicPort = port ?? FreePort();
         var managementPort = management ?? FreePort();
@@ -137,7 +149,7 @@ internal sealed class ChildProcess : IDisposable
             $"--Sidecar:Listen:PublicPort={publicPort}", $"--Sidecar:Listen:ManagementPort={managementPort}",
             "--Sidecar:Streams:ShutdownDelay=00:00:00", .. extra,
         ];
-        var child = await StartAsync(dll, args, managementPort, "/readyz", environment);
+        var child = await StartAsync(dll, args, managementPort, "/readyz", environment, cores);
         child.ManagementPort = managementPort;
         return (child, publicPort);
     }

@@ -29,12 +29,15 @@ internal static class PeersBench
         var work = Directory.CreateTempSubdirectory("peers-bench");
         // PEERS_PIN=1: each proxy under test on a core of its own (the last), everything else (this
         // load client, the emulator, Redis) on the others, as when the proxy does not share its
-        // cores with the load, the upstream and Redis. Children inherit the harness's cores when
-        // they start: the emulator and Redis start while it is on the others, the proxies while it
-        // is on the proxies' core, so that each runtime sizes its thread pool and its collector
-        // for the one core it has (pinning a running .NET process leaves both sized for all).
+        // cores with the load, the upstream and Redis. The harness confines itself before any child
+        // starts (the emulator and Redis inherit that); each proxy starts under taskset on its core,
+        // so that its runtime sizes its thread pool and its collector for the one core it has
+        // (pinning a running .NET process leaves both sized for all).
         var pin = Environment.GetEnvironmentVariable("PEERS_PIN") == "1";
         var proxyCore = Environment.ProcessorCount - 1;
+        var proxyCores = pin ? proxyCore.ToString(CultureInfo.InvariantCulture) : null;
+        // As the kernel lists them in /proc/<pid>/status.
+        var otherCores = proxyCore == 1 ? "0" : $"0-{proxyCore - 1}";
         if (pin)
         {
             if (proxyCore < 1)
@@ -43,7 +46,7 @@ internal static class PeersBench
                 return 2;
             }
 
-            await PinAsync(Environment.ProcessId, $"0-{proxyCore - 1}");
+            await PinAsync(Environment.ProcessId, otherCores);
         }
 
         var redisPort = ChildProcess.FreePort();
@@ -54,16 +57,11 @@ internal static class PeersBench
         {
             var emulatorPort = ChildProcess.FreePort();
             using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
-            if (pin)
-            {
-                await PinAsync(Environment.ProcessId, proxyCore.ToString(CultureInfo.InvariantCulture));
-            }
-
             var yarpPort = ChildProcess.FreePort();
-            using var yarp = await ChildProcess.StartAsync(yarpDll, ["--urls", $"http://127.0.0.1:{yarpPort}", $"--Upstream=http://127.0.0.1:{emulatorPort}"], yarpPort, "/__ready");
-            var (memory, memoryPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, []);
+            using var yarp = await ChildProcess.StartAsync(yarpDll, ["--urls", $"http://127.0.0.1:{yarpPort}", $"--Upstream=http://127.0.0.1:{emulatorPort}"], yarpPort, "/__ready", cores: proxyCores);
+            var (memory, memoryPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [], cores: proxyCores);
             using var memorySidecar = memory;
-            var (teed, teedPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}"]);
+            var (teed, teedPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}"], cores: proxyCores);
             using var redisSidecar = teed;
 
             var targets = new List<Target>
@@ -86,7 +84,7 @@ internal static class PeersBench
                 string[] extraArgs = (Environment.GetEnvironmentVariable("PEERS_BASELINE_ARGS") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries);
                 // PEERS_BASELINE_REDIS_NICE=N: that build with a redis-server of its own, run at
                 // that niceness: Redis then gets a small share of the cores while the proxy's
-                // threads want them (it still runs on the same cores).
+                // threads want them (it still runs on the same cores; with PEERS_PIN, on the load's).
                 var baselineRedisPort = redisPort;
                 if (!inMemory && Environment.GetEnvironmentVariable("PEERS_BASELINE_REDIS_NICE") is { Length: > 0 } niceness)
                 {
@@ -100,19 +98,15 @@ internal static class PeersBench
 
                     baselineRedisPort = ChildProcess.FreePort();
                     baselineRedis = ChildProcess.StartRedis(baselineRedisPort, level);
-                    if (pin)
-                    {
-                        await PinAsync(baselineRedis.Id, $"0-{proxyCore - 1}");
-                    }
                 }
 
-                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? extraArgs : [$"--Sidecar:Store:Redis=127.0.0.1:{baselineRedisPort}", "--Sidecar:Store:KeyPrefix=baseline", .. extraArgs], environment);
+                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? extraArgs : [$"--Sidecar:Store:Redis=127.0.0.1:{baselineRedisPort}", "--Sidecar:Store:KeyPrefix=baseline", .. extraArgs], environment, cores: proxyCores);
                 targets.Add(new(inMemory ? "baseline build, in-memory store" : "baseline build, Redis tee", baselinePort, () => [baseline.Pid], baseline.ManagementPort, inMemory ? null : baselineRedis ?? redis));
             }
 
             using var baselineSidecar = baseline;
             var nginxPort = ChildProcess.FreePort();
-            nginx = await StartNginxAsync(work.FullName, nginxPort, emulatorPort);
+            nginx = await StartNginxAsync(work.FullName, nginxPort, emulatorPort, proxyCores);
             if (nginx is not null)
             {
                 var master = nginx.Id;
@@ -125,18 +119,19 @@ internal static class PeersBench
 
             if (pin)
             {
-                // Back to the other cores for the load; the proxies' threads stay where they are
-                // (pinned again below: nginx's worker, and any thread started before, included).
-                await PinAsync(Environment.ProcessId, $"0-{proxyCore - 1}");
-                foreach (var target in targets)
+                // Checked, not assumed: every thread of every proxy on its core, every thread of
+                // this harness off it.
+                foreach (var (pid, cores) in targets.SelectMany(t => (t.Pids?.Invoke() ?? []).Select(p => (p, proxyCores!)))
+                    .Append((Environment.ProcessId, otherCores)))
                 {
-                    foreach (var pid in target.Pids?.Invoke() ?? [])
+                    if (ThreadsOffCores(pid, cores) is { Length: > 0 } stray)
                     {
-                        await PinAsync(pid, proxyCore.ToString(CultureInfo.InvariantCulture));
+                        Console.Error.WriteLine($"PEERS_PIN: threads of {pid} not on cores {cores}: {stray}");
+                        return 2;
                     }
                 }
 
-                Console.WriteLine($"pinned: every proxy on core {proxyCore}; the load client, the emulator and Redis on cores 0-{proxyCore - 1}");
+                Console.WriteLine($"pinned: every proxy on core {proxyCore}; the load client, the emulator and Redis on cores {otherCores}");
             }
 
             using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = int.MaxValue, PooledConnectionLifetime = TimeSpan.FromMinutes(10) }) { Timeout = TimeSpan.FromMinutes(5) };
@@ -492,7 +487,7 @@ internal static class PeersBench
     }
 
     /// <summary>nginx from the Debian package, configured for SSE (no buffering), one worker; null when not installed.</summary>
-    private static async Task<Process?> StartNginxAsync(string work, int port, int emulatorPort)
+    private static async Task<Process?> StartNginxAsync(string work, int port, int emulatorPort, string? cores)
     {
         var binary = NginxPaths.FirstOrDefault(File.Exists);
         if (binary is null)
@@ -528,7 +523,8 @@ internal static class PeersBench
               }
             }
             """);
-        var process = Process.Start(new ProcessStartInfo(binary, ["-p", work, "-c", conf]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        string[] command = cores is null ? [binary, "-p", work, "-c", conf] : ["taskset", "-c", cores, binary, "-p", work, "-c", conf];
+        var process = Process.Start(new ProcessStartInfo(command[0], command[1..]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
         using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         for (var i = 0; i < 50; i++)
         {
@@ -590,6 +586,22 @@ internal static class PeersBench
             throw new InvalidOperationException($"taskset could not pin {pid} to {cores}: {await taskset.StandardError.ReadToEndAsync()}");
         }
     }
+
+    /// <summary>The threads of a process (as "tid: cores") whose allowed cores are not exactly <paramref name="cores"/> (taskset's list syntax, as the kernel prints it).</summary>
+    private static string ThreadsOffCores(int pid, string cores) =>
+        string.Join(", ", Directory.EnumerateDirectories($"/proc/{pid}/task").Select(task =>
+        {
+            try
+            {
+                var allowed = File.ReadLines(Path.Combine(task, "status")).FirstOrDefault(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))?.Split(':', 2)[1].Trim();
+                return allowed == cores ? null : $"{Path.GetFileName(task)}: {allowed}";
+            }
+            catch (IOException)
+            {
+                // The thread ended meanwhile.
+                return null;
+            }
+        }).OfType<string>());
 
     private static int[] Children(int pid)
     {

@@ -73,6 +73,7 @@ public class HostingTests
     [InlineData("Sidecar:Resume:JwksUrl", "/.well-known/jwks.json", "Sidecar:Resume:JwksUrl")]
     [InlineData("Sidecar:Resume:JwksUrl", "ftp://clerk.example/jwks.json", "Sidecar:Resume:JwksUrl")]
     [InlineData("Sidecar:Resume:JwtAuthorizedParties", "https://chat.example, chat.example", "Sidecar:Resume:JwtAuthorizedParties")]
+    [InlineData("Sidecar:Resume:JwtAuthorizedParties", "https://chat.example/app", "Sidecar:Resume:JwtAuthorizedParties")]
     public async Task Start_InvalidSetting_FailsNamingTheKey(string key, string value, string named)
     {
         var failure = await Record.ExceptionAsync(async () =>

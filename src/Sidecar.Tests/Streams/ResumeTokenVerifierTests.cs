@@ -142,7 +142,7 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
         {
             JwksUrl = _issuer.Url.ToString(),
             JwtIssuer = JwksServer.Issuer,
-            JwtAuthorizedParties = "https://chat.example, https://www.chat.example",
+            JwtAuthorizedParties = "https://chat.example, HTTPS://WWW.Chat.Example:443/, http://localhost:3000",
         };
         using var verifier = new ResumeTokenVerifier(_services.GetRequiredService<IHttpClientFactory>(), new StaticOptions(options), _time, NullLogger<ResumeTokenVerifier>.Instance);
         Task<TokenCheck> Check(ResumeTokenVerifier checker, string? party) =>
@@ -150,14 +150,34 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
 
         Assert.Equal(TokenCheck.Valid, await Check(verifier, "https://chat.example"));
         Assert.Equal(TokenCheck.Valid, await Check(verifier, "https://www.chat.example"));
+        Assert.Equal(TokenCheck.Valid, await Check(verifier, "http://localhost:3000"));
+        // Another origin: host, scheme or port.
         Assert.Equal(TokenCheck.Refused, await Check(verifier, "https://other.example"));
-        Assert.Equal(TokenCheck.Refused, await Check(verifier, "https://chat.example/"));
+        Assert.Equal(TokenCheck.Refused, await Check(verifier, "http://chat.example"));
+        Assert.Equal(TokenCheck.Refused, await Check(verifier, "https://chat.example:8443"));
+        Assert.Equal(TokenCheck.Refused, await Check(verifier, "http://localhost:3001"));
+        // Not an origin, or none.
+        Assert.Equal(TokenCheck.Refused, await Check(verifier, "https://chat.example/app"));
+        Assert.Equal(TokenCheck.Refused, await Check(verifier, "chat.example"));
         Assert.Equal(TokenCheck.Refused, await Check(verifier, null));
 
         // Without the setting the origin is not looked at.
         Assert.Equal(TokenCheck.Valid, await Check(_verifier, "https://other.example"));
         Assert.Equal(TokenCheck.Valid, await Check(_verifier, null));
     }
+
+    [Theory]
+    [InlineData("https://chat.example.com", "https://chat.example.com")]
+    [InlineData("HTTPS://Chat.Example.COM:443/", "https://chat.example.com")]
+    [InlineData("http://localhost:3000", "http://localhost:3000")]
+    [InlineData("https://chat.example.com/app", null)]
+    [InlineData("https://chat.example.com/?next=1", null)]
+    [InlineData("https://chat.example.com/#top", null)]
+    [InlineData("https://user@chat.example.com", null)]
+    [InlineData("chat.example.com", null)]
+    [InlineData("ftp://chat.example.com", null)]
+    public void Origin_IsSchemeHostAndPort_OrNothing(string value, string? origin) =>
+        Assert.Equal(origin, ResumeOptions.Origin(value));
 
     private static readonly TimeSpan ResumeOptionsSkew = new ResumeOptions().JwtClockSkew;
 

@@ -41,16 +41,32 @@ public sealed class ResumeOptions : IValidatableObject
     public string? JwtIssuer { get; set; }
 
     /// <summary>
-    /// With <see cref="JwksUrl"/>: the origins (comma-separated, e.g. <c>https://chat.example.com</c>)
-    /// whose tokens count; the token's <c>azp</c> (the origin Clerk issued it to) must be one of them,
-    /// so that a token the same Clerk instance issued to another application or a JWT template does
-    /// not. Empty: not checked.
+    /// With <see cref="JwksUrl"/>: the app's origins (comma-separated, e.g. <c>https://chat.example.com</c>).
+    /// The token's <c>azp</c> (the origin of the page Clerk issued it to) must be one of them, so
+    /// that a token issued to another origin of the same Clerk instance (another app, a staging
+    /// site) does not count; a token without <c>azp</c> (a native client's) is refused too, as
+    /// some versions of Clerk's backend SDK do. Compared as origins: scheme and host in any case, the default port
+    /// implied. Empty: not checked.
     /// </summary>
     public string? JwtAuthorizedParties { get; set; }
 
-    /// <summary>The entries of <see cref="JwtAuthorizedParties"/>, trimmed.</summary>
+    /// <summary>
+    /// The entries of <see cref="JwtAuthorizedParties"/> as origins (<see cref="Origin"/>); an entry
+    /// that is not one is kept as written, so it matches nothing rather than turning the check off.
+    /// </summary>
     internal string[] AuthorizedParties() =>
-        (JwtAuthorizedParties ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        [.. (JwtAuthorizedParties ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p => Origin(p) ?? p)];
+
+    /// <summary>
+    /// <paramref name="value"/> as an origin, <c>scheme://host[:port]</c> with scheme and host in lower
+    /// case and no default port; null when it is not an http(s) origin (a path, query, fragment or
+    /// user part).
+    /// </summary>
+    internal static string? Origin(string? value) =>
+        Uri.TryCreate(value, UriKind.Absolute, out var url) && (url.Scheme == Uri.UriSchemeHttp || url.Scheme == Uri.UriSchemeHttps)
+            && url.AbsolutePath == "/" && url.Query.Length == 0 && url.Fragment.Length == 0 && url.UserInfo.Length == 0
+            ? url.GetLeftPart(UriPartial.Authority)
+            : null;
 
     /// <summary>With <see cref="JwksUrl"/>: how far past its <c>exp</c> (or before its <c>nbf</c>) a token is still taken; Clerk's live one minute.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
@@ -73,11 +89,11 @@ public sealed class ResumeOptions : IValidatableObject
             yield return new ValidationResult($"must be an absolute http(s) URL; got '{JwksUrl}'.", [nameof(JwksUrl)]);
         }
 
-        foreach (var party in AuthorizedParties())
+        foreach (var party in (JwtAuthorizedParties ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            if (!Configuration.HttpUrl.IsAbsolute(party))
+            if (Origin(party) is null)
             {
-                yield return new ValidationResult($"must list origins, absolute http(s) URLs; got '{party}'.", [nameof(JwtAuthorizedParties)]);
+                yield return new ValidationResult($"must list origins such as https://chat.example.com (no path, query or fragment); got '{party}'.", [nameof(JwtAuthorizedParties)]);
             }
         }
     }

@@ -95,11 +95,15 @@ internal sealed class ResumeTokenVerifier(
             return TokenCheck.Refused;
         }
 
-        if (settings.AuthorizedParties() is { Length: > 0 } parties
-            && !(result.SecurityToken is JsonWebToken jwt && jwt.TryGetPayloadValue<string>("azp", out var azp) && parties.Contains(azp, StringComparer.Ordinal)))
+        if (settings.AuthorizedParties() is { Length: > 0 } parties)
         {
-            Log.ResumeTokenRefused(logger, "UnauthorizedParty");
-            return TokenCheck.Refused;
+            var azp = result.SecurityToken is JsonWebToken jwt && jwt.TryGetPayloadValue<string>("azp", out var claimed) ? claimed : null;
+            if (ResumeOptions.Origin(azp) is not { } origin || !parties.Contains(origin, StringComparer.Ordinal))
+            {
+                // An origin, not a credential: logged (cut short) so that a misconfigured list shows.
+                Log.ResumeTokenOtherParty(logger, azp is null ? "(none)" : azp.Length > 100 ? azp[..100] : azp);
+                return TokenCheck.Refused;
+            }
         }
 
         return TokenCheck.Valid;

@@ -120,6 +120,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 309, Level = LogLevel.Information, Message = "A resume or stop presented a session token that does not verify ({Reason}): refused as a stranger's")]
     public static partial void ResumeTokenRefused(ILogger logger, string reason);
 
+    [LoggerMessage(EventId = 311, Level = LogLevel.Information, Message = "A resume or stop presented a session token issued to the origin {AuthorizedParty}, not one of Sidecar:Resume:JwtAuthorizedParties: refused as a stranger's")]
+    public static partial void ResumeTokenOtherParty(ILogger logger, string authorizedParty);
+
     [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "The session tokens' signing keys could not be fetched from {Url} ({ExceptionType}); keys kept from before: {KeptKeys}")]
     public static partial void JwksFetchFailed(ILogger logger, string url, string exceptionType, bool keptKeys);
 
