@@ -128,6 +128,36 @@ public sealed class ResumeTokenTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task Resume_WithTheTokenInClerksSessionCookie_IsCheckedAsABearerIs()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var now = DateTimeOffset.UtcNow;
+        var (answer, record) = await StartAsync(client, session, _key.Token("user_alice", now));
+        var payload = $$"""{"iss":"{{JwksServer.Issuer}}","sub":"user_alice","exp":{{now.AddMinutes(1).ToUnixTimeSeconds()}}}""";
+
+        HttpRequestMessage WithCookie(string token)
+        {
+            var resume = Chat.Resume(session);
+            resume.Headers.Add("Cookie", $"theme=dark; __session={token}");
+            return resume;
+        }
+
+        using var unsigned = await client.SendAsync(WithCookie(SigningKey.Forge("""{"alg":"none","typ":"JWT"}""", payload))).DefaultTimeout();
+        using var strangers = await client.SendAsync(WithCookie(_stranger.Token("user_alice", now))).DefaultTimeout();
+        using var owners = await client.SendAsync(WithCookie(_key.Token("user_alice", now.AddSeconds(50))), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        record.ReleaseGate();
+
+        Assert.Equal(HttpStatusCode.NoContent, unsigned.StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, strangers.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, owners.StatusCode);
+        Assert.Equal(AnswerStatus.Completed, await record.Ended.DefaultTimeout());
+        var expected = Chat.WithIds(Chat.Events(record.SentBytes()));
+        Assert.Equal(expected, await new TestEventReader(await owners.Content.ReadAsStreamAsync()).ReadToEndAsync());
+        Assert.Equal(expected, await answer.ReadToEndAsync());
+    }
+
+    [Fact]
     public async Task Resume_WhenTheKeysCannotBeFetched_AnswersATypedUnavailable_AndChatStillStreams()
     {
         _issuer.FailWith = 500;
