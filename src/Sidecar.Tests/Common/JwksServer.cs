@@ -40,6 +40,17 @@ public sealed class JwksServer : IAsyncDisposable
     /// <summary>Set: the key set answers this status instead.</summary>
     public int? FailWith { get; set; }
 
+    /// <summary>Set: each request for the key set waits for it before answering (a slow issuer).</summary>
+    public Task? Hold { get; set; }
+
+    /// <summary>Completes when a request for the key set has arrived (after <see cref="ExpectRequest"/>).</summary>
+    public Task Requested => _requested.Task;
+
+    private TaskCompletionSource _requested = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Re-arms <see cref="Requested"/> for the next request.</summary>
+    public void ExpectRequest() => _requested = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public static async Task<JwksServer> StartAsync(params SigningKey[] published)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -47,17 +58,23 @@ public sealed class JwksServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         var app = builder.Build();
         JwksServer? server = null;
-        app.MapGet("/.well-known/jwks.json", (HttpContext context) =>
+        app.MapGet("/.well-known/jwks.json", async (HttpContext context) =>
         {
             Interlocked.Increment(ref server!._fetches);
+            server._requested.TrySetResult();
+            if (server.Hold is { } hold)
+            {
+                await hold;
+            }
+
             if (server.FailWith is { } status)
             {
                 context.Response.StatusCode = status;
-                return Task.CompletedTask;
+                return;
             }
 
             context.Response.ContentType = "application/json";
-            return context.Response.WriteAsync("{\"keys\":[" + string.Join(",", server.Published.Select(k => k.PublicJwk())) + "]}");
+            await context.Response.WriteAsync("{\"keys\":[" + string.Join(",", server.Published.Select(k => k.PublicJwk())) + "]}");
         });
         await app.StartAsync().DefaultTimeout();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();

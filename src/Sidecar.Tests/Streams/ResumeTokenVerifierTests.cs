@@ -114,6 +114,46 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task SlowFirstFetch_IsSharedByEveryCallerThatWaitsForIt()
+    {
+        var slow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _issuer.Hold = slow.Task;
+        var first = CheckAsync(_first, "user_0");
+        await _issuer.Requested.DefaultTimeout();
+        var others = Enumerable.Range(1, 20).Select(i => _verifier.CheckAsync(_first.Token($"user_{i}", _time.GetUtcNow()), CancellationToken.None)).ToArray();
+
+        // No keys yet: they wait for the one fetch under way, not a fetch each.
+        Assert.False(first.IsCompleted || others.Any(o => o.IsCompleted));
+        slow.SetResult();
+        Assert.Equal(TokenCheck.Valid, await first);
+        Assert.All(await Task.WhenAll(others).DefaultTimeout(), check => Assert.Equal(TokenCheck.Valid, check));
+        Assert.Equal(1, _issuer.Fetches);
+    }
+
+    [Fact]
+    public async Task SlowRefresh_DoesNotHoldUpCallers_WhoUseTheKeysKept()
+    {
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+        _time.Advance(ResumeTokenVerifier.KeysLifetime);
+        var slow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _issuer.Hold = slow.Task;
+        _issuer.ExpectRequest();
+        var refreshing = CheckAsync(_first, "user_0");
+        await _issuer.Requested.DefaultTimeout();
+
+        // While the refresh hangs, the stale keys answer at once.
+        for (var i = 1; i <= 5; i++)
+        {
+            Assert.Equal(TokenCheck.Valid, await CheckAsync(_first, $"user_{i}"));
+        }
+
+        Assert.False(refreshing.IsCompleted);
+        slow.SetResult();
+        Assert.Equal(TokenCheck.Valid, await refreshing);
+        Assert.Equal(2, _issuer.Fetches);
+    }
+
+    [Fact]
     public async Task TokenLifetime_IsJudgedOnTheSidecarsClock_WithAMinuteOfSkew()
     {
         var token = _first.Token("user_alice", _time.GetUtcNow());
