@@ -45,8 +45,8 @@ public sealed class ResumeOptions : IValidatableObject
     /// The token's <c>azp</c> (the origin of the page Clerk issued it to) must be one of them, so
     /// that a token issued to another origin of the same Clerk instance (another app, a staging
     /// site) does not count; a token without <c>azp</c> (a native client's) is refused too, as
-    /// some versions of Clerk's backend SDK do. Compared as origins: scheme and host in any case, the default port
-    /// implied. Empty: not checked.
+    /// some versions of Clerk's backend SDK do. Compared as origins: scheme and host in any case,
+    /// the default port implied. Empty: not checked.
     /// </summary>
     public string? JwtAuthorizedParties { get; set; }
 
