@@ -219,7 +219,33 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
     public void Origin_IsSchemeHostAndPort_OrNothing(string value, string? origin) =>
         Assert.Equal(origin, ResumeOptions.Origin(value));
 
+    [Fact]
+    public async Task ReloadToAnotherKeySet_FetchesItAtOnce()
+    {
+        using var otherKey = new SigningKey("other-1");
+        await using var otherIssuer = await JwksServer.StartAsync(otherKey);
+        var options = new MutableOptions(new ResumeOptions { JwksUrl = _issuer.Url.ToString() });
+        using var verifier = new ResumeTokenVerifier(_services.GetRequiredService<IHttpClientFactory>(), options, _time, NullLogger<ResumeTokenVerifier>.Instance);
+        Assert.Equal(TokenCheck.Valid, await verifier.CheckAsync(_first.Token("user_alice", _time.GetUtcNow()), CancellationToken.None).DefaultTimeout());
+
+        // The configuration now names another issuer's keys: the next token is checked against them,
+        // not refused or left unavailable while the old set's fetch throttle runs.
+        options.CurrentValue = new ResumeOptions { JwksUrl = otherIssuer.Url.ToString() };
+        Assert.Equal(TokenCheck.Valid, await verifier.CheckAsync(otherKey.Token("user_alice", _time.GetUtcNow()), CancellationToken.None).DefaultTimeout());
+        Assert.Equal(TokenCheck.Refused, await verifier.CheckAsync(_first.Token("user_alice", _time.GetUtcNow()), CancellationToken.None).DefaultTimeout());
+        Assert.Equal(1, otherIssuer.Fetches);
+    }
+
     private static readonly TimeSpan ResumeOptionsSkew = new ResumeOptions().JwtClockSkew;
+
+    private sealed class MutableOptions(ResumeOptions value) : IOptionsMonitor<ResumeOptions>
+    {
+        public ResumeOptions CurrentValue { get; set; } = value;
+
+        public ResumeOptions Get(string? name) => CurrentValue;
+
+        public IDisposable? OnChange(Action<ResumeOptions, string?> listener) => null;
+    }
 
     private sealed class StaticOptions(ResumeOptions value) : IOptionsMonitor<ResumeOptions>
     {

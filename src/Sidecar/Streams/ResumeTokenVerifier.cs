@@ -60,7 +60,7 @@ internal sealed class ResumeTokenVerifier(
     private readonly JsonWebTokenHandler _handler = new();
     private readonly SemaphoreSlim _fetching = new(1, 1);
     private KeySet? _keys;
-    private long _lastFetch; // a timestamp; 0: never
+    private FetchAttempt? _lastFetch; // null: never
 
     /// <summary>Whether tokens are checked at all (<see cref="ResumeOptions.JwksUrl"/> set).</summary>
     public bool Enabled => !string.IsNullOrEmpty(options.CurrentValue.JwksUrl);
@@ -139,7 +139,7 @@ internal sealed class ResumeTokenVerifier(
         if (kept is not null && kept.Url == url
             && ((!unknownKey && time.GetElapsedTime(kept.FetchedAt) < KeysLifetime)
                 || _fetching.CurrentCount == 0
-                || FetchedWithin(MinimumFetchInterval)))
+                || FetchedWithin(url, MinimumFetchInterval)))
         {
             // Fresh; or a fetch is under way or was tried moments ago (the issuer is down): the
             // keys kept, without waiting behind it.
@@ -158,12 +158,12 @@ internal sealed class ResumeTokenVerifier(
 
             // Not again so soon: with keys kept, every 30 s at most; without, every 2 s (a failed
             // first fetch costs resumes a short while of "unavailable", not a flood of fetches).
-            if (FetchedWithin(kept is null ? RetryInterval : MinimumFetchInterval))
+            if (FetchedWithin(url, kept is null ? RetryInterval : MinimumFetchInterval))
             {
                 return kept;
             }
 
-            Interlocked.Exchange(ref _lastFetch, time.GetTimestamp());
+            Volatile.Write(ref _lastFetch, new FetchAttempt(url, time.GetTimestamp()));
             try
             {
                 // Not the caller's token: a client that leaves must not cancel the fetch others wait for.
@@ -192,10 +192,13 @@ internal sealed class ResumeTokenVerifier(
         }
     }
 
-    private bool FetchedWithin(TimeSpan interval) =>
-        Interlocked.Read(ref _lastFetch) is var last and not 0 && time.GetElapsedTime(last) < interval;
+    // Per URL: after a reload names another key set, the old one's fetches do not hold up its first.
+    private bool FetchedWithin(Uri url, TimeSpan interval) =>
+        Volatile.Read(ref _lastFetch) is { } last && last.Url == url && time.GetElapsedTime(last.At) < interval;
 
     public void Dispose() => _fetching.Dispose();
 
     private sealed record KeySet(Uri Url, IList<SecurityKey> Keys, long FetchedAt);
+
+    private sealed record FetchAttempt(Uri Url, long At);
 }
