@@ -154,6 +154,27 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task TokenWithANewKey_DuringAFetchUnderWay_WaitsForItsKeys()
+    {
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+        _time.Advance(ResumeTokenVerifier.KeysLifetime);
+        var slow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _issuer.Hold = slow.Task;
+        _issuer.ExpectRequest();
+        var refreshing = CheckAsync(_first, "user_0");
+        await _issuer.Requested.DefaultTimeout();
+
+        // The issuer rotated; the refresh under way will bring the new key.
+        _issuer.Published = [_first, _second];
+        var rotated = CheckAsync(_second, "user_1");
+        Assert.False(rotated.IsCompleted);
+        slow.SetResult();
+        Assert.Equal(TokenCheck.Valid, await refreshing);
+        Assert.Equal(TokenCheck.Valid, await rotated);
+        Assert.Equal(2, _issuer.Fetches);
+    }
+
+    [Fact]
     public async Task TokenLifetime_IsJudgedOnTheSidecarsClock_WithAMinuteOfSkew()
     {
         var token = _first.Token("user_alice", _time.GetUtcNow());

@@ -136,13 +136,14 @@ internal sealed class ResumeTokenVerifier(
     private async Task<KeySet?> KeysAsync(Uri url, bool unknownKey, CancellationToken cancellationToken)
     {
         var kept = Volatile.Read(ref _keys);
+        var fetchUnderWay = _fetching.CurrentCount == 0;
         if (kept is not null && kept.Url == url
-            && ((!unknownKey && time.GetElapsedTime(kept.FetchedAt) < KeysLifetime)
-                || _fetching.CurrentCount == 0
-                || FetchedWithin(url, MinimumFetchInterval)))
+            && ((!unknownKey && (time.GetElapsedTime(kept.FetchedAt) < KeysLifetime || fetchUnderWay))
+                || (!fetchUnderWay && FetchedWithin(url, MinimumFetchInterval))))
         {
-            // Fresh; or a fetch is under way or was tried moments ago (the issuer is down): the
-            // keys kept, without waiting behind it.
+            // Fresh, or stale while a fetch is under way: the keys kept, without waiting behind
+            // it. Or fetched moments ago (the issuer is down, or lacks the key). A token naming a
+            // key the kept set lacks waits for a fetch under way instead: it may bring that key.
             return kept;
         }
 
