@@ -48,6 +48,8 @@ public sealed class JwksServer : IAsyncDisposable
 
     private TaskCompletionSource _requested = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    private readonly TaskCompletionSource _stopping = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>Re-arms <see cref="Requested"/> for the next request.</summary>
     public void ExpectRequest() => _requested = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -64,7 +66,8 @@ public sealed class JwksServer : IAsyncDisposable
             server._requested.TrySetResult();
             if (server.Hold is { } hold)
             {
-                await hold;
+                // Let go when the server stops, so that a test failing while it holds cannot stall it.
+                await Task.WhenAny(hold, server._stopping.Task);
             }
 
             if (server.FailWith is { } status)
@@ -84,6 +87,7 @@ public sealed class JwksServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _stopping.TrySetResult();
         await _app.StopAsync();
         await _app.DisposeAsync();
     }

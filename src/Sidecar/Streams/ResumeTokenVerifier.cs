@@ -26,10 +26,12 @@ internal enum TokenCheck
 /// it is sent; resumes and stops are answered here, from the store, without it.
 /// </summary>
 /// <remarks>
-/// The key set is fetched on first use and kept for an hour. A token signed with a key the set
-/// does not hold (the issuer rotated its keys) fetches it again, at most every 30 seconds. A
-/// failed fetch keeps the keys it had; with none kept, it is tried again after 2 seconds. Only
-/// asymmetric algorithms are taken: a token signed with a shared secret or not at all is refused.
+/// The key set is fetched on first use and kept for an hour; while it is refreshed, callers use
+/// the keys kept without waiting. A token signed with a key the set does not hold (the issuer
+/// rotated its keys) fetches it again, at most every 30 seconds, or waits for a fetch under way.
+/// A failed fetch keeps the keys it had; with none kept, it is tried again after 2 seconds. The
+/// throttle is per URL: a reload that names another key set fetches it at once. Only asymmetric
+/// algorithms are taken: a token signed with a shared secret or not at all is refused.
 /// </remarks>
 internal sealed class ResumeTokenVerifier(
     IHttpClientFactory httpClientFactory,
@@ -135,8 +137,10 @@ internal sealed class ResumeTokenVerifier(
     /// </summary>
     private async Task<KeySet?> KeysAsync(Uri url, bool unknownKey, CancellationToken cancellationToken)
     {
-        var kept = Volatile.Read(ref _keys);
+        // The count first: a fetch stores its keys before it lets go, so a caller that sees no
+        // fetch under way also sees the keys of the one that just ended.
         var fetchUnderWay = _fetching.CurrentCount == 0;
+        var kept = Volatile.Read(ref _keys);
         if (kept is not null && kept.Url == url
             && ((!unknownKey && (time.GetElapsedTime(kept.FetchedAt) < KeysLifetime || fetchUnderWay))
                 || (!fetchUnderWay && FetchedWithin(url, MinimumFetchInterval))))
@@ -147,9 +151,27 @@ internal sealed class ResumeTokenVerifier(
             return kept;
         }
 
-        await _fetching.WaitAsync(cancellationToken);
+        if (kept is not null && kept.Url == url && !unknownKey)
+        {
+            // Stale keys: refresh them unless another caller has just begun to; never wait for it.
+            if (!await _fetching.WaitAsync(0, CancellationToken.None))
+            {
+                return kept;
+            }
+        }
+        else
+        {
+            await _fetching.WaitAsync(cancellationToken);
+        }
+
         try
         {
+            if (!string.Equals(options.CurrentValue.JwksUrl, url.OriginalString, StringComparison.Ordinal))
+            {
+                // A reload named another key set while this call waited: not fetched for it.
+                return _keys?.Url == url ? _keys : null;
+            }
+
             kept = _keys?.Url == url ? _keys : null;
             if (kept is not null && !unknownKey && time.GetElapsedTime(kept.FetchedAt) < KeysLifetime)
             {
