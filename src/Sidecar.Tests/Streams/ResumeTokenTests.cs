@@ -52,7 +52,7 @@ public sealed class ResumeTokenTests : IAsyncLifetime, IDisposable
 
         // Forged: unsigned, signed by a key of the same id that the issuer never published, or
         // the owner's real token with its subject rewritten (the signature no longer matches).
-        var payload = $$"""{"iss":"{{JwksServer.Issuer}}","sub":"user_alice","exp":{{now.AddMinutes(1).ToUnixTimeSeconds()}}}""";
+        var payload = AlicesClaims(now);
         var real = _key.Token("user_mallory", now).Split('.');
         string[] forged =
         [
@@ -134,7 +134,7 @@ public sealed class ResumeTokenTests : IAsyncLifetime, IDisposable
         var session = Chat.NewSession();
         var now = DateTimeOffset.UtcNow;
         var (answer, record) = await StartAsync(client, session, _key.Token("user_alice", now));
-        var payload = $$"""{"iss":"{{JwksServer.Issuer}}","sub":"user_alice","exp":{{now.AddMinutes(1).ToUnixTimeSeconds()}}}""";
+        var payload = AlicesClaims(now);
 
         HttpRequestMessage WithCookie(string token)
         {
@@ -175,6 +175,10 @@ public sealed class ResumeTokenTests : IAsyncLifetime, IDisposable
         Assert.Equal(AnswerStatus.Completed, await record.Ended.DefaultTimeout());
         Assert.Contains("signing keys could not be fetched", _sidecar.Logs.Text, StringComparison.Ordinal);
     }
+
+    /// <summary>An unsigned payload claiming to be user_alice of the issuer, valid for a minute from <paramref name="now"/>: what a forger writes.</summary>
+    private static string AlicesClaims(DateTimeOffset now) =>
+        $$"""{"iss":"{{JwksServer.Issuer}}","sub":"user_alice","exp":{{now.AddMinutes(1).ToUnixTimeSeconds()}}}""";
 
     /// <summary>Starts an answer held after two events, as the given bearer, and waits until the store has them.</summary>
     private async Task<(TestEventReader Answer, AnswerRecord Record)> StartAsync(HttpClient client, string session, string bearer)

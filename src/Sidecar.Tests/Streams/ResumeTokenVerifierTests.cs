@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
+using Sidecar.Configuration;
 using Sidecar.Streams;
 using Sidecar.Tests.Common;
 
@@ -41,6 +42,22 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
 
     private Task<TokenCheck> CheckAsync(SigningKey key, string subject = "user_alice") =>
         _verifier.CheckAsync(key.Token(subject, _time.GetUtcNow()), CancellationToken.None).DefaultTimeout();
+
+    /// <summary>
+    /// Keys fetched, then past their lifetime: a check that refreshes them, its fetch held at the
+    /// issuer until the returned source completes.
+    /// </summary>
+    private async Task<(Task<TokenCheck> Refreshing, TaskCompletionSource Slow)> StartHeldRefreshAsync()
+    {
+        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
+        _time.Advance(ResumeTokenVerifier.KeysLifetime);
+        var slow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _issuer.Hold = slow.Task;
+        _issuer.ExpectRequest();
+        var refreshing = CheckAsync(_first, "user_0");
+        await _issuer.Requested.DefaultTimeout();
+        return (refreshing, slow);
+    }
 
     [Fact]
     public async Task Keys_AreFetchedOnce_AndAgainAfterAnHour()
@@ -133,13 +150,7 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task SlowRefresh_DoesNotHoldUpCallers_WhoUseTheKeysKept()
     {
-        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
-        _time.Advance(ResumeTokenVerifier.KeysLifetime);
-        var slow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _issuer.Hold = slow.Task;
-        _issuer.ExpectRequest();
-        var refreshing = CheckAsync(_first, "user_0");
-        await _issuer.Requested.DefaultTimeout();
+        var (refreshing, slow) = await StartHeldRefreshAsync();
 
         // While the refresh hangs, the stale keys answer at once.
         for (var i = 1; i <= 5; i++)
@@ -156,13 +167,7 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task TokenWithANewKey_DuringAFetchUnderWay_WaitsForItsKeys()
     {
-        Assert.Equal(TokenCheck.Valid, await CheckAsync(_first));
-        _time.Advance(ResumeTokenVerifier.KeysLifetime);
-        var slow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _issuer.Hold = slow.Task;
-        _issuer.ExpectRequest();
-        var refreshing = CheckAsync(_first, "user_0");
-        await _issuer.Requested.DefaultTimeout();
+        var (refreshing, slow) = await StartHeldRefreshAsync();
 
         // The issuer rotated; the refresh under way will bring the new key.
         _issuer.Published = [_first, _second];
@@ -238,7 +243,7 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
     [InlineData("chat.example.com", null)]
     [InlineData("ftp://chat.example.com", null)]
     public void Origin_IsSchemeHostAndPort_OrNothing(string value, string? origin) =>
-        Assert.Equal(origin, ResumeOptions.Origin(value));
+        Assert.Equal(origin, HttpUrl.Origin(value));
 
     [Fact]
     public async Task ReloadToAnotherKeySet_FetchesItAtOnce()

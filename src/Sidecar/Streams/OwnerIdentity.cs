@@ -39,9 +39,7 @@ internal static class OwnerIdentity
     }
 
     /// <summary>Whether the request carries a credential (a bearer token or the Clerk session cookie).</summary>
-    public static bool IsSignedIn(HttpRequest request) =>
-        (request.Headers.Authorization.ToString() is { Length: > 7 } authorization && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-        || request.Cookies["__session"] is { Length: > 0 };
+    public static bool IsSignedIn(HttpRequest request) => RawCredential(request) is not null;
 
     /// <summary>
     /// The request's credential when it counts as a JWT's issuer and subject (the token to verify

@@ -51,22 +51,13 @@ public sealed class ResumeOptions : IValidatableObject
     public string? JwtAuthorizedParties { get; set; }
 
     /// <summary>
-    /// The entries of <see cref="JwtAuthorizedParties"/> as origins (<see cref="Origin"/>); an entry
-    /// that is not one is kept as written, so it matches nothing rather than turning the check off.
+    /// The entries of <see cref="JwtAuthorizedParties"/> as origins (<see cref="Configuration.HttpUrl.Origin"/>);
+    /// an entry that is not one is kept as written, so it matches nothing rather than turning the check off.
     /// </summary>
-    internal string[] AuthorizedParties() =>
-        [.. (JwtAuthorizedParties ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p => Origin(p) ?? p)];
+    internal string[] AuthorizedParties() => [.. AuthorizedPartyEntries().Select(p => Configuration.HttpUrl.Origin(p) ?? p)];
 
-    /// <summary>
-    /// <paramref name="value"/> as an origin, <c>scheme://host[:port]</c> with scheme and host in lower
-    /// case and no default port; null when it is not an http(s) origin (a path, query, fragment or
-    /// user part).
-    /// </summary>
-    internal static string? Origin(string? value) =>
-        Uri.TryCreate(value, UriKind.Absolute, out var url) && (url.Scheme == Uri.UriSchemeHttp || url.Scheme == Uri.UriSchemeHttps)
-            && url.AbsolutePath == "/" && url.Query.Length == 0 && url.Fragment.Length == 0 && url.UserInfo.Length == 0
-            ? url.GetLeftPart(UriPartial.Authority)
-            : null;
+    private string[] AuthorizedPartyEntries() =>
+        (JwtAuthorizedParties ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     /// <summary>With <see cref="JwksUrl"/>: how far past its <c>exp</c> (or before its <c>nbf</c>) a token is still taken; Clerk's live one minute.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
@@ -89,9 +80,9 @@ public sealed class ResumeOptions : IValidatableObject
             yield return new ValidationResult($"must be an absolute http(s) URL; got '{JwksUrl}'.", [nameof(JwksUrl)]);
         }
 
-        foreach (var party in (JwtAuthorizedParties ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (var party in AuthorizedPartyEntries())
         {
-            if (Origin(party) is null)
+            if (Configuration.HttpUrl.Origin(party) is null)
             {
                 yield return new ValidationResult($"must list origins such as https://chat.example.com (no path, query or fragment); got '{party}'.", [nameof(JwtAuthorizedParties)]);
             }

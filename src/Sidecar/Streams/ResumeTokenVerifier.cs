@@ -100,7 +100,7 @@ internal sealed class ResumeTokenVerifier(
         if (settings.AuthorizedParties() is { Length: > 0 } parties)
         {
             var azp = result.SecurityToken is JsonWebToken jwt && jwt.TryGetPayloadValue<string>("azp", out var claimed) ? claimed : null;
-            if (ResumeOptions.Origin(azp) is not { } origin || !parties.Contains(origin, StringComparer.Ordinal))
+            if (Configuration.HttpUrl.Origin(azp) is not { } origin || !parties.Contains(origin, StringComparer.Ordinal))
             {
                 // An origin, not a credential: logged (cut short) so that a misconfigured list shows.
                 Log.ResumeTokenOtherParty(logger, azp is null ? "(none)" : azp.Length > 100 ? azp[..100] : azp);
@@ -140,8 +140,8 @@ internal sealed class ResumeTokenVerifier(
         // The count first: a fetch stores its keys before it lets go, so a caller that sees no
         // fetch under way also sees the keys of the one that just ended.
         var fetchUnderWay = _fetching.CurrentCount == 0;
-        var kept = Volatile.Read(ref _keys);
-        if (kept is not null && kept.Url == url
+        var kept = Volatile.Read(ref _keys) is { } keys && keys.Url == url ? keys : null;
+        if (kept is not null
             && ((!unknownKey && (time.GetElapsedTime(kept.FetchedAt) < KeysLifetime || fetchUnderWay))
                 || (!fetchUnderWay && FetchedWithin(url, MinimumFetchInterval))))
         {
@@ -151,7 +151,7 @@ internal sealed class ResumeTokenVerifier(
             return kept;
         }
 
-        if (kept is not null && kept.Url == url && !unknownKey)
+        if (kept is not null && !unknownKey)
         {
             // Stale keys: refresh them unless another caller has just begun to; never wait for it.
             if (!await _fetching.WaitAsync(0, CancellationToken.None))
@@ -166,13 +166,13 @@ internal sealed class ResumeTokenVerifier(
 
         try
         {
+            kept = _keys?.Url == url ? _keys : null;
             if (!string.Equals(options.CurrentValue.JwksUrl, url.OriginalString, StringComparison.Ordinal))
             {
                 // A reload named another key set while this call waited: not fetched for it.
-                return _keys?.Url == url ? _keys : null;
+                return kept;
             }
 
-            kept = _keys?.Url == url ? _keys : null;
             if (kept is not null && !unknownKey && time.GetElapsedTime(kept.FetchedAt) < KeysLifetime)
             {
                 // Fetched while this call waited.
