@@ -128,11 +128,33 @@ internal sealed class Rig : IAsyncDisposable
 
             var fields = meta.ToDictionary(e => e.Name.ToString(), e => e.Value.ToString());
             var entries = await db.StreamRangeAsync($"{Prefix}:{{msg:{messageId}}}:events");
-            return new StoredStream(int.Parse(fields["state"], CultureInfo.InvariantCulture), fields["incomplete"] != "0", [.. entries.Select(e => (byte[])e["d"]!)]);
+            return new StoredStream(int.Parse(fields["state"], CultureInfo.InvariantCulture), fields["incomplete"] != "0", [.. entries.SelectMany(EventsOf)]);
         }
         catch (RedisException)
         {
             return null;
+        }
+    }
+
+    /// <summary>
+    /// One stream entry's events: its <c>d</c> field, cut by the comma-separated lengths of its
+    /// <c>n</c> field when it holds several (the store's layout, read here on its own).
+    /// </summary>
+    private static IEnumerable<byte[]> EventsOf(StreamEntry entry)
+    {
+        var data = (byte[])entry["d"]!;
+        var lengths = entry["n"];
+        if (lengths.IsNull)
+        {
+            yield return data;
+            yield break;
+        }
+
+        var offset = 0;
+        foreach (var length in lengths.ToString().Split(',').Select(l => int.Parse(l, CultureInfo.InvariantCulture)))
+        {
+            yield return data[offset..(offset + length)];
+            offset += length;
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using ChatUpstream;
 using Microsoft.Extensions.DependencyInjection;
@@ -79,7 +80,7 @@ public sealed class RedisResumeTests : IAsyncLifetime
         using var clientA = _replicaA.CreateClient();
         using var clientB = _replicaB.CreateClient();
         var session = Chat.NewSession();
-        using var call = await Chat.StartAsync(clientA, _emulator, session, "/scenario gate:12 deltas:30");
+        using var call = await Chat.StartAsync(clientA, _emulator, session, "/scenario gate:12 deltas:30 pace:5");
         var sent = new List<string>();
         for (var i = 0; i < 12; i++)
         {
@@ -88,10 +89,18 @@ public sealed class RedisResumeTests : IAsyncLifetime
 
         await StoreProbe.WaitForEventsAsync(_replicaB.Services.GetRequiredService<IStreamStore>(), session, 12);
         var messageId = call.Response.Headers.GetValues("x-message-id").Single();
+        int kept;
         await using (var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisServer.Configuration))
         {
-            // Event 5 is entry 0-6.
-            Assert.Equal(1, await redis.GetDatabase().StreamDeleteAsync($"{_prefix}:{{msg:{messageId}}}:events", ["0-6"]));
+            // Event 5 is in the first entry at or after 0-6 (an entry holds the events of one
+            // write, its id the last one's position plus one): the events before that entry are kept.
+            var db = redis.GetDatabase();
+            var key = $"{_prefix}:{{msg:{messageId}}}:events";
+            var entry = (await db.StreamRangeAsync(key, "0-6", "+", count: 1)).Single();
+            var lengths = entry["n"];
+            kept = int.Parse(entry.Id.ToString()[2..], CultureInfo.InvariantCulture) - (lengths.IsNull ? 1 : lengths.ToString().Count(c => c == ',') + 1);
+            Assert.InRange(kept, 0, 5);
+            Assert.Equal(1, await db.StreamDeleteAsync(key, [entry.Id]));
         }
 
         using var resumed = await clientB.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
@@ -99,9 +108,9 @@ public sealed class RedisResumeTests : IAsyncLifetime
         call.Record.ReleaseGate();
 
         Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
-        Assert.StartsWith(string.Concat(sent.Take(5).Select(e => e + "\n\n")), body, StringComparison.Ordinal);
+        Assert.StartsWith(string.Concat(sent.Take(kept).Select(e => e + "\n\n")), body, StringComparison.Ordinal);
         var parts = Endings.Parts(body);
-        Assert.Equal(5 + 2, parts.Count);
+        Assert.Equal(kept + 2, parts.Count);
         Assert.Equal("[DONE]", parts[^1]);
         var errorText = System.Text.Json.JsonDocument.Parse(System.Text.Json.JsonDocument.Parse(parts[^2]).RootElement.GetProperty("errorText").GetString()!).RootElement;
         ErrorJson.AssertContractShape(errorText, "SERVICE_UNAVAILABLE", 503);

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.Extensions.Options;
@@ -6,19 +7,21 @@ using StackExchange.Redis;
 namespace Sidecar.Streams.Store;
 
 /// <summary>
-/// The shared store: one Redis Stream per message (one entry per SSE event, its id the event's
-/// position), a metadata hash, and the session's active-stream pointer. Keys carry a hash tag per
+/// The shared store: one Redis Stream per message (one entry per write slice: one or several SSE
+/// events, its id the last one's position), a metadata hash, and the session's active-stream pointer. Keys carry a hash tag per
 /// message (or session), so that they work on Redis Cluster; every key expires. Followers learn of
 /// new events through pub/sub and read them with a range read.
 /// </summary>
 /// <remarks>
-/// Layout, with P the key prefix: <c>P:{msg:ID}:events</c> (stream, entry <c>0-(N+1)</c> holds
-/// event N in field <c>d</c>), <c>P:{msg:ID}:meta</c> (hash), <c>P:{sess:SID}:active</c> (string:
+/// Layout, with P the key prefix: <c>P:{msg:ID}:events</c> (stream: entry <c>0-(N+1)</c> holds
+/// the events up to N, in field <c>d</c>: one event's bytes, or, with field <c>n</c> listing their
+/// lengths comma-separated, several events' bytes concatenated, the last of them N), <c>P:{msg:ID}:meta</c> (hash), <c>P:{sess:SID}:active</c> (string:
 /// the message id), channel <c>P:{msg:ID}:notify</c>. One write batch is one pipelined round trip.
 /// </remarks>
 internal sealed class RedisStreamStore : IStreamStore
 {
     private static readonly RedisValue Data = "d";
+    private static readonly RedisValue Lengths = "n";
 
     // Producer writes of several streams that share a hash slot (all of them, outside a Cluster),
     // each applied atomically (see StreamWrite): one command per group instead of one per stream,
@@ -30,7 +33,8 @@ internal sealed class RedisStreamStore : IStreamStore
     // KEYS: meta and events of each stream. ARGV: lifetime ms, retention ms, then per stream: begin
     // (1/0), lease ms (0: keep), incomplete (1/0), end state (-1: none), first sequence, wake the
     // followers (1/0), the number of events, then (with begin only) session, agent, owner,
-    // replica, traceparent, then the events' bytes. Returns one character 1/0 per stream (1:
+    // replica, traceparent, then the events' lengths (comma-separated; empty for one event or
+    // none) and their bytes, concatenated: one entry per slice (see ReadAsync). Returns one character 1/0 per stream (1:
     // everything applied), as one string: one reply object instead of one per stream. The wake-up
     // is published by the script itself, on the stream's notify channel (its meta key with
     // "notify" for "meta"), so followers never hear of a change before it is there.
@@ -56,9 +60,21 @@ internal sealed class RedisStreamStore : IStreamStore
             local count = tonumber(known[2])
             if count < first or count > first + n then
               applied = 0
-            else
-              for i = count - first + 1, n do
-                redis.call('XADD', events, '0-' .. (first + i), 'd', ARGV[e + i])
+            elseif count < first + n then
+              local lengths, data = ARGV[e + 1], ARGV[e + 2]
+              if count > first then
+                local kept, skip, i = {}, 0, 0
+                for length in string.gmatch(lengths, '%d+') do
+                  i = i + 1
+                  if i <= count - first then skip = skip + tonumber(length) else kept[#kept + 1] = length end
+                end
+                data = string.sub(data, skip + 1)
+                lengths = #kept > 1 and table.concat(kept, ',') or ''
+              end
+              if lengths == '' then
+                redis.call('XADD', events, '0-' .. (first + n), 'd', data)
+              else
+                redis.call('XADD', events, '0-' .. (first + n), 'n', lengths, 'd', data)
               end
               redis.call('HSET', meta, 'count', first + n)
               if count == 0 then redis.call('PEXPIRE', events, lifetime) end
@@ -80,7 +96,7 @@ internal sealed class RedisStreamStore : IStreamStore
           local e = a + 6
           if ARGV[a] == '1' then e = e + 5 end
           results[s] = write(KEYS[2 * s - 1], KEYS[2 * s], a, e, n) == 1 and '1' or '0'
-          a = e + n + 1
+          a = e + 3
         end
         return table.concat(results)
         """;
@@ -315,12 +331,12 @@ internal sealed class RedisStreamStore : IStreamStore
 
     private RedisValue[] GroupValues(IReadOnlyList<StreamWrite> writes, List<Slice> slices, List<int> group, long lifetime)
     {
-        const int PerSlice = 7, PerBegin = 5;
+        const int PerSlice = 9, PerBegin = 5;
         var length = 2;
         foreach (var p in group)
         {
             var slice = slices[p];
-            length += PerSlice + (slice.First && writes[slice.Write].Begin is not null ? PerBegin : 0) + slice.Count;
+            length += PerSlice + (slice.First && writes[slice.Write].Begin is not null ? PerBegin : 0);
         }
 
         var values = new RedisValue[length];
@@ -346,7 +362,7 @@ internal sealed class RedisStreamStore : IStreamStore
             // Lease renewals alone wake nobody: followers only care about events and state.
             values[a + 5] = begin is not null || slice.Count > 0 || (slice.Last && (write.End is not null || write.MarkIncomplete)) ? 1 : 0;
             values[a + 6] = slice.Count;
-            a += PerSlice;
+            a += PerSlice - 2;
             if (begin is not null)
             {
                 values[a] = begin.SessionId;
@@ -357,13 +373,46 @@ internal sealed class RedisStreamStore : IStreamStore
                 a += PerBegin;
             }
 
-            for (var e = slice.From; e < slice.From + slice.Count; e++)
-            {
-                values[a++] = write.Events[e].Raw;
-            }
+            (values[a], values[a + 1]) = Pack(write.Events, slice);
+            a += 2;
         }
 
         return values;
+    }
+
+    /// <summary>
+    /// A slice's events as one stream entry's values: their lengths (comma-separated, empty for a
+    /// single event or none) and their bytes, concatenated. One entry per slice rather than one per
+    /// event: Redis then spends on a burst one command, not one per event.
+    /// </summary>
+    private static (RedisValue Lengths, RedisValue Data) Pack(List<StoredEvent> events, Slice slice)
+    {
+        switch (slice.Count)
+        {
+            case 0:
+                return (RedisValue.EmptyString, RedisValue.EmptyString);
+            case 1:
+                return (RedisValue.EmptyString, events[slice.From].Raw);
+        }
+
+        var data = new byte[slice.Bytes];
+        var lengths = new byte[slice.Count * 11];
+        int offset = 0, written = 0;
+        for (var e = slice.From; e < slice.From + slice.Count; e++)
+        {
+            var raw = events[e].Raw.Span;
+            raw.CopyTo(data.AsSpan(offset));
+            offset += raw.Length;
+            if (written > 0)
+            {
+                lengths[written++] = (byte)',';
+            }
+
+            Utf8Formatter.TryFormat(raw.Length, lengths.AsSpan(written), out var digits);
+            written += digits;
+        }
+
+        return ((ReadOnlyMemory<byte>)lengths.AsMemory(0, written), data);
     }
 
     /// <summary>A stream's meta and events keys, kept while it is being written (one string each, not one per batch).</summary>
@@ -438,18 +487,79 @@ internal sealed class RedisStreamStore : IStreamStore
 
     public async Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken)
     {
+        // An entry's id is its last event's position plus one, so the entries that end inside the
+        // window [from, end) are one id range; the entry after them may hold the window's last
+        // events (or its first, when one entry spans the whole window). Both in one round trip.
+        var from = Math.Max(0, fromSequence);
+        var end = from + Math.Max(1, maxCount);
         var redis = await DatabaseAsync(cancellationToken);
-        var entries = await redis.StreamRangeAsync(EventsKey(messageId), minId: EntryId(Math.Max(0, fromSequence)), maxId: "+", count: maxCount)
-            .WaitAsync(cancellationToken);
-        var events = new StoredEvent[entries.Length];
-        for (var i = 0; i < entries.Length; i++)
+        var batch = redis.CreateBatch();
+        var key = EventsKey(messageId);
+        var inside = batch.StreamRangeAsync(key, minId: EntryId(from), maxId: EntryId(end - 1), count: (int)(end - from));
+        var after = batch.StreamRangeAsync(key, minId: EntryId(end), maxId: "+", count: 1);
+        batch.Execute();
+        var entries = await inside.WaitAsync(cancellationToken);
+        var next = await after.WaitAsync(cancellationToken);
+
+        var events = new List<StoredEvent>(Math.Min(maxCount, 1024));
+        foreach (var entry in next.Length > 0 ? entries.Append(next[0]) : entries)
         {
-            var id = entries[i].Id.ToString();
-            var sequence = long.Parse(id.AsSpan(id.IndexOf('-') + 1), NumberStyles.None, CultureInfo.InvariantCulture) - 1;
-            events[i] = new StoredEvent(sequence, (byte[])entries[i][Data]!);
+            Unpack(entry, from, end, events);
         }
 
         return events;
+    }
+
+    /// <summary>
+    /// Adds an entry's events that fall in [<paramref name="from"/>, <paramref name="end"/>) to
+    /// <paramref name="events"/> (slices of the entry's one buffer: no copy per event).
+    /// </summary>
+    private static void Unpack(StreamEntry entry, long from, long end, List<StoredEvent> events)
+    {
+        var id = entry.Id.ToString();
+        var last = long.Parse(id.AsSpan(id.IndexOf('-') + 1), NumberStyles.None, CultureInfo.InvariantCulture) - 1;
+        var value = entry[Data];
+        if (value.IsNull)
+        {
+            throw new RedisException($"Stream entry {id} has no data.");
+        }
+
+        var data = (ReadOnlyMemory<byte>)value;
+        var lengths = entry[Lengths];
+        if (lengths.IsNullOrEmpty)
+        {
+            if (last >= from && last < end)
+            {
+                events.Add(new StoredEvent(last, data));
+            }
+
+            return;
+        }
+
+        var sizes = ((ReadOnlyMemory<byte>)lengths).Span;
+        var sequence = last - sizes.Count((byte)',');
+        var offset = 0;
+        foreach (var range in sizes.Split((byte)','))
+        {
+            var size = sizes[range];
+            if (!Utf8Parser.TryParse(size, out int length, out var used) || used != size.Length || length < 0 || length > data.Length - offset)
+            {
+                throw new RedisException($"Stream entry {id} has lengths that do not match its data.");
+            }
+
+            if (sequence >= from && sequence < end)
+            {
+                events.Add(new StoredEvent(sequence, data.Slice(offset, length)));
+            }
+
+            offset += length;
+            sequence++;
+        }
+
+        if (offset != data.Length)
+        {
+            throw new RedisException($"Stream entry {id} has lengths that do not match its data.");
+        }
     }
 
     public async Task<IStreamFollower> FollowAsync(string messageId, CancellationToken cancellationToken)
