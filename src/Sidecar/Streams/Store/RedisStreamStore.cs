@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Globalization;
@@ -184,11 +185,12 @@ internal sealed class RedisStreamStore : IStreamStore
         var batch = connection.GetDatabase().CreateBatch();
         var parts = Split(writes);
         var groups = new List<(List<int> Parts, Task<RedisResult> Result)>();
+        var rented = new List<byte[]>();
         var others = new List<Task>();
         var lifetime = (long)(_streams.MaxDuration + _options.Retention).TotalMilliseconds;
         foreach (var group in Group(connection, writes, parts))
         {
-            groups.Add((group, batch.ScriptEvaluateAsync(WriteScript, GroupKeys(writes, parts, group), GroupValues(writes, parts, group, lifetime))));
+            groups.Add((group, batch.ScriptEvaluateAsync(WriteScript, GroupKeys(writes, parts, group), GroupValues(writes, parts, group, lifetime, rented))));
             foreach (var p in group)
             {
                 if (parts[p].First && writes[parts[p].Write].Begin is { } begin)
@@ -242,7 +244,14 @@ internal sealed class RedisStreamStore : IStreamStore
 
         if (failed is not null)
         {
+            // Its buffers stay with the client, which may still send a timed-out command.
             throw new RedisException("A store write failed: " + failed.Message, failed);
+        }
+
+        // Every command was answered, so every argument was sent: the packed buffers are free.
+        foreach (var buffer in rented)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
 
         try
@@ -329,7 +338,7 @@ internal sealed class RedisStreamStore : IStreamStore
         return keys;
     }
 
-    private RedisValue[] GroupValues(IReadOnlyList<StreamWrite> writes, List<Slice> slices, List<int> group, long lifetime)
+    private RedisValue[] GroupValues(IReadOnlyList<StreamWrite> writes, List<Slice> slices, List<int> group, long lifetime, List<byte[]> rented)
     {
         const int PerSlice = 9, PerBegin = 5;
         var length = 2;
@@ -373,7 +382,7 @@ internal sealed class RedisStreamStore : IStreamStore
                 a += PerBegin;
             }
 
-            (values[a], values[a + 1]) = Pack(write.Events, slice);
+            (values[a], values[a + 1]) = Pack(write.Events, slice, rented);
             a += 2;
         }
 
@@ -383,9 +392,10 @@ internal sealed class RedisStreamStore : IStreamStore
     /// <summary>
     /// A slice's events as one stream entry's values: their lengths (comma-separated, empty for a
     /// single event or none) and their bytes, concatenated. One entry per slice rather than one per
-    /// event: Redis then spends on a burst one command, not one per event.
+    /// event: Redis then spends on a burst one command, not one per event. The buffers are rented
+    /// (added to <paramref name="rented"/>), for the caller to return once the command is answered.
     /// </summary>
-    private static (RedisValue Lengths, RedisValue Data) Pack(List<StoredEvent> events, Slice slice)
+    private static (RedisValue Lengths, RedisValue Data) Pack(List<StoredEvent> events, Slice slice, List<byte[]> rented)
     {
         switch (slice.Count)
         {
@@ -395,8 +405,10 @@ internal sealed class RedisStreamStore : IStreamStore
                 return (RedisValue.EmptyString, events[slice.From].Raw);
         }
 
-        var data = new byte[slice.Bytes];
-        var lengths = new byte[slice.Count * 11];
+        var data = ArrayPool<byte>.Shared.Rent((int)slice.Bytes);
+        rented.Add(data);
+        var lengths = ArrayPool<byte>.Shared.Rent(slice.Count * 11);
+        rented.Add(lengths);
         int offset = 0, written = 0;
         for (var e = slice.From; e < slice.From + slice.Count; e++)
         {
@@ -412,7 +424,7 @@ internal sealed class RedisStreamStore : IStreamStore
             written += digits;
         }
 
-        return ((ReadOnlyMemory<byte>)lengths.AsMemory(0, written), data);
+        return ((ReadOnlyMemory<byte>)lengths.AsMemory(0, written), (ReadOnlyMemory<byte>)data.AsMemory(0, offset));
     }
 
     /// <summary>A stream's meta and events keys, kept while it is being written (one string each, not one per batch).</summary>
