@@ -131,7 +131,12 @@ public interface IStreamStore
     /// <summary>A stream's metadata, or null.</summary>
     Task<StreamRecord?> GetAsync(string messageId, CancellationToken cancellationToken);
 
-    /// <summary>Up to <paramref name="maxCount"/> events from <paramref name="fromSequence"/> on.</summary>
+    /// <summary>
+    /// The stored events among the <paramref name="maxCount"/> positions from
+    /// <paramref name="fromSequence"/> on, in order: fewer when the stream is shorter or the store
+    /// lost some (the caller sees a gap by the positions), none when <paramref name="maxCount"/> is
+    /// not positive.
+    /// </summary>
     Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken);
 
     /// <summary>

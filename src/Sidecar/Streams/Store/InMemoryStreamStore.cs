@@ -236,7 +236,7 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
     {
         lock (_gate)
         {
-            if (!_streams.TryGetValue(messageId, out var entry) || fromSequence >= entry.Events.Count)
+            if (maxCount <= 0 || !_streams.TryGetValue(messageId, out var entry) || fromSequence >= entry.Events.Count)
             {
                 return Task.FromResult<IReadOnlyList<StoredEvent>>([]);
             }

@@ -9,7 +9,7 @@ namespace Sidecar.Streams.Store;
 
 /// <summary>
 /// The shared store: one Redis Stream per message (one entry per write slice: one or several SSE
-/// events, its id the last one's position), a metadata hash, and the session's active-stream pointer. Keys carry a hash tag per
+/// events, its id the last one's position plus one), a metadata hash, and the session's active-stream pointer. Keys carry a hash tag per
 /// message (or session), so that they work on Redis Cluster; every key expires. Followers learn of
 /// new events through pub/sub and read them with a range read.
 /// </summary>
@@ -502,16 +502,23 @@ internal sealed class RedisStreamStore : IStreamStore
         // An entry's id is its last event's position plus one, so the entries that end inside the
         // window [from, end) are one id range; the entry after them may hold the window's last
         // events (or its first, when one entry spans the whole window). Both in one round trip.
+        if (maxCount <= 0)
+        {
+            return [];
+        }
+
         var from = Math.Max(0, fromSequence);
-        var end = from + Math.Max(1, maxCount);
+        var end = from + maxCount;
         var redis = await DatabaseAsync(cancellationToken);
         var batch = redis.CreateBatch();
         var key = EventsKey(messageId);
-        var inside = batch.StreamRangeAsync(key, minId: EntryId(from), maxId: EntryId(end - 1), count: (int)(end - from));
+        var inside = batch.StreamRangeAsync(key, minId: EntryId(from), maxId: EntryId(end - 1), count: maxCount);
         var after = batch.StreamRangeAsync(key, minId: EntryId(end), maxId: "+", count: 1);
         batch.Execute();
-        var entries = await inside.WaitAsync(cancellationToken);
-        var next = await after.WaitAsync(cancellationToken);
+        // Both awaited together, so that a failure of one never leaves the other unobserved.
+        await Task.WhenAll(inside, after).WaitAsync(cancellationToken);
+        var entries = inside.Result;
+        var next = after.Result;
 
         var events = new List<StoredEvent>(Math.Min(maxCount, 1024));
         foreach (var entry in next.Length > 0 ? entries.Append(next[0]) : entries)
@@ -550,6 +557,10 @@ internal sealed class RedisStreamStore : IStreamStore
 
         var sizes = ((ReadOnlyMemory<byte>)lengths).Span;
         var sequence = last - sizes.Count((byte)',');
+        if (sequence < 0)
+        {
+            throw new RedisException($"Stream entry {id} lists more lengths than it can hold events.");
+        }
         var offset = 0;
         foreach (var range in sizes.Split((byte)','))
         {
