@@ -51,13 +51,15 @@ public abstract class StreamStoreContractTests
     }
 
     [Fact]
-    public async Task Read_NoPositions_ReturnsNothing()
+    public async Task Read_NoPositions_OrPositionsNoStreamReaches_ReturnsNothing()
     {
         var id = NewId();
         await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 3));
 
         Assert.Empty(await Store.ReadAsync(id, 0, 0, default));
         Assert.Empty(await Store.ReadAsync(id, 1, -1, default));
+        Assert.Empty(await Store.ReadAsync(id, long.MaxValue - 10, 64, default));
+        Assert.Empty(await Store.ReadAsync(id, long.MaxValue, 64, default));
     }
 
     [Fact]

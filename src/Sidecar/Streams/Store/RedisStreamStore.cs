@@ -502,12 +502,13 @@ internal sealed class RedisStreamStore : IStreamStore
         // An entry's id is its last event's position plus one, so the entries that end inside the
         // window [from, end) are one id range; the entry after them may hold the window's last
         // events (or its first, when one entry spans the whole window). Both in one round trip.
-        if (maxCount <= 0)
+        var from = Math.Max(0, fromSequence);
+        if (maxCount <= 0 || from > long.MaxValue - 2 - maxCount)
         {
+            // No positions, or none a stream can reach (and whose entry ids would overflow).
             return [];
         }
 
-        var from = Math.Max(0, fromSequence);
         var end = from + maxCount;
         var redis = await DatabaseAsync(cancellationToken);
         var batch = redis.CreateBatch();
@@ -561,6 +562,7 @@ internal sealed class RedisStreamStore : IStreamStore
         {
             throw new RedisException($"Stream entry {id} lists more lengths than it can hold events.");
         }
+
         var offset = 0;
         foreach (var range in sizes.Split((byte)','))
         {
