@@ -24,7 +24,8 @@ public sealed class StoreWriterTests : IAsyncDisposable
 
     public StoreWriterTests()
     {
-        var options = Options.Create(new StreamStoreOptions());
+        // No gathering wait (its own tests below): a wait on the test's clock would hold every batch.
+        var options = Options.Create(new StreamStoreOptions { WriteDelay = TimeSpan.Zero });
         _store = new InMemoryStreamStore(options, Options.Create(new StreamOptions()), _time);
         _writer = new StoreWriter(_store, options, _time, _services.GetRequiredService<SidecarMetrics>(), NullLogger<StoreWriter>.Instance);
     }
@@ -159,11 +160,90 @@ public sealed class StoreWriterTests : IAsyncDisposable
         Assert.Equal([false, true], phases);
     }
 
+    [Fact]
+    public async Task Gathering_EventsQueuedWhileTheWriterWaits_GoInOneBatchOnceTheDelayPassed()
+    {
+        await using var gathering = new GatheringWriter(_store, _services.GetRequiredService<SidecarMetrics>());
+        var tee = gathering.Writer.Open(new StreamRegistration("m-paced", "s-paced", "c010", "owner", "replica", Start.AddHours(1)));
+        await StoreProbe.WaitForEventsAsync(_store, "s-paced", 0);
+        var batches = gathering.Writer.Batches;
+
+        tee.Append(0, Event("one"));
+        Assert.True(await gathering.Waiting.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+        tee.Append(1, Event("two"));
+        tee.Append(2, Event("three"));
+        gathering.Time.Advance(GatheringWriter.Delay - TimeSpan.FromMilliseconds(1));
+
+        Assert.Equal(0, (await _store.GetAsync("m-paced", default))!.EventCount);
+        gathering.Time.Advance(TimeSpan.FromMilliseconds(1));
+        await StoreProbe.WaitForEventsAsync(_store, "s-paced", 3);
+        Assert.Equal(batches + 1, gathering.Writer.Batches);
+    }
+
+    [Fact]
+    public async Task Gathering_ANewStreamsRegistration_EndsTheWaitAtOnce()
+    {
+        // Its client's headers wait for the registration: never for the gathering delay.
+        await using var gathering = new GatheringWriter(_store, _services.GetRequiredService<SidecarMetrics>());
+        var paced = gathering.Writer.Open(new StreamRegistration("m-paced", "s-paced", "c010", "owner", "replica", Start.AddHours(1)));
+        await StoreProbe.WaitForEventsAsync(_store, "s-paced", 0);
+
+        paced.Append(0, Event("one"));
+        Assert.True(await gathering.Waiting.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+        var registered = gathering.Writer.Open(new StreamRegistration("m-new", "s-new", "c010", "owner", "replica", Start.AddHours(1)));
+
+        await registered.Registered.DefaultTimeout();
+        await StoreProbe.WaitForEventsAsync(_store, "s-paced", 1);
+        Assert.NotNull(await _store.GetAsync("m-new", default));
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _writer.StopAsync(CancellationToken.None);
         _writer.Dispose();
         await _services.DisposeAsync();
+    }
+
+    /// <summary>A second writer on the same store, with the gathering delay on and a clock that says when the writer waits on it.</summary>
+    private sealed class GatheringWriter : IAsyncDisposable
+    {
+        public GatheringWriter(IStreamStore store, SidecarMetrics metrics)
+        {
+            Writer = new StoreWriter(store, Options.Create(new StreamStoreOptions { WriteDelay = Delay }), Time, metrics, NullLogger<StoreWriter>.Instance);
+            Writer.StartAsync(CancellationToken.None).GetAwaiter().GetResult();
+        }
+
+        public static readonly TimeSpan Delay = TimeSpan.FromMilliseconds(20);
+
+        public SignallingTime Time { get; } = new(Start, Delay);
+
+        public StoreWriter Writer { get; }
+
+        /// <summary>Released each time the writer starts its gathering wait.</summary>
+        public SemaphoreSlim Waiting => Time.TimerCreated;
+
+        public async ValueTask DisposeAsync()
+        {
+            await Writer.StopAsync(CancellationToken.None);
+            Writer.Dispose();
+        }
+    }
+
+    /// <summary>A fake clock that signals every timer created on it for <paramref name="watched"/> (not, say, a store call's timeout).</summary>
+    private sealed class SignallingTime(DateTimeOffset start, TimeSpan watched) : FakeTimeProvider(start)
+    {
+        public SemaphoreSlim TimerCreated { get; } = new(0);
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var timer = base.CreateTimer(callback, state, dueTime, period);
+            if (dueTime == watched)
+            {
+                TimerCreated.Release();
+            }
+
+            return timer;
+        }
     }
 
     private static byte[] Event(string text) => Encoding.UTF8.GetBytes($"data: {text}\n\n");

@@ -50,6 +50,11 @@ internal sealed class StoreWriter(
     private readonly Stack<StreamWrite> _spareWrites = [];
     private long _pendingBytes;
     private int _watching;
+
+    // Registrations queued and not yet taken into a batch: while there is one, the writer does
+    // not wait (WriteDelay) before its batch. A registration queued during a wait ends it.
+    private int _registrationsQueued;
+    private TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _batches;
     private long _events;
 
@@ -76,12 +81,15 @@ internal sealed class StoreWriter(
             tee.Lose("store_down");
         }
 
+        Interlocked.Increment(ref _registrationsQueued);
         if (!Enqueue(new TeeOp(tee, registration, null, null, null)))
         {
             // The writer has stopped (shutting down): nothing of this stream will be stored.
+            Interlocked.Decrement(ref _registrationsQueued);
             tee.Lose("stopped");
         }
 
+        Volatile.Read(ref _registered).TrySetResult();
         return tee;
     }
 
@@ -123,6 +131,9 @@ internal sealed class StoreWriter(
         Log.StoreWriteLost(logger, tee.MessageId, reason);
     }
 
+    /// <summary>How many batches the writer has sent to the store.</summary>
+    internal long Batches => Interlocked.Read(ref _batches);
+
     /// <summary>
     /// For tests: called on the writer's loop when its queue is being replaced after a backlog,
     /// with false just before the fresh queue is published, with true just after (the old one
@@ -149,6 +160,12 @@ internal sealed class StoreWriter(
 
                     ops = current;
                     continue;
+                }
+
+                if (opsSinceEmpty == 0)
+                {
+                    // Caught up (the last batch emptied the queue): let events gather.
+                    await GatherAsync(stoppingToken);
                 }
 
                 opsSinceEmpty += await WriteBatchAsync(ops.Reader);
@@ -185,6 +202,29 @@ internal sealed class StoreWriter(
         }
 
         Log.StoreWriterTotals(logger, _batches, _events);
+    }
+
+    /// <summary>
+    /// Waits <see cref="StreamStoreOptions.WriteDelay"/> before a batch, unless a registration
+    /// waits or comes meanwhile: a new stream's client waits for its registration to be stored.
+    /// </summary>
+    private async Task GatherAsync(CancellationToken stoppingToken)
+    {
+        var delay = options.Value.WriteDelay;
+        if (delay <= TimeSpan.Zero || Volatile.Read(ref _registrationsQueued) > 0)
+        {
+            return;
+        }
+
+        var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Interlocked.Exchange(ref _registered, registered);
+        // Read again once the new signal is in place: a registration queued before it was is seen here.
+        if (Volatile.Read(ref _registrationsQueued) > 0)
+        {
+            return;
+        }
+
+        await registered.Task.WaitAsync(delay, time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     private static Channel<TeeOp> NewQueue() => Channel.CreateUnbounded<TeeOp>(new UnboundedChannelOptions { SingleReader = true });
@@ -229,6 +269,11 @@ internal sealed class StoreWriter(
                 order.Add((op.Tee, write));
             }
 
+            if (op.Begin is not null)
+            {
+                Interlocked.Decrement(ref _registrationsQueued);
+            }
+
             write.Begin ??= op.Begin;
             if (op.Event is { } evt)
             {
@@ -254,7 +299,7 @@ internal sealed class StoreWriter(
             writes.Add(write);
         }
 
-        _batches++;
+        Interlocked.Increment(ref _batches);
         _events += events;
         var applied = await WriteWithRetriesAsync(writes, events);
         Interlocked.Add(ref _pendingBytes, -bytes);
