@@ -47,7 +47,9 @@ internal static class ResumeBench
             // RESUME_BASELINE=<another build's Sidecar.dll>: a pair of its replicas beside these (own
             // key prefix, same Redis), measured in the same iterations, for before/after in one run.
             var baselineDll = Environment.GetEnvironmentVariable("RESUME_BASELINE");
-            string[] baselineShared = [.. shared, $"--Sidecar:Store:KeyPrefix={BaselinePrefix}"];
+            // RESUME_BASELINE_ARGS="--Name=value ...": more settings for that pair (e.g. the same build with a setting changed).
+            string[] baselineArgs = (Environment.GetEnvironmentVariable("RESUME_BASELINE_ARGS") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            string[] baselineShared = [.. shared, $"--Sidecar:Store:KeyPrefix={BaselinePrefix}", .. baselineArgs];
             (ChildProcess? Process, int Port) baselineAStart = string.IsNullOrEmpty(baselineDll) ? default
                 : await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, [.. baselineShared, "--Sidecar:Resume:ReplicaId=ba"]);
             using var baselineA = baselineAStart.Process;

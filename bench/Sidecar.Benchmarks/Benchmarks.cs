@@ -77,8 +77,7 @@ public class StoreAppendBenchmarks
     public async Task Setup()
     {
         _services = new ServiceCollection().AddMetrics().AddSingleton<SidecarMetrics>().BuildServiceProvider();
-        // No gathering wait: this measures the append path's work, not a paced writer's timing.
-        var storeOptions = Options.Create(new StreamStoreOptions { InMemoryMaxBytes = 4L << 30, WriteDelay = TimeSpan.Zero });
+        var storeOptions = Options.Create(new StreamStoreOptions { InMemoryMaxBytes = 4L << 30 });
         var store = _store = new InMemoryStreamStore(storeOptions, Options.Create(new StreamOptions()), TimeProvider.System);
         _writer = new StoreWriter(store, storeOptions, TimeProvider.System, _services.GetRequiredService<SidecarMetrics>(), NullLogger<StoreWriter>.Instance);
         await _writer.StartAsync(CancellationToken.None);

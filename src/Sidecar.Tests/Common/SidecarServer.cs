@@ -58,13 +58,6 @@ public sealed class SidecarServer : IAsyncDisposable
             // Tests stop their sidecars at once unless they test the delay.
             ["Sidecar:Streams:ShutdownDelay"] = "00:00:00",
         };
-        if (time is not null)
-        {
-            // The store writer waits on the host's clock before a batch: a test's own clock would
-            // hold every write until the test advanced it. (Real clocks keep the default.)
-            config["Sidecar:Store:WriteDelay"] = "00:00:00";
-        }
-
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             config[key] = value;

@@ -24,8 +24,8 @@ public sealed class StoreWriterTests : IAsyncDisposable
 
     public StoreWriterTests()
     {
-        // No gathering wait (its own tests below): a wait on the test's clock would hold every batch.
-        var options = Options.Create(new StreamStoreOptions { WriteDelay = TimeSpan.Zero });
+        // No gathering wait (the default; its own tests below).
+        var options = Options.Create(new StreamStoreOptions());
         _store = new InMemoryStreamStore(options, Options.Create(new StreamOptions()), _time);
         _writer = new StoreWriter(_store, options, _time, _services.GetRequiredService<SidecarMetrics>(), NullLogger<StoreWriter>.Instance);
     }
