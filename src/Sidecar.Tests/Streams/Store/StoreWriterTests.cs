@@ -165,7 +165,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
     {
         await using var gathering = new GatheringWriter(_store, _services.GetRequiredService<SidecarMetrics>());
         var tee = gathering.Writer.Open(new StreamRegistration("m-paced", "s-paced", "c010", "owner", "replica", Start.AddHours(1)));
-        await StoreProbe.WaitForEventsAsync(_store, "s-paced", 0);
+        Assert.True(await gathering.CaughtUp.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
         var batches = gathering.Writer.Batches;
 
         tee.Append(0, Event("one"));
@@ -186,7 +186,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
         // Its client's headers wait for the registration: never for the gathering delay.
         await using var gathering = new GatheringWriter(_store, _services.GetRequiredService<SidecarMetrics>());
         var paced = gathering.Writer.Open(new StreamRegistration("m-paced", "s-paced", "c010", "owner", "replica", Start.AddHours(1)));
-        await StoreProbe.WaitForEventsAsync(_store, "s-paced", 0);
+        Assert.True(await gathering.CaughtUp.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
 
         paced.Append(0, Event("one"));
         Assert.True(await gathering.Waiting.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
@@ -195,6 +195,28 @@ public sealed class StoreWriterTests : IAsyncDisposable
         await registered.Registered.DefaultTimeout();
         await StoreProbe.WaitForEventsAsync(_store, "s-paced", 1);
         Assert.NotNull(await _store.GetAsync("m-new", default));
+    }
+
+    [Theory]
+    [InlineData(15_000, 2_000, 20, 20, 5_000)]
+    [InlineData(15_000, 2_000, 1_000, 1_000, 5_000)]
+    [InlineData(9_000, 2_000, 1_000, 1_000, 3_000)]
+    [InlineData(100, 10, 1_000, 16.667, 40)]
+    [InlineData(1_000, 100, 1_000, 166.667, 400)]
+    public void Gathering_FitsInTheLease_WithTheRetryWindow(double leaseMs, double timeoutMs, double delayMs, double effectiveDelayMs, double retryWindowMs)
+    {
+        // A lease renewal waits in the gathering wait, then in a retried batch: both within the
+        // two thirds of the lease left before resumers on other replicas take the producer for dead.
+        var options = new StreamStoreOptions
+        {
+            LeaseDuration = TimeSpan.FromMilliseconds(leaseMs),
+            OperationTimeout = TimeSpan.FromMilliseconds(timeoutMs),
+            WriteDelay = TimeSpan.FromMilliseconds(delayMs),
+        };
+
+        Assert.Equal(effectiveDelayMs, options.EffectiveWriteDelay.TotalMilliseconds, 0.01);
+        Assert.Equal(retryWindowMs, options.EffectiveWriteRetryWindow.TotalMilliseconds, 0.01);
+        Assert.True(options.EffectiveWriteDelay + options.EffectiveWriteRetryWindow + options.OperationTimeout <= options.LeaseDuration * 2 / 3 + TimeSpan.FromMilliseconds(0.01));
     }
 
     public async ValueTask DisposeAsync()
@@ -209,7 +231,10 @@ public sealed class StoreWriterTests : IAsyncDisposable
     {
         public GatheringWriter(IStreamStore store, SidecarMetrics metrics)
         {
-            Writer = new StoreWriter(store, Options.Create(new StreamStoreOptions { WriteDelay = Delay }), Time, metrics, NullLogger<StoreWriter>.Instance);
+            Writer = new StoreWriter(store, Options.Create(new StreamStoreOptions { WriteDelay = Delay }), Time, metrics, NullLogger<StoreWriter>.Instance)
+            {
+                CaughtUp = () => CaughtUp.Release(),
+            };
             Writer.StartAsync(CancellationToken.None).GetAwaiter().GetResult();
         }
 
@@ -218,6 +243,9 @@ public sealed class StoreWriterTests : IAsyncDisposable
         public SignallingTime Time { get; } = new(Start, Delay);
 
         public StoreWriter Writer { get; }
+
+        /// <summary>Released each time a batch has emptied the writer's queue (the next op then starts a wait).</summary>
+        public SemaphoreSlim CaughtUp { get; } = new(0);
 
         /// <summary>Released each time the writer starts its gathering wait.</summary>
         public SemaphoreSlim Waiting => Time.TimerCreated;

@@ -131,6 +131,9 @@ internal sealed class StoreWriter(
         Log.StoreWriteLost(logger, tee.MessageId, reason);
     }
 
+    /// <summary>For tests: called on the writer's loop each time a batch has emptied its queue.</summary>
+    internal Action? CaughtUp { get; set; }
+
     /// <summary>How many batches the writer has sent to the store.</summary>
     internal long Batches => Interlocked.Read(ref _batches);
 
@@ -162,9 +165,10 @@ internal sealed class StoreWriter(
                     continue;
                 }
 
-                if (opsSinceEmpty == 0)
+                if (opsSinceEmpty == 0 && ReferenceEquals(ops, Volatile.Read(ref _ops)))
                 {
-                    // Caught up (the last batch emptied the queue): let events gather.
+                    // Caught up (the last batch emptied the queue): let events gather. Not for
+                    // what is left in a queue being replaced: the current one gathers once.
                     await GatherAsync(stoppingToken);
                 }
 
@@ -182,6 +186,7 @@ internal sealed class StoreWriter(
                     }
 
                     opsSinceEmpty = 0;
+                    CaughtUp?.Invoke();
                 }
             }
         }
@@ -210,7 +215,7 @@ internal sealed class StoreWriter(
     /// </summary>
     private async Task GatherAsync(CancellationToken stoppingToken)
     {
-        var delay = options.Value.WriteDelay;
+        var delay = options.Value.EffectiveWriteDelay;
         if (delay <= TimeSpan.Zero || Volatile.Read(ref _registrationsQueued) > 0)
         {
             return;

@@ -45,9 +45,10 @@ public sealed class StreamStoreOptions
     /// within <see cref="MaxPendingBytes"/>. Zero: no retry.
     /// </summary>
     /// <remarks>
-    /// Lease renewals queue behind a batch being retried, so the window used is at most two thirds
-    /// of <see cref="LeaseDuration"/> minus <see cref="OperationTimeout"/>: resumers on other
-    /// replicas must not take a live stream for one whose producer died.
+    /// Lease renewals queue behind a batch being retried (and wait in the gathering wait,
+    /// <see cref="WriteDelay"/>), so the window used is at most two thirds of
+    /// <see cref="LeaseDuration"/> minus <see cref="OperationTimeout"/> and that wait: resumers on
+    /// other replicas must not take a live stream for one whose producer died.
     /// </remarks>
     [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
     public TimeSpan WriteRetryWindow { get; set; } = TimeSpan.FromSeconds(5);
@@ -56,8 +57,9 @@ public sealed class StreamStoreOptions
     /// How long the store writer, once caught up, lets events gather before its next batch, so
     /// that a stream at a model's pace sends several events in one write instead of one write per
     /// event (a Redis store write costs Redis about as much for one event as for a few: 20 ms at
-    /// 10 ms per event cut Redis's CPU per event by about a third). A new stream's registration is
-    /// written at once (its client's headers wait for it). The price: a resumer following a live
+    /// 10 ms per event cut Redis's CPU per event by about a third). A new stream's registration
+    /// never waits for it (its client's headers wait for the registration). At most a sixth of
+    /// <see cref="LeaseDuration"/> is used, so that lease renewals stay in time. The price: a resumer following a live
     /// stream, or replaying one that has just ended, gets its last events up to this much later,
     /// and a replica's death can lose up to this much more of what its clients were sent. Zero
     /// (the default): a batch as soon as anything waits.
@@ -69,12 +71,18 @@ public sealed class StreamStoreOptions
     [Range(1024L * 1024, long.MaxValue)]
     public long MaxPendingBytes { get; set; } = 64L * 1024 * 1024;
 
-    /// <summary>The retry window in effect: <see cref="WriteRetryWindow"/>, shortened to fit the lease.</summary>
+    /// <summary>
+    /// The gathering wait in effect: <see cref="WriteDelay"/>, at most a sixth of
+    /// <see cref="LeaseDuration"/> (a lease renewal waits in it like any other op).
+    /// </summary>
+    internal TimeSpan EffectiveWriteDelay => WriteDelay < LeaseDuration / 6 ? WriteDelay : LeaseDuration / 6;
+
+    /// <summary>The retry window in effect: <see cref="WriteRetryWindow"/>, shortened to fit the lease (after the gathering wait).</summary>
     internal TimeSpan EffectiveWriteRetryWindow
     {
         get
         {
-            var fits = LeaseDuration - (LeaseDuration / 3) - OperationTimeout;
+            var fits = LeaseDuration - (LeaseDuration / 3) - OperationTimeout - EffectiveWriteDelay;
             return fits < WriteRetryWindow ? (fits > TimeSpan.Zero ? fits : TimeSpan.Zero) : WriteRetryWindow;
         }
     }
