@@ -210,8 +210,9 @@ internal sealed class StoreWriter(
     }
 
     /// <summary>
-    /// Waits <see cref="StreamStoreOptions.WriteDelay"/> before a batch, unless a registration
-    /// waits or comes meanwhile: a new stream's client waits for its registration to be stored.
+    /// Waits <see cref="StreamStoreOptions.WriteDelay"/> (within the lease's bound) before a batch,
+    /// unless a registration waits or comes meanwhile: a new stream's client waits for its
+    /// registration to be stored.
     /// </summary>
     private async Task GatherAsync(CancellationToken stoppingToken)
     {
