@@ -52,6 +52,34 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
     }
 
     [Fact]
+    public async Task Resume_WithTheStoreWritesGathered_ReplaysAndFollowsEveryEventOnceToTheEnd()
+    {
+        // Sidecar:Store:WriteDelay on a real clock: the store lags the live answer by up to the
+        // delay, and a resumer still gets every event once, in order, then the ending.
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?> { ["Sidecar:Store:WriteDelay"] = "00:00:00.020" });
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:5 deltas:40 pace:2");
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.NotNull(await call.Reader.NextAsync());
+        }
+
+        await StoredAsync(session, 5, sidecar);
+        using var resumed = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var resumeReader = new TestEventReader(await resumed.Content.ReadAsStreamAsync());
+        Assert.StartsWith("id: 0\n", await resumeReader.NextAsync());
+        call.Record.ReleaseGate();
+
+        var live = await call.Reader.ReadToEndAsync();
+        var replay = await resumeReader.ReadToEndAsync();
+
+        var expected = Chat.WithIds(Chat.Events(call.Record.SentBytes()));
+        Assert.Equal(expected, live);
+        Assert.Equal(expected, replay);
+    }
+
+    [Fact]
     public async Task Resume_AtRandomDisconnectPoints_FullReplayAndLastEventIdBothRebuildTheAnswer()
     {
         var random = new Random(2026);
