@@ -20,16 +20,44 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
     [Fact]
     public async Task Resume_LiveStream_ReplaysFromTheStartThenFollowsToTheEnd()
     {
-        using var client = _sidecar.CreateClient();
+        var (resumed, messageId) = await ResumeLiveStreamAsync(_sidecar, "/scenario gate:5 deltas:20");
+        using (resumed)
+        {
+            Assert.Equal("text/event-stream", resumed.Content.Headers.ContentType?.MediaType);
+            Assert.Equal("no-cache", resumed.Headers.CacheControl?.ToString());
+            Assert.Equal("none", Assert.Single(resumed.Content.Headers.ContentEncoding));
+            Assert.Equal(messageId, resumed.Headers.GetValues("x-message-id").Single());
+            Assert.False(resumed.Headers.Contains("x-vercel-ai-ui-message-stream"));
+        }
+    }
+
+    [Fact]
+    public async Task Resume_WithTheStoreWritesGathered_ReplaysAndFollowsEveryEventOnceToTheEnd()
+    {
+        // Sidecar:Store:WriteDelay on a real clock: the store lags the live answer by up to the
+        // delay, and a resumer still gets every event once, in order, then the ending.
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?> { ["Sidecar:Store:WriteDelay"] = "00:00:00.020" });
+        var (resumed, _) = await ResumeLiveStreamAsync(sidecar, "/scenario gate:5 deltas:40 pace:2");
+        resumed.Dispose();
+    }
+
+    /// <summary>
+    /// Starts an answer held after 5 events, resumes it once they are stored, then lets it go on:
+    /// the live client and the resumer (its first 5 events read before the release) each get the
+    /// whole answer, with ids. Returns the resume's response and the message id.
+    /// </summary>
+    private async Task<(HttpResponseMessage Resumed, string MessageId)> ResumeLiveStreamAsync(SidecarServer sidecar, string scenario)
+    {
+        using var client = sidecar.CreateClient();
         var session = Chat.NewSession();
-        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:5 deltas:20");
+        using var call = await Chat.StartAsync(client, _emulator, session, scenario);
         for (var i = 0; i < 5; i++)
         {
             Assert.NotNull(await call.Reader.NextAsync());
         }
 
-        await StoredAsync(session, 5);
-        using var resumed = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        await StoredAsync(session, 5, sidecar);
+        var resumed = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
         var resumeReader = new TestEventReader(await resumed.Content.ReadAsStreamAsync());
         Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
         for (var i = 0; i < 5; i++)
@@ -44,39 +72,7 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         var expected = Chat.WithIds(Chat.Events(call.Record.SentBytes()));
         Assert.Equal(expected, live);
         Assert.Equal(expected, replay);
-        Assert.Equal("text/event-stream", resumed.Content.Headers.ContentType?.MediaType);
-        Assert.Equal("no-cache", resumed.Headers.CacheControl?.ToString());
-        Assert.Equal("none", Assert.Single(resumed.Content.Headers.ContentEncoding));
-        Assert.Equal(call.Record.MessageId, resumed.Headers.GetValues("x-message-id").Single());
-        Assert.False(resumed.Headers.Contains("x-vercel-ai-ui-message-stream"));
-    }
-
-    [Fact]
-    public async Task Resume_WithTheStoreWritesGathered_ReplaysAndFollowsEveryEventOnceToTheEnd()
-    {
-        // Sidecar:Store:WriteDelay on a real clock: the store lags the live answer by up to the
-        // delay, and a resumer still gets every event once, in order, then the ending.
-        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?> { ["Sidecar:Store:WriteDelay"] = "00:00:00.020" });
-        using var client = sidecar.CreateClient();
-        var session = Chat.NewSession();
-        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:5 deltas:40 pace:2");
-        for (var i = 0; i < 5; i++)
-        {
-            Assert.NotNull(await call.Reader.NextAsync());
-        }
-
-        await StoredAsync(session, 5, sidecar);
-        using var resumed = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
-        var resumeReader = new TestEventReader(await resumed.Content.ReadAsStreamAsync());
-        Assert.StartsWith("id: 0\n", await resumeReader.NextAsync());
-        call.Record.ReleaseGate();
-
-        var live = await call.Reader.ReadToEndAsync();
-        var replay = await resumeReader.ReadToEndAsync();
-
-        var expected = Chat.WithIds(Chat.Events(call.Record.SentBytes()));
-        Assert.Equal(expected, live);
-        Assert.Equal(expected, replay);
+        return (resumed, call.Record.MessageId);
     }
 
     [Fact]

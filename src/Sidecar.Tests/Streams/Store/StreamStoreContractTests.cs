@@ -564,8 +564,7 @@ public sealed class RedisStreamStoreTests : StreamStoreContractTests, IDisposabl
         await WriteOkAsync(Append(id, 1, 7));
         await WriteOkAsync(Append(id, 8, 2));
 
-        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisServer.Configuration);
-        var entries = await redis.GetDatabase().StreamRangeAsync(EventsKey(id));
+        var entries = await EntriesAsync(id);
 
         Assert.Equal(["0-1", "0-8", "0-10"], entries.Select(e => e.Id.ToString()));
         Assert.True(entries[0]["n"].IsNull);
@@ -593,8 +592,7 @@ public sealed class RedisStreamStoreTests : StreamStoreContractTests, IDisposabl
         empties.Events.AddRange([new StoredEvent(4, Array.Empty<byte>()), new StoredEvent(5, Encoding.UTF8.GetBytes(Event(5))), new StoredEvent(6, Array.Empty<byte>())]);
         await WriteOkAsync(empties);
 
-        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisServer.Configuration);
-        var entries = await redis.GetDatabase().StreamRangeAsync(EventsKey(id));
+        var entries = await EntriesAsync(id);
         var read = await Store.ReadAsync(id, 0, 100, default);
 
         Assert.Equal(["0-3", "0-4", "0-7"], entries.Select(e => e.Id.ToString()));
@@ -659,6 +657,13 @@ public sealed class RedisStreamStoreTests : StreamStoreContractTests, IDisposabl
     private TimeSpan StreamOptionsLifetime => new StreamOptions().MaxDuration + StoreOptions.Retention;
 
     private string EventsKey(string id) => $"{StoreOptions.KeyPrefix}:{{msg:{id}}}:events";
+
+    /// <summary>The stream's entries as Redis holds them, read directly.</summary>
+    private async Task<StackExchange.Redis.StreamEntry[]> EntriesAsync(string id)
+    {
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisServer.Configuration);
+        return await redis.GetDatabase().StreamRangeAsync(EventsKey(id));
+    }
 }
 
 /// <summary>The same contract on a real three-node Redis Cluster: keys of one message share a slot, the rest spread.</summary>
