@@ -163,7 +163,7 @@ internal static class PeersBench
 
             if (idleStreams > 0)
             {
-                await IdleMemoryAsync(http, targets, idleStreams, emulatorPort);
+                await IdleMemoryAsync(targets, idleStreams, emulatorPort, emulator.Pid);
                 return 0;
             }
 
@@ -309,13 +309,23 @@ internal static class PeersBench
     /// event, through each target in turn; the target's resident memory with them open minus before,
     /// divided by N. Then the emulator releases them and they end.
     /// </summary>
-    private static async Task IdleMemoryAsync(HttpClient http, List<Target> targets, int streams, int emulatorPort)
+    /// <remarks>
+    /// Each target gets a client of its own, closed after it, and the next target waits until the
+    /// emulator has closed the connections the last one pooled to it (their idle timeout): every
+    /// stream holds four sockets here (both ends of client to proxy and of proxy to emulator), and
+    /// left open, the connections of the targets before would reach the open-files limit (20,000
+    /// per process on this machine) well before 5,000 streams through the fourth target.
+    /// </remarks>
+    private static async Task IdleMemoryAsync(List<Target> targets, int streams, int emulatorPort, int emulatorPid)
     {
         Console.WriteLine($"{streams} open streams held after their first event (heartbeats only)");
         Console.WriteLine("| target | resident before (MiB) | with the streams open (MiB) | per stream (KiB) |");
         Console.WriteLine("|---|---|---|---|");
+        var emulatorFiles = OpenFiles(emulatorPid);
         foreach (var target in targets.Where(t => t.Pids is not null))
         {
+            await ConnectionsClosedAsync(emulatorPid, emulatorFiles, TimeSpan.FromMinutes(3));
+            using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = int.MaxValue }) { Timeout = TimeSpan.FromMinutes(5) };
             GC.Collect();
             var before = Resident(target);
             var open = new List<(HttpResponseMessage Response, Stream Body, string MessageId)>();
@@ -354,6 +364,40 @@ internal static class PeersBench
                 await body.DisposeAsync();
                 response.Dispose();
             }
+        }
+    }
+
+    /// <summary>How many files a process has open, or -1 when that cannot be read.</summary>
+    private static int OpenFiles(int pid)
+    {
+        try
+        {
+            return Directory.GetFiles($"/proc/{pid}/fd").Length;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return -1;
+        }
+    }
+
+    /// <summary>
+    /// Waits, at most <paramref name="limit"/>, until a process has no more than a few hundred files
+    /// open beyond <paramref name="baseline"/> (nginx keeps up to 256 connections to the emulator
+    /// alive); says so when it gives up.
+    /// </summary>
+    private static async Task ConnectionsClosedAsync(int pid, int baseline, TimeSpan limit)
+    {
+        var waited = Stopwatch.StartNew();
+        int open;
+        while ((open = OpenFiles(pid)) > baseline + 300 && baseline >= 0)
+        {
+            if (waited.Elapsed > limit)
+            {
+                Console.WriteLine($"(the emulator still has {open} files open, {baseline} before the first target; going on)");
+                return;
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1));
         }
     }
 
