@@ -61,7 +61,13 @@ internal static class PeersBench
             using var yarp = await ChildProcess.StartAsync(yarpDll, ["--urls", $"http://127.0.0.1:{yarpPort}", $"--Upstream=http://127.0.0.1:{emulatorPort}"], yarpPort, "/__ready", cores: proxyCores);
             var (memory, memoryPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [], cores: proxyCores);
             using var memorySidecar = memory;
-            var (teed, teedPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}"], cores: proxyCores);
+            // PEERS_STORE_RETENTION=<time span>: how long the Redis tees keep an ended stream
+            // (default: the sidecar's, 24 h). A load writes tens of MB/s to Redis; kept for a day,
+            // every byte lands on memory Redis has not used yet, and on this machine a first touch
+            // of memory costs several times the write (see docs/benchmarks.md, "Ninth round"). A
+            // retention of seconds holds Redis at a steady size, as a long-running deployment is.
+            string[] retention = Environment.GetEnvironmentVariable("PEERS_STORE_RETENTION") is { Length: > 0 } kept ? [$"--Sidecar:Store:Retention={kept}"] : [];
+            var (teed, teedPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", .. retention], cores: proxyCores);
             using var redisSidecar = teed;
 
             var targets = new List<Target>
@@ -100,7 +106,7 @@ internal static class PeersBench
                     baselineRedis = ChildProcess.StartRedis(baselineRedisPort, level);
                 }
 
-                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? extraArgs : [$"--Sidecar:Store:Redis=127.0.0.1:{baselineRedisPort}", "--Sidecar:Store:KeyPrefix=baseline", .. extraArgs], environment, cores: proxyCores);
+                (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? extraArgs : [$"--Sidecar:Store:Redis=127.0.0.1:{baselineRedisPort}", "--Sidecar:Store:KeyPrefix=baseline", .. retention, .. extraArgs], environment, cores: proxyCores);
                 targets.Add(new(inMemory ? "baseline build, in-memory store" : "baseline build, Redis tee", baselinePort, () => [baseline.Pid], baseline.ManagementPort, inMemory ? null : baselineRedis ?? redis));
             }
 
@@ -417,14 +423,16 @@ internal static class PeersBench
 
         var cpuBefore = Cpu(target);
         var redisBefore = RedisCpu(target);
+        var redisResidentBefore = target.Redis is null ? 0 : ResidentOf(target.Redis.Id);
         var started = Stopwatch.GetTimestamp();
         long events = 0;
         var errors = 0;
         var rounds = 0;
         var delays = new List<double>();
+        var times = new RoundTimes();
         while (Stopwatch.GetElapsedTime(started).TotalSeconds < seconds)
         {
-            var round = await RunStreamsAsync(http, target.Port, concurrency, Scenario(paceMs), $"l{rounds++}");
+            var round = await RunStreamsAsync(http, target.Port, concurrency, Scenario(paceMs), $"l{rounds++}", rounds > 1 ? times : null);
             events += round.Events;
             errors += round.Errors;
             if (rounds > 1)
@@ -440,9 +448,11 @@ internal static class PeersBench
         delays.Sort();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"delay per stamped event, rounds 2 and after: p50 {ChildProcess.Percentile(delays, 0.5):F2} ms, p99 {ChildProcess.Percentile(delays, 0.99):F2} ms, p99.9 {ChildProcess.Percentile(delays, 0.999):F2} ms"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"rounds 2 and after, ms from a round's start: response headers p50 {RoundTimes.Percentile(times.Headers, 0.5):F2}, p99 {RoundTimes.Percentile(times.Headers, 0.99):F2}; a stream's end p50 {RoundTimes.Percentile(times.Ends, 0.5):F2}, p99 {RoundTimes.Percentile(times.Ends, 0.99):F2}; a round p50 {RoundTimes.Percentile(times.Rounds, 0.5):F2}"));
         if (target.Redis is not null)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(RedisCpu(target) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(RedisCpu(target) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs; its resident memory {redisResidentBefore / 1048576.0:F0} MiB before, {ResidentOf(target.Redis.Id) / 1048576.0:F0} MiB after"));
         }
 
         for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)
@@ -452,14 +462,48 @@ internal static class PeersBench
         }
     }
 
-    /// <summary>The resident set (VmRSS) of the target's processes, in bytes.</summary>
-    private static long Resident(Target target) =>
-        (target.Pids?.Invoke() ?? []).Sum(pid =>
+    /// <summary>When, in a round of streams, each stream had its response headers and its end, and how long each round took (ms).</summary>
+    private sealed class RoundTimes
+    {
+        public List<double> Headers { get; } = [];
+
+        public List<double> Ends { get; } = [];
+
+        public List<double> Rounds { get; } = [];
+
+        public void AddHeaders(double ms)
         {
-            var status = $"/proc/{pid}/status";
-            var line = File.Exists(status) ? File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal)) : null;
-            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-        });
+            lock (Headers)
+            {
+                Headers.Add(ms);
+            }
+        }
+
+        public void AddEnd(double ms)
+        {
+            lock (Ends)
+            {
+                Ends.Add(ms);
+            }
+        }
+
+        public static double Percentile(List<double> list, double p)
+        {
+            list.Sort();
+            return ChildProcess.Percentile(list, p);
+        }
+    }
+
+    /// <summary>The resident set (VmRSS) of the target's processes, in bytes.</summary>
+    private static long Resident(Target target) => (target.Pids?.Invoke() ?? []).Sum(ResidentOf);
+
+    /// <summary>The resident set (VmRSS) of one process, in bytes; 0 when it is gone.</summary>
+    private static long ResidentOf(int pid)
+    {
+        var status = $"/proc/{pid}/status";
+        var line = File.Exists(status) ? File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal)) : null;
+        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+    }
 
     private sealed record Result(List<double> Delays, List<double> Steady, int Errors, double Rate, double CpuPerEvent, double BatchesPerEvent, double RedisPerEvent, double RedisPerUnpacedEvent);
 
@@ -470,9 +514,11 @@ internal static class PeersBench
     /// <summary>Stamped deltas at the start of each stream left out of the "steady" delays: the streams' setup overlaps them.</summary>
     private const int StartDeltas = 10;
 
-    private static async Task<(List<double> Delays, List<double> Steady, long Events, int Errors)> RunStreamsAsync(HttpClient http, int port, int concurrency, string scenario, string tag)
+    private static async Task<(List<double> Delays, List<double> Steady, long Events, int Errors)> RunStreamsAsync(HttpClient http, int port, int concurrency, string scenario, string tag, RoundTimes? times = null)
     {
-        var results = await Task.WhenAll(Enumerable.Range(0, concurrency).Select(i => StreamAsync(http, port, $"{tag}-{port}-{i}", scenario)));
+        var started = Stopwatch.GetTimestamp();
+        var results = await Task.WhenAll(Enumerable.Range(0, concurrency).Select(i => StreamAsync(http, port, $"{tag}-{port}-{i}", scenario, started, times)));
+        times?.Rounds.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         var delays = new List<double>(results.Sum(r => r.Delays.Count));
         var steady = new List<double>(delays.Capacity);
         foreach (var r in results)
@@ -485,7 +531,7 @@ internal static class PeersBench
     }
 
     /// <summary>One stream read to its end: the delay of every stamped delta, and how many events came.</summary>
-    private static async Task<(List<double> Delays, long Events, bool Failed)> StreamAsync(HttpClient http, int port, string session, string scenario)
+    private static async Task<(List<double> Delays, long Events, bool Failed)> StreamAsync(HttpClient http, int port, string session, string scenario, long roundStarted = 0, RoundTimes? times = null)
     {
         var delays = new List<double>(Events);
         long events = 0;
@@ -496,6 +542,7 @@ internal static class PeersBench
                 Content = new StringContent($$"""{"messages":[{"id":"u","role":"user","parts":[{"type":"text","text":"/scenario {{scenario}}"}]}]}""", Encoding.UTF8, "application/json"),
             };
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            times?.AddHeaders(Stopwatch.GetElapsedTime(roundStarted).TotalMilliseconds);
             await using var body = await response.Content.ReadAsStreamAsync();
             using var reader = new StreamReader(body, Encoding.UTF8);
             string? line;
@@ -521,6 +568,8 @@ internal static class PeersBench
 
                 sawDone |= line == "data: [DONE]";
             }
+
+            times?.AddEnd(Stopwatch.GetElapsedTime(roundStarted).TotalMilliseconds);
 
             return (delays, events, !sawDone);
         }

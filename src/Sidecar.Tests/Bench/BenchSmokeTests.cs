@@ -27,6 +27,31 @@ public class BenchSmokeTests
     }
 
     /// <summary>
+    /// The idle-memory run gives each target a client of its own and reports memory per stream for
+    /// every target, the Redis tee included (the fourth target, which earlier ran out of files).
+    /// </summary>
+    [Fact]
+    public async Task IdleHarness_TinyRun_ReportsEveryTarget()
+    {
+        var text = await RunHarnessAsync("idle", "20");
+        Assert.Contains("20 open streams held after their first event", text, StringComparison.Ordinal);
+        foreach (var target in new[] { "plain YARP", "sidecar, in-memory store", "sidecar, Redis tee" })
+        {
+            Assert.Matches($@"\| {target} \| \d+ \| \d+ \| -?\d+\.\d \|", text);
+        }
+    }
+
+    /// <summary>A short load on the Redis tee reports its rate, when streams got their headers and ends within a round, and Redis's memory.</summary>
+    [Fact]
+    public async Task LoadHarness_TinyRun_ReportsRoundTimesAndRedis()
+    {
+        var text = await RunHarnessAsync("load", "Redis tee", "2", "1", "1");
+        Assert.Matches(@", 0 errors in [\d.]+ s: \d+ events/s", text);
+        Assert.Matches(@"rounds 2 and after, ms from a round's start: response headers p50 [\d.]+, p99 [\d.]+; a stream's end p50 [\d.]+", text);
+        Assert.Matches(@"Redis's own CPU per event: [\d.]+ µs; its resident memory \d+ MiB before, \d+ MiB after", text);
+    }
+
+    /// <summary>
     /// The fault matrix against real processes (two sidecar replicas, redis-server, the emulator):
     /// every cell passes, and the report names each.
     /// </summary>
