@@ -63,9 +63,11 @@ internal static class PeersBench
             using var memorySidecar = memory;
             // PEERS_STORE_RETENTION=<time span>: how long the Redis tees keep an ended stream
             // (default: the sidecar's, 24 h). A load writes tens of MB/s to Redis; kept for a day,
-            // every byte lands on memory Redis has not used yet, and on this machine a first touch
-            // of memory costs several times the write (see docs/benchmarks.md, "Ninth round"). A
-            // retention of seconds holds Redis at a steady size, as a long-running deployment is.
+            // every byte lands on memory Redis has not used yet, and where a first touch of memory
+            // is dear (a virtual machine's) it costs several times the write (see
+            // docs/benchmarks.md, "Ninth round"). A retention of seconds holds Redis at a steady
+            // size, as a long-running deployment is. The baseline build gets it too, before
+            // PEERS_BASELINE_ARGS (a retention there wins).
             string[] retention = Environment.GetEnvironmentVariable("PEERS_STORE_RETENTION") is { Length: > 0 } kept ? [$"--Sidecar:Store:Retention={kept}"] : [];
             var (teed, teedPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", .. retention], cores: proxyCores);
             using var redisSidecar = teed;
@@ -317,10 +319,10 @@ internal static class PeersBench
     /// </summary>
     /// <remarks>
     /// Each target gets a client of its own, closed after it, and the next target waits until the
-    /// emulator has closed the connections the last one pooled to it (their idle timeout): every
-    /// stream holds four sockets here (both ends of client to proxy and of proxy to emulator), and
-    /// left open, the connections of the targets before would reach the open-files limit (20,000
-    /// per process on this machine) well before 5,000 streams through the fourth target.
+    /// emulator has closed the connections the last proxy pooled to it (their idle timeout). With
+    /// one client kept for every target, this harness held the earlier targets' pooled connections
+    /// (5,000 each) and at 5,000 streams through the fourth target reached a per-process limit of
+    /// 20,000 open files; the emulator, holding every proxy's pooled connections, would be next.
     /// </remarks>
     private static async Task IdleMemoryAsync(List<Target> targets, int streams, int emulatorPort, int emulatorPid)
     {
@@ -394,12 +396,18 @@ internal static class PeersBench
     private static async Task ConnectionsClosedAsync(int pid, int baseline, TimeSpan limit)
     {
         var waited = Stopwatch.StartNew();
-        int open;
-        while ((open = OpenFiles(pid)) > baseline + 300 && baseline >= 0)
+        if (baseline < 0)
         {
-            if (waited.Elapsed > limit)
+            Console.Error.WriteLine("(the emulator's open files cannot be counted: not waiting for its connections to close)");
+            return;
+        }
+
+        int open;
+        while ((open = OpenFiles(pid)) > baseline + 300)
+        {
+            if (open < 0 || waited.Elapsed > limit)
             {
-                Console.WriteLine($"(the emulator still has {open} files open, {baseline} before the first target; going on)");
+                Console.Error.WriteLine($"(the emulator has {open} files open, {baseline} before the first target; going on)");
                 return;
             }
 
@@ -430,9 +438,11 @@ internal static class PeersBench
         var rounds = 0;
         var delays = new List<double>();
         var times = new RoundTimes();
-        while (Stopwatch.GetElapsedTime(started).TotalSeconds < seconds)
+        // At least two rounds: the first is left out of the delays and times.
+        while (rounds < 2 || Stopwatch.GetElapsedTime(started).TotalSeconds < seconds)
         {
-            var round = await RunStreamsAsync(http, target.Port, concurrency, Scenario(paceMs), $"l{rounds++}", rounds > 1 ? times : null);
+            rounds++;
+            var round = await RunStreamsAsync(http, target.Port, concurrency, Scenario(paceMs), $"l{rounds}", rounds > 1 ? times : null);
             events += round.Events;
             errors += round.Errors;
             if (rounds > 1)
