@@ -51,6 +51,15 @@ internal static class PeersBench
 
         var redisPort = ChildProcess.FreePort();
         using var redis = ChildProcess.StartRedis(redisPort);
+        // PEERS_REDIS_ON_PROXY_CORE=1 (with PEERS_PIN): Redis on the proxies' core instead of the
+        // load's, so that the Redis tee pays for its store on its own core and the load's core
+        // does the same work for every target.
+        var redisOnProxyCore = pin && Environment.GetEnvironmentVariable("PEERS_REDIS_ON_PROXY_CORE") == "1";
+        if (redisOnProxyCore)
+        {
+            await PinAsync(redis.Id, proxyCores!);
+        }
+
         Process? nginx = null;
         Process? baselineRedis = null;
         try
@@ -106,6 +115,10 @@ internal static class PeersBench
 
                     baselineRedisPort = ChildProcess.FreePort();
                     baselineRedis = ChildProcess.StartRedis(baselineRedisPort, level);
+                    if (redisOnProxyCore)
+                    {
+                        await PinAsync(baselineRedis.Id, proxyCores!);
+                    }
                 }
 
                 (baseline, var baselinePort) = await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, inMemory ? extraArgs : [$"--Sidecar:Store:Redis=127.0.0.1:{baselineRedisPort}", "--Sidecar:Store:KeyPrefix=baseline", .. retention, .. extraArgs], environment, cores: proxyCores);
@@ -139,7 +152,9 @@ internal static class PeersBench
                     }
                 }
 
-                Console.WriteLine($"pinned: every proxy on core {proxyCore}; the load client, the emulator and Redis on cores {otherCores}");
+                Console.WriteLine(redisOnProxyCore
+                    ? $"pinned: every proxy and Redis on core {proxyCore}; the load client and the emulator on cores {otherCores}"
+                    : $"pinned: every proxy on core {proxyCore}; the load client, the emulator and Redis on cores {otherCores}");
             }
 
             using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = int.MaxValue, PooledConnectionLifetime = TimeSpan.FromMinutes(10) }) { Timeout = TimeSpan.FromMinutes(5) };
@@ -433,6 +448,36 @@ internal static class PeersBench
         var redisBefore = RedisCpu(target);
         var redisResidentBefore = target.Redis is null ? 0 : ResidentOf(target.Redis.Id);
         var started = Stopwatch.GetTimestamp();
+        if (Environment.GetEnvironmentVariable("PEERS_LOAD_STEADY") == "1")
+        {
+            // PEERS_LOAD_STEADY=1: N streams always in flight, each client starting its next
+            // stream as soon as its last one ends, instead of rounds that wait for their slowest
+            // stream (where the tail of each round leaves the cores idle).
+            var workers = await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async w =>
+            {
+                long done = 0;
+                var failed = 0;
+                for (var k = 0; Stopwatch.GetElapsedTime(started).TotalSeconds < seconds; k++)
+                {
+                    var one = await StreamAsync(http, target.Port, $"s{w}x{k}-{target.Port}", Scenario(paceMs));
+                    done += one.Events;
+                    failed += one.Failed ? 1 : 0;
+                }
+
+                return (Events: done, Errors: failed);
+            }));
+            var steadyElapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var steadyEvents = workers.Sum(r => r.Events);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{concurrency} streams always in flight: {steadyEvents} events, {workers.Sum(r => r.Errors)} errors in {steadyElapsed:F1} s: {steadyEvents / steadyElapsed:F0} events/s, CPU per event {(Cpu(target) - cpuBefore).TotalMicroseconds / Math.Max(1, steadyEvents):F1} µs"));
+            if (target.Redis is not null)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(RedisCpu(target) - redisBefore).TotalMicroseconds / Math.Max(1, steadyEvents):F1} µs; its resident memory {redisResidentBefore / 1048576.0:F0} MiB before, {ResidentOf(target.Redis.Id) / 1048576.0:F0} MiB after"));
+            }
+
+            return;
+        }
+
         long events = 0;
         var errors = 0;
         var rounds = 0;
