@@ -53,6 +53,26 @@ public class BenchSmokeTests
     }
 
     /// <summary>
+    /// The steady load (streams always in flight) on a Redis tee with a retention of seconds runs
+    /// and reports its rate and Redis's share.
+    /// </summary>
+    [Fact]
+    public async Task LoadHarness_SteadyTinyRun_ReportsRateAndRedis()
+    {
+        var text = await RunAsync(
+            "Sidecar.Bench",
+            new Dictionary<string, string> { ["PEERS_LOAD_STEADY"] = "1", ["PEERS_STORE_RETENTION"] = "00:00:05" },
+            "load",
+            "Redis tee",
+            "2",
+            "1",
+            "1");
+        Assert.Matches(@"2 streams always in flight: [1-9]\d* events, 0 errors in [\d.]+ s: \d+ events/s", text);
+        Assert.Matches(@"Redis's own CPU per event: [\d.]+ µs; its resident memory \d+ MiB before, \d+ MiB after", text);
+        Assert.DoesNotContain("rounds 2 and after", text, StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// The fault matrix against real processes (two sidecar replicas, redis-server, the emulator):
     /// every cell passes, and the report names each.
     /// </summary>
@@ -82,7 +102,10 @@ public class BenchSmokeTests
     private static Task<string> RunHarnessAsync(params string[] args) => RunAsync("Sidecar.Bench", args);
 
     /// <summary>Runs a built project of <c>bench/</c> with <paramref name="args"/>; returns its output once it exited with 0.</summary>
-    private static async Task<string> RunAsync(string project, params string[] args)
+    private static Task<string> RunAsync(string project, params string[] args) => RunAsync(project, null, args);
+
+    /// <summary>As <see cref="RunAsync(string, string[])"/>, with <paramref name="environment"/> added to the harness's environment.</summary>
+    private static async Task<string> RunAsync(string project, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
 #if DEBUG
         const string configuration = "Debug";
@@ -92,6 +115,11 @@ public class BenchSmokeTests
         var dll = Path.Combine(Loopback.RepositoryRoot(), "bench", project, "bin", configuration, "net10.0", project + ".dll");
         Assert.True(File.Exists(dll), $"build the solution first: {dll} is missing");
         var info = new ProcessStartInfo("dotnet", [dll, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
+
         using var process = Process.Start(info)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
