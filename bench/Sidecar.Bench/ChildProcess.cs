@@ -162,6 +162,10 @@ internal sealed class ChildProcess : IDisposable
         return Process.Start(new ProcessStartInfo(command[0], command[1..]) { RedirectStandardOutput = true })!;
     }
 
+    /// <summary>The command-line arguments an environment variable lists, space-separated ("--Name=value ..."); none when it is unset.</summary>
+    public static string[] ArgumentsFrom(string variable) =>
+        (Environment.GetEnvironmentVariable(variable) ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
     /// <summary>The q-quantile of sorted values (NaN when there are none).</summary>
     public static double Percentile(IReadOnlyList<double> sorted, double q) =>
         sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, Math.Max(0, (int)Math.Ceiling(q * sorted.Count) - 1))];

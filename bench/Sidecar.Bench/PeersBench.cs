@@ -98,7 +98,7 @@ internal static class PeersBench
                 // PEERS_BASELINE_STORE=memory: that build with the in-memory store instead of the Redis tee.
                 var inMemory = Environment.GetEnvironmentVariable("PEERS_BASELINE_STORE") == "memory";
                 // PEERS_BASELINE_ARGS="--Name=value ...": more settings for that process.
-                string[] extraArgs = (Environment.GetEnvironmentVariable("PEERS_BASELINE_ARGS") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                var extraArgs = ChildProcess.ArgumentsFrom("PEERS_BASELINE_ARGS");
                 // PEERS_BASELINE_REDIS_NICE=N: that build with a redis-server of its own, run at
                 // that niceness: Redis then gets a small share of the cores while the proxy's
                 // threads want them (it still runs on the same cores; with PEERS_PIN, on the load's).
@@ -448,6 +448,16 @@ internal static class PeersBench
         var redisBefore = RedisCpu(target);
         var redisResidentBefore = target.Redis is null ? 0 : ResidentOf(target.Redis.Id);
         var started = Stopwatch.GetTimestamp();
+
+        // Redis's share of the load (Redis tees only): its CPU per event, and how it grew.
+        void ReportRedis(long counted)
+        {
+            if (target.Redis is not null)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(RedisCpu(target) - redisBefore).TotalMicroseconds / Math.Max(1, counted):F1} µs; its resident memory {redisResidentBefore / 1048576.0:F0} MiB before, {ResidentOf(target.Redis.Id) / 1048576.0:F0} MiB after"));
+            }
+        }
+
         if (Environment.GetEnvironmentVariable("PEERS_LOAD_STEADY") == "1")
         {
             // PEERS_LOAD_STEADY=1: N streams always in flight, each client starting its next
@@ -470,10 +480,7 @@ internal static class PeersBench
             var steadyEvents = workers.Sum(r => r.Events);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{concurrency} streams always in flight: {steadyEvents} events, {workers.Sum(r => r.Errors)} errors in {steadyElapsed:F1} s: {steadyEvents / steadyElapsed:F0} events/s, CPU per event {(Cpu(target) - cpuBefore).TotalMicroseconds / Math.Max(1, steadyEvents):F1} µs"));
-            if (target.Redis is not null)
-            {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(RedisCpu(target) - redisBefore).TotalMicroseconds / Math.Max(1, steadyEvents):F1} µs; its resident memory {redisResidentBefore / 1048576.0:F0} MiB before, {ResidentOf(target.Redis.Id) / 1048576.0:F0} MiB after"));
-            }
+            ReportRedis(steadyEvents);
 
             return;
         }
@@ -505,10 +512,7 @@ internal static class PeersBench
             $"delay per stamped event, rounds 2 and after: p50 {ChildProcess.Percentile(delays, 0.5):F2} ms, p99 {ChildProcess.Percentile(delays, 0.99):F2} ms, p99.9 {ChildProcess.Percentile(delays, 0.999):F2} ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"rounds 2 and after, ms from a round's start: response headers p50 {RoundTimes.Percentile(times.Headers, 0.5):F2}, p99 {RoundTimes.Percentile(times.Headers, 0.99):F2}; a stream's end p50 {RoundTimes.Percentile(times.Ends, 0.5):F2}, p99 {RoundTimes.Percentile(times.Ends, 0.99):F2}; a round p50 {RoundTimes.Percentile(times.Rounds, 0.5):F2}"));
-        if (target.Redis is not null)
-        {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(RedisCpu(target) - redisBefore).TotalMicroseconds / Math.Max(1, events):F1} µs; its resident memory {redisResidentBefore / 1048576.0:F0} MiB before, {ResidentOf(target.Redis.Id) / 1048576.0:F0} MiB after"));
-        }
+        ReportRedis(events);
 
         for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)
         {

@@ -48,7 +48,7 @@ internal static class ResumeBench
             // key prefix, same Redis), measured in the same iterations, for before/after in one run.
             var baselineDll = Environment.GetEnvironmentVariable("RESUME_BASELINE");
             // RESUME_BASELINE_ARGS="--Name=value ...": more settings for that pair (e.g. the same build with a setting changed).
-            string[] baselineArgs = (Environment.GetEnvironmentVariable("RESUME_BASELINE_ARGS") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var baselineArgs = ChildProcess.ArgumentsFrom("RESUME_BASELINE_ARGS");
             string[] baselineShared = [.. shared, $"--Sidecar:Store:KeyPrefix={BaselinePrefix}", .. baselineArgs];
             (ChildProcess? Process, int Port) baselineAStart = string.IsNullOrEmpty(baselineDll) ? default
                 : await ChildProcess.StartSidecarAsync(baselineDll, emulatorPort, [.. baselineShared, "--Sidecar:Resume:ReplicaId=ba"]);
