@@ -458,6 +458,16 @@ internal static class PeersBench
             }
         }
 
+        // The sidecar's collector over the window (its management port serves the runtime's metrics).
+        async Task ReportGcAsync(long counted)
+        {
+            for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)
+            {
+                var after = await ChildProcess.MetricAsync(http, target.ManagementPort, gcMetrics[i]);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{gcMetrics[i]}: +{after - gcBefore[i]:G4} ({(after - gcBefore[i]) / Math.Max(1, counted):G4} per event)"));
+            }
+        }
+
         if (Environment.GetEnvironmentVariable("PEERS_LOAD_STEADY") == "1")
         {
             // PEERS_LOAD_STEADY=1: N streams always in flight, each client starting its next
@@ -481,7 +491,7 @@ internal static class PeersBench
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{concurrency} streams always in flight: {steadyEvents} events, {workers.Sum(r => r.Errors)} errors in {steadyElapsed:F1} s: {steadyEvents / steadyElapsed:F0} events/s, CPU per event {(Cpu(target) - cpuBefore).TotalMicroseconds / Math.Max(1, steadyEvents):F1} µs"));
             ReportRedis(steadyEvents);
-
+            await ReportGcAsync(steadyEvents);
             return;
         }
 
@@ -513,12 +523,7 @@ internal static class PeersBench
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"rounds 2 and after, ms from a round's start: response headers p50 {RoundTimes.Percentile(times.Headers, 0.5):F2}, p99 {RoundTimes.Percentile(times.Headers, 0.99):F2}; a stream's end p50 {RoundTimes.Percentile(times.Ends, 0.5):F2}, p99 {RoundTimes.Percentile(times.Ends, 0.99):F2}; a round p50 {RoundTimes.Percentile(times.Rounds, 0.5):F2}"));
         ReportRedis(events);
-
-        for (var i = 0; target.ManagementPort != 0 && i < gcMetrics.Length; i++)
-        {
-            var after = await ChildProcess.MetricAsync(http, target.ManagementPort, gcMetrics[i]);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{gcMetrics[i]}: +{after - gcBefore[i]:G4} ({(after - gcBefore[i]) / Math.Max(1, events):G4} per event)"));
-        }
+        await ReportGcAsync(events);
     }
 
     /// <summary>When, in a round of streams, each stream had its response headers and its end, and how long each round took (ms).</summary>
