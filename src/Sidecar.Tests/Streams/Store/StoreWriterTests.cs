@@ -15,7 +15,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
     private static readonly DateTimeOffset Start = new(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
 
     // Events queued before the writer starts in the queue-replacement tests: past its threshold.
-    private const int BacklogEvents = 20_000;
+    private const int BacklogEvents = 70_000;
 
     private readonly FakeTimeProvider _time = new(Start);
     private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().AddSingleton<SidecarMetrics>().BuildServiceProvider();
@@ -85,7 +85,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
     [Fact]
     public async Task Queue_AfterALargeBacklogDrained_IsReplaced_AndEveryStreamKeepsItsOrder()
     {
-        // A backlog of 20,000 events (as after a stall of the store), queued before the writer
+        // A backlog of 70,000 events (as after a stall of the store), queued before the writer
         // starts; then four streams written from four threads while the writer drains it and
         // replaces its queue: every event stored once, in order (a store refuses a gap). (In trial
         // runs the queue was replaced while all four were mid-stream; the next test makes certain
@@ -158,6 +158,59 @@ public sealed class StoreWriterTests : IAsyncDisposable
         var events = await _store.ReadAsync("m-straddle", 0, 100, default);
         Assert.Equal(Enumerable.Range(0, 20).Select(i => $"data: s{i}\n\n"), events.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
         Assert.Equal([false, true], phases);
+    }
+
+    [Fact]
+    public async Task Queue_NeverEmptyButNeverDeep_IsKeptThroughALongRun()
+    {
+        // Under a steady load the queue may not empty between batches for a long run while it never
+        // holds many ops: its ring is small and stays. (Counting the ops since it was last empty
+        // instead replaced it several times a second under such a load, each fresh queue growing
+        // its ring again.) Here 70 batches of 1,000 events: each next 1,000 are queued while the
+        // store holds the batch before, so 70,000 ops (more than the bound on what the queue may
+        // hold) go through without the queue once empty, and it never holds more than 1,001.
+        const int Batches = 70;
+        const int PerBatch = 1_000;
+        var gated = new GatedStore(_store);
+        var writer = new StoreWriter(gated, Options.Create(new StreamStoreOptions()), _time, _services.GetRequiredService<SidecarMetrics>(), NullLogger<StoreWriter>.Instance);
+        var replacements = 0;
+        writer.QueueReplacing = published => _ = published && Interlocked.Increment(ref replacements) > 0;
+        var tee = writer.Open(new StreamRegistration("m-steady", "s-steady", "c010", "owner", "replica", Start.AddHours(1)));
+        for (var i = 0; i < PerBatch; i++)
+        {
+            tee.Append(i, Event("e" + i));
+        }
+
+        await writer.StartAsync(CancellationToken.None);
+        try
+        {
+            for (var batch = 1; batch < Batches; batch++)
+            {
+                // The writer has taken everything queued and waits on the store.
+                Assert.True(await gated.Entered.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+                for (var i = batch * PerBatch; i < (batch + 1) * PerBatch; i++)
+                {
+                    tee.Append(i, Event("e" + i));
+                }
+
+                gated.Release.Release();
+            }
+
+            Assert.True(await gated.Entered.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+            gated.Open();
+            tee.End(StoredStreamState.Completed);
+            await StoreProbe.WaitForEndAsync(_store, "s-steady");
+
+            Assert.Equal(Batches * PerBatch, (await _store.GetAsync("m-steady", default))!.EventCount);
+            Assert.True(writer.Batches >= Batches, $"{writer.Batches} batches");
+            Assert.Equal(0, Volatile.Read(ref replacements));
+        }
+        finally
+        {
+            gated.Open();
+            await writer.StopAsync(CancellationToken.None);
+            writer.Dispose();
+        }
     }
 
     [Fact]
@@ -255,6 +308,64 @@ public sealed class StoreWriterTests : IAsyncDisposable
             await Writer.StopAsync(CancellationToken.None);
             Writer.Dispose();
         }
+    }
+
+    /// <summary>A store whose writes each wait for the test (until it is opened), saying when one has come.</summary>
+    private sealed class GatedStore(IStreamStore inner) : IStreamStore
+    {
+        private volatile bool _open;
+
+        /// <summary>Released each time a write reaches the store.</summary>
+        public SemaphoreSlim Entered { get; } = new(0);
+
+        /// <summary>Released by the test to let one write through.</summary>
+        public SemaphoreSlim Release { get; } = new(0);
+
+        public bool IsAvailable => inner.IsAvailable;
+
+        public event Action? Unavailable { add => inner.Unavailable += value; remove => inner.Unavailable -= value; }
+
+        public event Action? Available { add => inner.Available += value; remove => inner.Available -= value; }
+
+        public event Action<string>? StopRequested { add => inner.StopRequested += value; remove => inner.StopRequested -= value; }
+
+        public event Action<string, string>? AckPublished { add => inner.AckPublished += value; remove => inner.AckPublished -= value; }
+
+        /// <summary>From now on every write goes through at once.</summary>
+        public void Open()
+        {
+            _open = true;
+            Release.Release();
+        }
+
+        public async Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken)
+        {
+            if (!_open)
+            {
+                Entered.Release();
+                await Release.WaitAsync(cancellationToken);
+            }
+
+            return await inner.WriteAsync(writes, cancellationToken);
+        }
+
+        public Task RequestStopAsync(string messageId, CancellationToken cancellationToken) => inner.RequestStopAsync(messageId, cancellationToken);
+
+        public Task PublishAckAsync(string messageId, string ack, CancellationToken cancellationToken) => inner.PublishAckAsync(messageId, ack, cancellationToken);
+
+        public Task<bool> EndAbandonedAsync(string messageId, long eventCount, ReadOnlyMemory<byte> ending, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.EndAbandonedAsync(messageId, eventCount, ending, now, cancellationToken);
+
+        public Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken) => inner.FindActiveAsync(sessionId, cancellationToken);
+
+        public Task<string?> FindActiveIdAsync(string sessionId, CancellationToken cancellationToken) => inner.FindActiveIdAsync(sessionId, cancellationToken);
+
+        public Task<StreamRecord?> GetAsync(string messageId, CancellationToken cancellationToken) => inner.GetAsync(messageId, cancellationToken);
+
+        public Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken) =>
+            inner.ReadAsync(messageId, fromSequence, maxCount, cancellationToken);
+
+        public Task<IStreamFollower> FollowAsync(string messageId, CancellationToken cancellationToken) => inner.FollowAsync(messageId, cancellationToken);
     }
 
     /// <summary>A fake clock that signals every timer created on it for <paramref name="watched"/> (not, say, a store call's timeout).</summary>

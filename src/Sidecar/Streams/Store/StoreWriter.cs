@@ -21,17 +21,26 @@ internal sealed class StoreWriter(
 {
     private const int MaxBatchOps = 4096;
     private const int MaxSpareWrites = 1024;
-    private const int MaxSpareWriteEvents = 64;
+
+    // The spare writes' event lists: a list of up to this many events is kept, within a budget
+    // (24 bytes an event, so 1.5 MiB in all). Unpaced, a stream's write holds a hundred events or
+    // more, and dropping every list that grew (as the bound of 64 did) allocated them afresh per
+    // batch; they lived through the store's round trip, so the collector copied them too.
+    private const int MaxSpareWriteEvents = 4096;
+    private const int MaxSpareEventCapacity = 64 * 1024;
 
     // One batch is one store call: keep it small enough not to stall Redis or pass the timeout.
     private const long MaxBatchBytes = 1024 * 1024;
 
-    // After a run of more ops than this without the queue once empty (a stall of the store under
-    // load), the queue is replaced by a fresh one once drained: an unbounded channel's queue keeps
-    // the largest ring it grew to (about 70 bytes per op), which after a long stall at
-    // MaxPendingBytes would be tens of MiB. (Its reader cannot count what waits; the ops read
-    // since it was last empty bound that from above.)
-    private const int RenewQueueAfterOps = 16 * 1024;
+    // Once the queue has held more ops than this at once (a stall of the store under load), it is
+    // replaced by a fresh one when drained: an unbounded channel's queue keeps the largest ring it
+    // grew to (about 80 bytes per op), which after a long stall at MaxPendingBytes would be tens of
+    // MiB; up to this bound (about 5 MiB) it is kept. The ops waiting are counted (the channel's
+    // reader cannot count them). Counting instead the ops read since the queue was last empty, with
+    // a bound of 16K, replaced it many times a second under an unpaced load whose store round trips
+    // let it hold that many: each fresh queue grew its ring again, in arrays large enough for the
+    // large object heap, whose collections are full ones.
+    private const int RenewQueueAfterOps = 64 * 1024;
 
     // Replaced only by the writer, when empty; ops written to the old one before it is completed
     // are written before any of the new one's, so each stream's ops keep their order.
@@ -48,7 +57,11 @@ internal sealed class StoreWriter(
     // event for each of many streams, and a write (with its event list) per stream per batch was
     // a good part of what the tee allocated per event.
     private readonly Stack<StreamWrite> _spareWrites = [];
+    private int _spareEventCapacity;
     private long _pendingBytes;
+
+    // Ops queued and not yet taken into a batch (across a queue's replacement).
+    private int _queuedOps;
     private int _watching;
 
     // Registrations queued and not yet taken into a batch: while there is one, the writer does
@@ -148,6 +161,10 @@ internal sealed class StoreWriter(
     {
         var ops = Volatile.Read(ref _ops);
         long opsSinceEmpty = 0;
+
+        // The most ops the current queue has held at once: what its ring grew to. Between two
+        // batches the queue only grows, so the count before each batch is the peak since the last.
+        var queuePeak = 0;
         try
         {
             while (true)
@@ -172,10 +189,13 @@ internal sealed class StoreWriter(
                     await GatherAsync(stoppingToken);
                 }
 
-                opsSinceEmpty += await WriteBatchAsync(ops.Reader);
+                queuePeak = Math.Max(queuePeak, Volatile.Read(ref _queuedOps));
+                var taken = await WriteBatchAsync(ops.Reader);
+                Interlocked.Add(ref _queuedOps, -taken);
+                opsSinceEmpty += taken;
                 if (!ops.Reader.TryPeek(out _))
                 {
-                    if (opsSinceEmpty > RenewQueueAfterOps && ReferenceEquals(ops, Volatile.Read(ref _ops)))
+                    if (queuePeak > RenewQueueAfterOps && ReferenceEquals(ops, Volatile.Read(ref _ops)))
                     {
                         // Drained after a backlog: a fresh queue, and the old one (with its large
                         // ring) is read to its end, then let go.
@@ -183,6 +203,7 @@ internal sealed class StoreWriter(
                         Volatile.Write(ref _ops, NewQueue());
                         QueueReplacing?.Invoke(true);
                         ops.Writer.TryComplete();
+                        queuePeak = 0;
                     }
 
                     opsSinceEmpty = 0;
@@ -243,6 +264,7 @@ internal sealed class StoreWriter(
             var ops = Volatile.Read(ref _ops);
             if (ops.Writer.TryWrite(op))
             {
+                Interlocked.Increment(ref _queuedOps);
                 return true;
             }
 
@@ -270,7 +292,7 @@ internal sealed class StoreWriter(
         {
             if (!byTee.TryGetValue(op.Tee, out var write) || write.End is not null)
             {
-                write = _spareWrites.TryPop(out var spare) ? spare.Reuse(op.Tee.MessageId) : new StreamWrite(op.Tee.MessageId);
+                write = NewWrite(op.Tee.MessageId);
                 byTee[op.Tee] = write;
                 order.Add((op.Tee, write));
             }
@@ -338,14 +360,28 @@ internal sealed class StoreWriter(
 
         foreach (var (_, write) in order)
         {
-            // Not the list of a burst (it would keep its size), nor more than a batch's worth.
-            if (write.Events.Capacity <= MaxSpareWriteEvents && _spareWrites.Count < MaxSpareWrites)
+            // Not the list of a burst (it would keep its size), nor past the budget.
+            var capacity = write.Events.Capacity;
+            if (capacity <= MaxSpareWriteEvents && _spareWrites.Count < MaxSpareWrites && _spareEventCapacity + capacity <= MaxSpareEventCapacity)
             {
+                _spareEventCapacity += capacity;
                 _spareWrites.Push(write);
             }
         }
 
         return count;
+    }
+
+    /// <summary>A write for one stream in the batch being built: a spare one emptied, or a new one.</summary>
+    private StreamWrite NewWrite(string messageId)
+    {
+        if (!_spareWrites.TryPop(out var spare))
+        {
+            return new StreamWrite(messageId);
+        }
+
+        _spareEventCapacity -= spare.Events.Capacity;
+        return spare.Reuse(messageId);
     }
 
     /// <summary>
