@@ -22,12 +22,14 @@ internal sealed class StoreWriter(
     private const int MaxBatchOps = 4096;
     private const int MaxSpareWrites = 1024;
 
-    // The spare writes' event lists: a list of up to this many events is kept, within a budget
-    // (24 bytes an event, so 1.5 MiB in all). Unpaced, a stream's write holds a hundred events or
-    // more, and dropping every list that grew (as the bound of 64 did) allocated them afresh per
-    // batch; they lived through the store's round trip, so the collector copied them too.
-    private const int MaxSpareWriteEvents = 4096;
+    // The spare writes' event lists, kept within a budget (24 bytes an event, so 1.5 MiB in all).
+    // Unpaced, a stream's write holds about a hundred events, and dropping every list that grew
+    // past 64 (the earlier rule) allocated them afresh per batch; they lived through the store's
+    // round trip, so the collector copied them too. A list far larger than its last use is not
+    // kept: after a burst, large lists would otherwise hold the budget while small writes went
+    // without.
     private const int MaxSpareEventCapacity = 64 * 1024;
+    private const int SmallListCapacity = 64;
 
     // One batch is one store call: keep it small enough not to stall Redis or pass the timeout.
     private const long MaxBatchBytes = 1024 * 1024;
@@ -35,11 +37,11 @@ internal sealed class StoreWriter(
     // Once the queue has held more ops than this at once (a stall of the store under load), it is
     // replaced by a fresh one when drained: an unbounded channel's queue keeps the largest ring it
     // grew to (about 80 bytes per op), which after a long stall at MaxPendingBytes would be tens of
-    // MiB; up to this bound (about 5 MiB) it is kept. The ops waiting are counted (the channel's
-    // reader cannot count them). Counting instead the ops read since the queue was last empty, with
-    // a bound of 16K, replaced it many times a second under an unpaced load whose store round trips
-    // let it hold that many: each fresh queue grew its ring again, in arrays large enough for the
-    // large object heap, whose collections are full ones.
+    // MiB; up to this bound it is kept (a ring of 5-10 MiB: its segments double). The ops waiting
+    // are counted (the channel's reader cannot count them). Counting instead the ops read since
+    // the queue was last empty, with a bound of 16K, replaced it several times a second under an
+    // unpaced load whose store round trips let thousands gather: each fresh queue grew its ring
+    // again, in arrays large enough for the large object heap, whose collections are full ones.
     private const int RenewQueueAfterOps = 64 * 1024;
 
     // Replaced only by the writer, when empty; ops written to the old one before it is completed
@@ -360,10 +362,12 @@ internal sealed class StoreWriter(
 
         foreach (var (_, write) in order)
         {
-            // Not the list of a burst (it would keep its size), nor past the budget.
+            // Not a list far larger than this batch needed (a burst's), nor past the budget.
             var capacity = write.Events.Capacity;
-            if (capacity <= MaxSpareWriteEvents && _spareWrites.Count < MaxSpareWrites && _spareEventCapacity + capacity <= MaxSpareEventCapacity)
+            if (capacity <= 2 * Math.Max(write.Events.Count, SmallListCapacity) && _spareWrites.Count < MaxSpareWrites && _spareEventCapacity + capacity <= MaxSpareEventCapacity)
             {
+                // Emptied now, so that a spare does not keep its events' bytes alive.
+                write.Events.Clear();
                 _spareEventCapacity += capacity;
                 _spareWrites.Push(write);
             }
