@@ -61,6 +61,25 @@ public sealed class StoreWriterTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task Write_PutAsideAfterItsBatch_DoesNotKeepItsEventsBytesAlive()
+    {
+        // A write waits as a spare for a later batch, perhaps a long while: emptied when put
+        // aside, it does not keep the last batch's event bytes alive (the store has its own copy).
+        var caughtUp = new SemaphoreSlim(0);
+        _writer.CaughtUp = () => caughtUp.Release();
+        var tee = Open("spare");
+        var bytes = AppendUnreferenced(tee);
+        await _writer.StartAsync(CancellationToken.None);
+        Assert.True(await caughtUp.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+        Assert.Equal(1, (await _store.GetAsync("m-spare", default))!.EventCount);
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.False(bytes.TryGetTarget(out _));
+    }
+
+    [Fact]
     public void Reuse_ForAnotherStream_LeavesNothingOfTheEarlierOne()
     {
         var write = new StreamWrite("m-first")
@@ -390,6 +409,15 @@ public sealed class StoreWriterTests : IAsyncDisposable
     }
 
     private static byte[] Event(string text) => Encoding.UTF8.GetBytes($"data: {text}\n\n");
+
+    /// <summary>Appends event 0 to the stream, its bytes referenced from here only weakly.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static WeakReference<byte[]> AppendUnreferenced(StreamTee tee)
+    {
+        var bytes = Event("kept?");
+        tee.Append(0, bytes);
+        return new WeakReference<byte[]>(bytes);
+    }
 
     /// <summary>Starts teeing stream m-{name} of session s-{name}.</summary>
     private StreamTee Open(string name) =>
