@@ -22,6 +22,19 @@ internal static class Loopback
         }
     }
 
+    /// <summary>
+    /// A port on 127.0.0.1 that refuses connections for as long as the returned socket is held:
+    /// bound and never listening, so that no server started meanwhile (another test's port 0) is
+    /// given it, as one could be a port that <see cref="FreePort"/> has let go.
+    /// </summary>
+    public static Socket RefusingPort(out int port)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        port = ((IPEndPoint)socket.LocalEndPoint!).Port;
+        return socket;
+    }
+
     /// <summary>Returns once something accepts connections on <paramref name="port"/>, or throws after 10 s.</summary>
     public static void WaitForListener(int port, string what)
     {

@@ -11,7 +11,8 @@ public class UpstreamFailureTests
     [InlineData("GET")]
     public async Task Request_UpstreamRefusesConnections_GetsTypedServiceUnavailable(string method)
     {
-        await using var sidecar = await SidecarServer.StartAsync(new Uri($"http://127.0.0.1:{Loopback.FreePort()}"));
+        using var refusing = Loopback.RefusingPort(out var port);
+        await using var sidecar = await SidecarServer.StartAsync(new Uri($"http://127.0.0.1:{port}"));
         using var client = sidecar.CreateClient();
         var session = Chat.NewSession();
         using var request = method == "POST" ? Chat.Post(session, "hi") : new HttpRequestMessage(HttpMethod.Get, "/api/trpc/x");

@@ -110,7 +110,8 @@ public sealed class OperationsTests : IAsyncLifetime
         redis.Start();
         Assert.True(await EventuallyAsync(async () => (await management.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK));
 
-        await using var orphan = await SidecarServer.StartAsync(new Uri($"http://127.0.0.1:{Loopback.FreePort()}"));
+        using var refusing = Loopback.RefusingPort(out var port);
+        await using var orphan = await SidecarServer.StartAsync(new Uri($"http://127.0.0.1:{port}"));
         using var orphanManagement = new HttpClient { BaseAddress = orphan.ManagementAddress };
         using var notReady = await orphanManagement.GetAsync("/readyz").DefaultTimeout();
         Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
