@@ -23,6 +23,48 @@ internal static class Loopback
     }
 
     /// <summary>
+    /// A port for a server a test starts as a process of its own, and may kill and start again on
+    /// the same port: below the kernel's ephemeral range, so that no server started on port 0 (any
+    /// other test's) is given it meanwhile, and free when picked. Where that range leaves no room
+    /// below it, the kernel's pick, as <see cref="FreePort"/>.
+    /// </summary>
+    public static int ServerPort()
+    {
+        const int Lowest = 10_000;
+        var ephemeralLow = EphemeralRangeStart();
+        for (var attempt = 0; ephemeralLow - Lowest >= 1_000 && attempt < 100; attempt++)
+        {
+            var port = Random.Shared.Next(Lowest, ephemeralLow);
+            try
+            {
+                using var probe = new TcpListener(IPAddress.Loopback, port);
+                probe.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+                // In use: another.
+            }
+        }
+
+        return FreePort();
+    }
+
+    /// <summary>The first port of the kernel's ephemeral range (Linux's default where it cannot be read).</summary>
+    private static int EphemeralRangeStart()
+    {
+        try
+        {
+            var range = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+            return int.Parse(range[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return 32768;
+        }
+    }
+
+    /// <summary>
     /// A port on 127.0.0.1 that refuses connections for as long as the returned socket is held:
     /// bound and never listening, so that no server started meanwhile (another test's port 0) is
     /// given it, as one could be a port that <see cref="FreePort"/> has let go.

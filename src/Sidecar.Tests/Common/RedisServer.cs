@@ -36,7 +36,7 @@ internal sealed class OwnedRedis : IDisposable
 {
     private Process? _process;
 
-    public int Port { get; } = Loopback.FreePort();
+    public int Port { get; } = Loopback.ServerPort();
 
     public string Configuration => $"127.0.0.1:{Port}";
 
