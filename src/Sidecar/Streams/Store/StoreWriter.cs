@@ -162,7 +162,9 @@ internal sealed class StoreWriter(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var ops = Volatile.Read(ref _ops);
-        long opsSinceEmpty = 0;
+
+        // Whether the last batch emptied the queue (as it is before the first).
+        var caughtUp = true;
 
         // The most ops the current queue has held at once: what its ring grew to. Between two
         // batches the queue only grows, so the count before each batch is the peak since the last.
@@ -184,7 +186,7 @@ internal sealed class StoreWriter(
                     continue;
                 }
 
-                if (opsSinceEmpty == 0 && ReferenceEquals(ops, Volatile.Read(ref _ops)))
+                if (caughtUp && ReferenceEquals(ops, Volatile.Read(ref _ops)))
                 {
                     // Caught up (the last batch emptied the queue): let events gather. Not for
                     // what is left in a queue being replaced: the current one gathers once.
@@ -192,10 +194,9 @@ internal sealed class StoreWriter(
                 }
 
                 queuePeak = Math.Max(queuePeak, Volatile.Read(ref _queuedOps));
-                var taken = await WriteBatchAsync(ops.Reader);
-                Interlocked.Add(ref _queuedOps, -taken);
-                opsSinceEmpty += taken;
-                if (!ops.Reader.TryPeek(out _))
+                Interlocked.Add(ref _queuedOps, -await WriteBatchAsync(ops.Reader));
+                caughtUp = !ops.Reader.TryPeek(out _);
+                if (caughtUp)
                 {
                     if (queuePeak > RenewQueueAfterOps && ReferenceEquals(ops, Volatile.Read(ref _ops)))
                     {
@@ -208,7 +209,6 @@ internal sealed class StoreWriter(
                         queuePeak = 0;
                     }
 
-                    opsSinceEmpty = 0;
                     CaughtUp?.Invoke();
                 }
             }
