@@ -454,7 +454,7 @@ internal static class PeersBench
         {
             if (target.Redis is not null)
             {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(RedisCpu(target) - redisBefore).TotalMicroseconds / Math.Max(1, counted):F1} µs; its resident memory {redisResidentBefore / 1048576.0:F0} MiB before, {ResidentOf(target.Redis.Id) / 1048576.0:F0} MiB after"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Redis's own CPU per event: {(RedisCpu(target) - redisBefore).TotalMicroseconds / Math.Max(1, counted):F2} µs; its resident memory {redisResidentBefore / 1048576.0:F0} MiB before, {ResidentOf(target.Redis.Id) / 1048576.0:F0} MiB after"));
             }
         }
 
@@ -489,7 +489,7 @@ internal static class PeersBench
             var steadyElapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
             var steadyEvents = workers.Sum(r => r.Events);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{concurrency} streams always in flight: {steadyEvents} events, {workers.Sum(r => r.Errors)} errors in {steadyElapsed:F1} s: {steadyEvents / steadyElapsed:F0} events/s, CPU per event {(Cpu(target) - cpuBefore).TotalMicroseconds / Math.Max(1, steadyEvents):F1} µs"));
+                $"{concurrency} streams always in flight: {steadyEvents} events, {workers.Sum(r => r.Errors)} errors in {steadyElapsed:F1} s: {steadyEvents / steadyElapsed:F0} events/s, CPU per event {(Cpu(target) - cpuBefore).TotalMicroseconds / Math.Max(1, steadyEvents):F2} µs"));
             ReportRedis(steadyEvents);
             await ReportGcAsync(steadyEvents);
             return;
@@ -516,7 +516,7 @@ internal static class PeersBench
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var cpu = Cpu(target) - cpuBefore;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{rounds} rounds, {events} events, {errors} errors in {elapsed:F1} s: {events / elapsed:F0} events/s, CPU per event {cpu.TotalMicroseconds / Math.Max(1, events):F1} µs"));
+            $"{rounds} rounds, {events} events, {errors} errors in {elapsed:F1} s: {events / elapsed:F0} events/s, CPU per event {cpu.TotalMicroseconds / Math.Max(1, events):F2} µs"));
         delays.Sort();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"delay per stamped event, rounds 2 and after: p50 {ChildProcess.Percentile(delays, 0.5):F2} ms, p99 {ChildProcess.Percentile(delays, 0.99):F2} ms, p99.9 {ChildProcess.Percentile(delays, 0.999):F2} ms"));

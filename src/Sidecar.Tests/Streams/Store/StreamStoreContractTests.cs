@@ -603,6 +603,28 @@ public sealed class RedisStreamStoreTests : StreamStoreContractTests, IDisposabl
     }
 
     [Fact]
+    public async Task RefusedAppends_LeaveNothingBehind_AndTheStreamGoesOnFromWhatItCounts()
+    {
+        // An append with a gap, one behind the stream's end and one to an unknown stream store no
+        // entry and no key, and the stream's next append lands.
+        var id = NewId();
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 2));
+
+        Assert.False((await Store.WriteAsync([Append(id, 5, 3)], default)).Single());
+        await WriteOkAsync(Append(id, 2, 2));
+        await WriteOkAsync(End(id, StoredStreamState.Completed));
+        Assert.False((await Store.WriteAsync([Append(id, 4, 2)], default)).Single());
+        var unknown = NewId();
+        Assert.False((await Store.WriteAsync([Append(unknown, 0, 2)], default)).Single());
+
+        Assert.Equal(["0-2", "0-4"], (await EntriesAsync(id)).Select(e => e.Id.ToString()));
+        Assert.Equal(Enumerable.Range(0, 4).Select(Event), (await Store.ReadAsync(id, 0, 100, default)).Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+        Assert.Equal(4, (await Store.GetAsync(id, default))!.EventCount);
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisServer.Configuration);
+        Assert.False(await redis.GetDatabase().KeyExistsAsync(EventsKey(unknown)));
+    }
+
+    [Fact]
     public async Task Read_AroundAMissingEntry_GivesEachEventItsOwnPosition()
     {
         // An entry lost (evicted, deleted) leaves a gap the reader sees by the positions.
