@@ -26,19 +26,27 @@ internal static class Loopback
     /// A port for a server a test starts as a process of its own, and may kill and start again on
     /// the same port: below the kernel's ephemeral range, so that no server started on port 0 (any
     /// other test's) is given it meanwhile, and free when picked. Where that range leaves no room
-    /// below it, the kernel's pick, as <see cref="FreePort"/>.
+    /// below it, the kernel's pick, as <see cref="FreePort"/>. With <paramref name="alsoAbove"/>,
+    /// the port that far above it is below that range and free too (a Redis Cluster node's bus
+    /// listens on its port + 10,000).
     /// </summary>
-    public static int ServerPort()
+    public static int ServerPort(int alsoAbove = 0)
     {
         const int Lowest = 10_000;
-        var ephemeralLow = EphemeralRangeStart();
-        for (var attempt = 0; ephemeralLow - Lowest >= 1_000 && attempt < 100; attempt++)
+        var highest = EphemeralRangeStart() - alsoAbove;
+        for (var attempt = 0; highest - Lowest >= 1_000 && attempt < 100; attempt++)
         {
-            var port = Random.Shared.Next(Lowest, ephemeralLow);
+            var port = Random.Shared.Next(Lowest, highest);
             try
             {
                 using var probe = new TcpListener(IPAddress.Loopback, port);
                 probe.Start();
+                if (alsoAbove > 0)
+                {
+                    using var above = new TcpListener(IPAddress.Loopback, port + alsoAbove);
+                    above.Start();
+                }
+
                 return port;
             }
             catch (SocketException)
@@ -47,7 +55,7 @@ internal static class Loopback
             }
         }
 
-        return FreePort();
+        return FreePort(below: 65536 - alsoAbove);
     }
 
     /// <summary>The first port of the kernel's ephemeral range (Linux's default where it cannot be read).</summary>

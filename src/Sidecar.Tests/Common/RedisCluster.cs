@@ -16,8 +16,17 @@ internal static class RedisCluster
     private static string Start()
     {
         var directory = Directory.CreateTempSubdirectory("sidecar-cluster-");
-        // Cluster nodes also listen on port + 10000 (the cluster bus).
-        var ports = Enumerable.Range(0, 3).Select(_ => Loopback.FreePort(below: 55536)).ToArray();
+        // Cluster nodes also listen on port + 10000 (the cluster bus): both below the kernel's
+        // ephemeral range, so that no other test's server on port 0 is given one meanwhile.
+        var ports = new List<int>();
+        while (ports.Count < 3)
+        {
+            var port = Loopback.ServerPort(alsoAbove: 10_000);
+            if (!ports.Exists(other => Math.Abs(other - port) is 0 or 10_000))
+            {
+                ports.Add(port);
+            }
+        }
         var nodes = new List<Process>();
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
