@@ -27,8 +27,8 @@ internal static class Loopback
     /// the same port: below the kernel's ephemeral range, so that no server started on port 0 (any
     /// other test's) is given it meanwhile, and free when picked. Where that range leaves no room
     /// below it, the kernel's pick, as <see cref="FreePort"/>. With <paramref name="alsoAbove"/>,
-    /// the port that far above it is below that range and free too (a Redis Cluster node's bus
-    /// listens on its port + 10,000).
+    /// the port that far above it is free too, and below that range unless it leaves no room (a
+    /// Redis Cluster node's bus listens on its port + 10,000).
     /// </summary>
     public static int ServerPort(int alsoAbove = 0)
     {
@@ -55,7 +55,20 @@ internal static class Loopback
             }
         }
 
-        return FreePort(below: 65536 - alsoAbove);
+        while (true)
+        {
+            var port = FreePort(below: 65536 - alsoAbove);
+            try
+            {
+                using var above = new TcpListener(IPAddress.Loopback, port + alsoAbove);
+                above.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+                // In use: another.
+            }
+        }
     }
 
     /// <summary>The first port of the kernel's ephemeral range (Linux's default where it cannot be read).</summary>

@@ -17,7 +17,8 @@ internal static class RedisCluster
     {
         var directory = Directory.CreateTempSubdirectory("sidecar-cluster-");
         // Cluster nodes also listen on port + 10000 (the cluster bus): both below the kernel's
-        // ephemeral range, so that no other test's server on port 0 is given one meanwhile.
+        // ephemeral range where it leaves room, so that no other test's server on port 0 is
+        // given one meanwhile.
         var ports = new List<int>();
         while (ports.Count < 3)
         {
@@ -27,6 +28,7 @@ internal static class RedisCluster
                 ports.Add(port);
             }
         }
+
         var nodes = new List<Process>();
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
