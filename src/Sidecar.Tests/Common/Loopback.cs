@@ -37,37 +37,34 @@ internal static class Loopback
         for (var attempt = 0; highest - Lowest >= 1_000 && attempt < 100; attempt++)
         {
             var port = Random.Shared.Next(Lowest, highest);
-            try
+            if (IsFree(port) && (alsoAbove == 0 || IsFree(port + alsoAbove)))
             {
-                using var probe = new TcpListener(IPAddress.Loopback, port);
-                probe.Start();
-                if (alsoAbove > 0)
-                {
-                    using var above = new TcpListener(IPAddress.Loopback, port + alsoAbove);
-                    above.Start();
-                }
-
                 return port;
-            }
-            catch (SocketException)
-            {
-                // In use: another.
             }
         }
 
         while (true)
         {
             var port = FreePort(below: 65536 - alsoAbove);
-            try
+            if (alsoAbove == 0 || IsFree(port + alsoAbove))
             {
-                using var above = new TcpListener(IPAddress.Loopback, port + alsoAbove);
-                above.Start();
                 return port;
             }
-            catch (SocketException)
-            {
-                // In use: another.
-            }
+        }
+    }
+
+    /// <summary>Whether a server could listen on <paramref name="port"/> now.</summary>
+    private static bool IsFree(int port)
+    {
+        try
+        {
+            using var probe = new TcpListener(IPAddress.Loopback, port);
+            probe.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
         }
     }
 
