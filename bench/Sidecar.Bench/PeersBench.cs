@@ -14,7 +14,8 @@ namespace Sidecar.Bench;
 /// </summary>
 internal static class PeersBench
 {
-    private const int Events = 200;
+    // PEERS_EVENTS=N: streams of N events instead of 200, to tell a target's cost per stream from its cost per event.
+    private static readonly int Events = int.TryParse(Environment.GetEnvironmentVariable("PEERS_EVENTS"), CultureInfo.InvariantCulture, out var events) && events >= 8 ? events : 200;
 
     /// <summary>The emulator's scenario for every run: about <see cref="Events"/> events, all but four of them stamped text deltas of 100 bytes, paced or not.</summary>
     private static string Scenario(int paceMs) => string.Create(CultureInfo.InvariantCulture, $"deltas:{Events - 4} delta-bytes:100 pace:{paceMs} stamp");
