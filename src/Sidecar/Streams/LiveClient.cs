@@ -16,7 +16,6 @@ namespace Sidecar.Streams;
 internal sealed class LiveClient(
     IOptionsMonitor<StreamOptions> options,
     IOptionsMonitor<ResumeOptions> resumeOptions,
-    IOptionsMonitor<Store.StreamStoreOptions> storeOptions,
     StoreReplay replay,
     TimeProvider time,
     SidecarMetrics metrics,
@@ -40,14 +39,8 @@ internal sealed class LiveClient(
             if (pump.Tee is { Registered.IsCompleted: false } tee)
             {
                 // Once the client has the headers it may leave and resume, on any replica: the
-                // stream is registered in the store first (bounded; its events queue meanwhile).
-                try
-                {
-                    await tee.Registered.WaitAsync(storeOptions.CurrentValue.OperationTimeout, time, aborted);
-                }
-                catch (TimeoutException)
-                {
-                }
+                // stream is registered in the store first (bounded; the pump waits for it too).
+                await tee.WaitRegisteredAsync(aborted);
             }
 
             // The upstream has sent its headers: the client gets them now, not with the first event

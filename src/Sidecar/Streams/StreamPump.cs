@@ -223,6 +223,22 @@ internal sealed class StreamPump
     {
         // Yield so the caller (YARP's response transform) is not held by the first reads.
         await Task.Yield();
+        if (_tee is { Registered.IsCompleted: false } tee)
+        {
+            // The client gets nothing before the stream is registered in the store (its headers
+            // wait for that, bounded), so nothing is read before then either: the upstream's
+            // events wait in its connection, as behind a plain proxy, not in this process. Read at
+            // once, a whole unpaced answer sat in the live queue through the store's round trip,
+            // long enough under load to be copied by the garbage collector (docs/benchmarks.md).
+            try
+            {
+                await tee.WaitRegisteredAsync(_stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopped meanwhile: the read below ends at once, with the stop's cause.
+            }
+        }
 
         using var idle = new IdleWatchdog(_options.UpstreamIdleTimeout, _time);
         using var deadline = new CancellationTokenSource(_options.MaxDuration, _time);

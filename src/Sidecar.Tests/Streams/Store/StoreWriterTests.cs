@@ -236,6 +236,62 @@ public sealed class StoreWriterTests : IAsyncDisposable
         }
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Pump_ReadsNothingFromTheUpstream_UntilItsRegistrationIsStored_OrTheWaitForItIsOver(bool storeAnswers)
+    {
+        // The client gets no headers before its stream is registered, so the pump reads nothing
+        // before then either: a whole answer would otherwise wait in this process through the
+        // store's round trip. The writer is not started yet: the registration waits in its queue.
+        var time = new SignallingTime(Start, new StreamStoreOptions().OperationTimeout);
+        var metrics = _services.GetRequiredService<SidecarMetrics>();
+        var writer = new StoreWriter(_store, Options.Create(new StreamStoreOptions()), time, metrics, NullLogger<StoreWriter>.Instance);
+        var tee = writer.Open(new StreamRegistration("m-wait", "s-wait", "c010", "owner", "replica", Start.AddHours(1)));
+        var answer = "data: {\"type\":\"start\",\"messageId\":\"m-wait\"}\n\ndata: {\"type\":\"finish\"}\n\ndata: [DONE]\n\n";
+        var upstream = new CountingStream(Encoding.UTF8.GetBytes(answer));
+        var pump = new StreamPump(new ChatExchange("c010", "s-wait", "r1", "owner"), upstream, upstream, "m-wait", new StreamOptions(), time, NullLogger.Instance, metrics, tee);
+        try
+        {
+            pump.Start();
+
+            // The pump waits for the registration, bounded by the store's operation timeout (its timer).
+            Assert.True(await time.TimerCreated.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+            Assert.Equal(0, upstream.Reads);
+            Assert.False(pump.Completion.IsCompleted);
+
+            if (storeAnswers)
+            {
+                await writer.StartAsync(CancellationToken.None);
+                await tee.Registered.DefaultTimeout();
+            }
+            else
+            {
+                // A store that does not answer holds the answer up no longer than that.
+                time.Advance(new StreamStoreOptions().OperationTimeout);
+                Assert.False(tee.Registered.IsCompleted);
+            }
+
+            Assert.Equal(StreamOutcome.Completed, await pump.Completion.DefaultTimeout());
+            Assert.True(upstream.Reads > 0);
+            Assert.Equal(3, pump.State.Events);
+            if (!storeAnswers)
+            {
+                await writer.StartAsync(CancellationToken.None);
+            }
+
+            // Either way every event is stored, in order, after the registration.
+            await StoreProbe.WaitForEndAsync(_store, "s-wait");
+            var stored = await _store.ReadAsync("m-wait", 0, 10, default);
+            Assert.Equal(Chat.Events(Encoding.UTF8.GetBytes(answer)).Select(Encoding.UTF8.GetString), stored.Select(e => Encoding.UTF8.GetString(e.Raw.Span)));
+        }
+        finally
+        {
+            await writer.StopAsync(CancellationToken.None);
+            writer.Dispose();
+        }
+    }
+
     [Fact]
     public async Task Gathering_EventsQueuedWhileTheWriterWaits_GoInOneBatchOnceTheDelayPassed()
     {
@@ -389,6 +445,26 @@ public sealed class StoreWriterTests : IAsyncDisposable
             inner.ReadAsync(messageId, fromSequence, maxCount, cancellationToken);
 
         public Task<IStreamFollower> FollowAsync(string messageId, CancellationToken cancellationToken) => inner.FollowAsync(messageId, cancellationToken);
+    }
+
+    /// <summary>An upstream body over fixed bytes that counts its reads.</summary>
+    private sealed class CountingStream(byte[] bytes) : MemoryStream(bytes)
+    {
+        private int _reads;
+
+        public int Reads => Volatile.Read(ref _reads);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _reads);
+            return base.ReadAsync(buffer, cancellationToken);
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _reads);
+            return base.ReadAsync(buffer, offset, count, cancellationToken);
+        }
     }
 
     /// <summary>A fake clock that signals every timer created on it for <paramref name="watched"/> (not, say, a store call's timeout).</summary>

@@ -146,6 +146,11 @@ internal sealed class StoreWriter(
         Log.StoreWriteLost(logger, tee.MessageId, reason);
     }
 
+    /// <summary>How long a client's headers and its pump's reads wait for a stream's registration at most.</summary>
+    internal TimeSpan RegistrationWaitLimit => options.Value.OperationTimeout;
+
+    internal TimeProvider Time => time;
+
     /// <summary>For tests: called on the writer's loop each time a batch has emptied its queue.</summary>
     internal Action? CaughtUp { get; set; }
 
@@ -472,6 +477,26 @@ internal sealed class StreamTee(StoreWriter writer, string messageId)
     public Task Registered => _registered.Task;
 
     internal void RegistrationDone() => _registered.TrySetResult();
+
+    /// <summary>
+    /// Waits until <see cref="Registered"/> completes, for at most the store's operation timeout:
+    /// a store that does not answer holds neither the client's headers nor the pump's reads longer.
+    /// </summary>
+    public async Task WaitRegisteredAsync(CancellationToken cancellationToken)
+    {
+        if (Registered.IsCompleted)
+        {
+            return;
+        }
+
+        try
+        {
+            await Registered.WaitAsync(writer.RegistrationWaitLimit, writer.Time, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+        }
+    }
 
     public string MessageId { get; } = messageId;
 
