@@ -230,14 +230,9 @@ internal sealed class StreamPump
             // events wait in its connection, as behind a plain proxy, not in this process. Read at
             // once, a whole unpaced answer sat in the live queue through the store's round trip,
             // long enough under load to be copied by the garbage collector (docs/benchmarks.md).
-            try
-            {
-                await tee.WaitRegisteredAsync(_stop.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                // Stopped meanwhile: the read below ends at once, with the stop's cause.
-            }
+            // Stopped meanwhile, the read below ends at once with the stop's cause; forced to
+            // yield, so that the ending never runs inside the caller of Stop.
+            await tee.WaitRegisteredAsync(_stop.Token).ConfigureAwait(ConfigureAwaitOptions.ForceYielding | ConfigureAwaitOptions.SuppressThrowing);
         }
 
         using var idle = new IdleWatchdog(_options.UpstreamIdleTimeout, _time);

@@ -287,6 +287,9 @@ public sealed class StoreWriterTests : IAsyncDisposable
         }
         finally
         {
+            // A failed assertion must not leave the pump waiting on the fake clock.
+            pump.Stop(StreamOutcome.ShuttingDown);
+            await pump.Completion.DefaultTimeout();
             await writer.StopAsync(CancellationToken.None);
             writer.Dispose();
         }
@@ -467,7 +470,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
         }
     }
 
-    /// <summary>A fake clock that signals every timer created on it for <paramref name="watched"/> (not, say, a store call's timeout).</summary>
+    /// <summary>A fake clock that signals every timer created on it for <paramref name="watched"/> (any timer of that due time: a test chooses one no other timer has while it waits).</summary>
     private sealed class SignallingTime(DateTimeOffset start, TimeSpan watched) : FakeTimeProvider(start)
     {
         public SemaphoreSlim TimerCreated { get; } = new(0);
