@@ -244,9 +244,10 @@ public sealed class StoreWriterTests : IAsyncDisposable
         // The client gets no headers before its stream is registered, so the pump reads nothing
         // before then either: a whole answer would otherwise wait in this process through the
         // store's round trip. The writer is not started yet: the registration waits in its queue.
-        var time = new SignallingTime(Start, new StreamStoreOptions().OperationTimeout);
+        var options = new StreamStoreOptions();
+        var time = new SignallingTime(Start, options.OperationTimeout);
         var metrics = _services.GetRequiredService<SidecarMetrics>();
-        var writer = new StoreWriter(_store, Options.Create(new StreamStoreOptions()), time, metrics, NullLogger<StoreWriter>.Instance);
+        var writer = new StoreWriter(_store, Options.Create(options), time, metrics, NullLogger<StoreWriter>.Instance);
         var tee = writer.Open(new StreamRegistration("m-wait", "s-wait", "c010", "owner", "replica", Start.AddHours(1)));
         var answer = "data: {\"type\":\"start\",\"messageId\":\"m-wait\"}\n\ndata: {\"type\":\"finish\"}\n\ndata: [DONE]\n\n";
         var upstream = new CountingStream(Encoding.UTF8.GetBytes(answer));
@@ -268,7 +269,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
             else
             {
                 // A store that does not answer holds the answer up no longer than that.
-                time.Advance(new StreamStoreOptions().OperationTimeout);
+                time.Advance(options.OperationTimeout);
                 Assert.False(tee.Registered.IsCompleted);
             }
 

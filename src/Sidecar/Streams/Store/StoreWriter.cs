@@ -484,11 +484,6 @@ internal sealed class StreamTee(StoreWriter writer, string messageId)
     /// </summary>
     public async Task WaitRegisteredAsync(CancellationToken cancellationToken)
     {
-        if (Registered.IsCompleted)
-        {
-            return;
-        }
-
         try
         {
             await Registered.WaitAsync(writer.RegistrationWaitLimit, writer.Time, cancellationToken);
