@@ -24,7 +24,7 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
         _issuer = await JwksServer.StartAsync(_first);
         _services = new ServiceCollection().AddHttpClient().BuildServiceProvider();
         var options = new ResumeOptions { JwksUrl = _issuer.Url.ToString(), JwtIssuer = JwksServer.Issuer };
-        _verifier = new ResumeTokenVerifier(_services.GetRequiredService<IHttpClientFactory>(), new StaticOptions(options), _time, NullLogger<ResumeTokenVerifier>.Instance);
+        _verifier = new ResumeTokenVerifier(_services.GetRequiredService<IHttpClientFactory>(), new FixedOptions<ResumeOptions>(options), _time, NullLogger<ResumeTokenVerifier>.Instance);
     }
 
     public async Task DisposeAsync()
@@ -210,7 +210,7 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
             JwtIssuer = JwksServer.Issuer,
             JwtAuthorizedParties = "https://chat.example, HTTPS://WWW.Chat.Example:443/, http://localhost:3000",
         };
-        using var verifier = new ResumeTokenVerifier(_services.GetRequiredService<IHttpClientFactory>(), new StaticOptions(options), _time, NullLogger<ResumeTokenVerifier>.Instance);
+        using var verifier = new ResumeTokenVerifier(_services.GetRequiredService<IHttpClientFactory>(), new FixedOptions<ResumeOptions>(options), _time, NullLogger<ResumeTokenVerifier>.Instance);
         Task<TokenCheck> Check(ResumeTokenVerifier checker, string? party) =>
             checker.CheckAsync(_first.Token("user_alice", _time.GetUtcNow(), authorizedParty: party), CancellationToken.None).DefaultTimeout();
 
@@ -269,15 +269,6 @@ public sealed class ResumeTokenVerifierTests : IAsyncLifetime, IDisposable
         public ResumeOptions CurrentValue { get; set; } = value;
 
         public ResumeOptions Get(string? name) => CurrentValue;
-
-        public IDisposable? OnChange(Action<ResumeOptions, string?> listener) => null;
-    }
-
-    private sealed class StaticOptions(ResumeOptions value) : IOptionsMonitor<ResumeOptions>
-    {
-        public ResumeOptions CurrentValue => value;
-
-        public ResumeOptions Get(string? name) => value;
 
         public IDisposable? OnChange(Action<ResumeOptions, string?> listener) => null;
     }

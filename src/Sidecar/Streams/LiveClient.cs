@@ -52,6 +52,16 @@ internal sealed class LiveClient(
             {
                 // Fell too far behind: the rest comes from the store, ending as a resume ends.
                 timer?.Dispose();
+                if (pump.Tee is { Registered.IsCompleted: false } unregistered)
+                {
+                    // The headers went out without the registration (the store was slow to answer):
+                    // the store holds nothing of the stream until it is written. It settles, stored
+                    // or failed, within the writer's retry window; a failed one is lost, and the
+                    // replay then ends with a typed resume error.
+                    Log.LiveClientAwaitsRegistration(logger, pump.Exchange.SessionId, pump.State.MessageId);
+                    await unregistered.Registered.WaitAsync(aborted);
+                }
+
                 var result = await replay.CopyAsync(context, pump.Exchange.SessionId, pump.State.MessageId!, copied.Next);
                 servedToTheEnd = result != ReplayResult.ClientLeft;
                 return;

@@ -245,7 +245,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
         // before then either: a whole answer would otherwise wait in this process through the
         // store's round trip. The writer is not started yet: the registration waits in its queue.
         var options = new StreamStoreOptions();
-        var time = new SignallingTime(Start, options.OperationTimeout);
+        var time = new WatchedTimers(Start, options.OperationTimeout);
         var metrics = _services.GetRequiredService<SidecarMetrics>();
         var writer = new StoreWriter(_store, Options.Create(options), time, metrics, NullLogger<StoreWriter>.Instance);
         var tee = writer.Open(new StreamRegistration("m-wait", "s-wait", "c010", "owner", "replica", Start.AddHours(1)));
@@ -257,7 +257,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
             pump.Start();
 
             // The pump waits for the registration, bounded by the store's operation timeout (its timer).
-            Assert.True(await time.TimerCreated.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+            Assert.True(await time.Created.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
             Assert.Equal(0, upstream.Reads);
             Assert.False(pump.Completion.IsCompleted);
 
@@ -376,7 +376,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
 
         public static readonly TimeSpan Delay = TimeSpan.FromMilliseconds(20);
 
-        public SignallingTime Time { get; } = new(Start, Delay);
+        public WatchedTimers Time { get; } = new(Start, Delay);
 
         public StoreWriter Writer { get; }
 
@@ -384,7 +384,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
         public SemaphoreSlim CaughtUp { get; } = new(0);
 
         /// <summary>Released each time the writer starts its gathering wait.</summary>
-        public SemaphoreSlim Waiting => Time.TimerCreated;
+        public SemaphoreSlim Waiting => Time.Created;
 
         public async ValueTask DisposeAsync()
         {
@@ -472,22 +472,6 @@ public sealed class StoreWriterTests : IAsyncDisposable
     }
 
     /// <summary>A fake clock that signals every timer created on it for <paramref name="watched"/> (any timer of that due time: a test chooses one no other timer has while it waits).</summary>
-    private sealed class SignallingTime(DateTimeOffset start, TimeSpan watched) : FakeTimeProvider(start)
-    {
-        public SemaphoreSlim TimerCreated { get; } = new(0);
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
-        {
-            var timer = base.CreateTimer(callback, state, dueTime, period);
-            if (dueTime == watched)
-            {
-                TimerCreated.Release();
-            }
-
-            return timer;
-        }
-    }
-
     private static byte[] Event(string text) => Encoding.UTF8.GetBytes($"data: {text}\n\n");
 
     /// <summary>Appends event 0 to the stream, its bytes referenced from here only weakly.</summary>
