@@ -227,6 +227,41 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         Assert.Equal(AckStatus.Saved, (await waiter!.Result.DefaultTimeout())!.Status);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Callback_ForAStreamNotYetRegistered_WaitsAsLongAsItsClientMay(bool registered)
+    {
+        // The stream's client and pump wait for its registration for the store's operation timeout
+        // (2 s): a callback to another replica waits as long for the store to know the message
+        // before it answers 404.
+        var poll = TimeSpan.FromMilliseconds(50);
+        var time = new WatchedTimers(new DateTimeOffset(2026, 11, 24, 12, 0, 0, TimeSpan.Zero), poll);
+        await using var sidecar = await StartSidecarAsync("Callback", time);
+        var acks = sidecar.Services.GetRequiredService<PersistenceAcks>();
+        var store = sidecar.Services.GetRequiredService<IStreamStore>();
+        const string messageId = "m-registered-late";
+        var operationTimeout = new StreamStoreOptions().OperationTimeout;
+
+        var delivering = acks.DeliverAsync(messageId, new PersistenceAck(AckStatus.Saved, "callback"), CancellationToken.None);
+        for (var waited = TimeSpan.Zero; waited < operationTimeout - poll; waited += poll)
+        {
+            // Its next poll, not its answer.
+            var polled = time.Created.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan);
+            Assert.True(await Task.WhenAny(polled, delivering) == polled && await polled, $"answered after {waited.TotalMilliseconds} ms");
+            time.Advance(poll);
+        }
+
+        Assert.True(await time.Created.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+        if (registered)
+        {
+            await store.WriteAsync([new StreamWrite(messageId) { Begin = new StreamRegistration(messageId, "s-registered-late", "c010", "owner", "replica", time.GetUtcNow().AddMinutes(1)) }], default);
+        }
+
+        time.Advance(poll);
+        Assert.Equal(registered ? AckDelivery.Forwarded : AckDelivery.Unknown, await delivering.DefaultTimeout());
+    }
+
     [Fact]
     public async Task Callback_Saved_ClientGetsTheAnswerUnchanged_AndTheCallbackIsAccepted()
     {

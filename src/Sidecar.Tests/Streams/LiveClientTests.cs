@@ -56,81 +56,84 @@ public sealed class LiveClientTests
         // on. The client falls behind at once and must read on from the store, which holds nothing
         // of the stream until the registration is written: it waits for it to settle. Stored, the
         // client gets the whole answer; lost, a typed resume error; never a silent cut.
-        var storeOptions = new StreamStoreOptions();
-        var time = new WatchedTimers(DateTimeOffset.UnixEpoch, storeOptions.OperationTimeout);
-        using var services = new ServiceCollection().AddMetrics().AddSingleton<SidecarMetrics>().BuildServiceProvider();
-        var metrics = services.GetRequiredService<SidecarMetrics>();
-        var streamOptions = new StreamOptions { MaxClientBacklogBytes = 300 };
-        var resumeOptions = new FixedOptions<ResumeOptions>(new ResumeOptions { EventIds = false });
-        var store = new InMemoryStreamStore(Options.Create(storeOptions), Options.Create(streamOptions), time);
-        using var writer = new StoreWriter(store, Options.Create(storeOptions), time, metrics, NullLogger<StoreWriter>.Instance);
-        var awaits = new SignallingLogger<LiveClient>("LiveClientAwaitsRegistration");
-        var client = new LiveClient(
-            new FixedOptions<StreamOptions>(streamOptions),
-            resumeOptions,
-            new StoreReplay(store, resumeOptions, new FixedOptions<StreamOptions>(streamOptions), time, metrics, NullLogger<StoreReplay>.Instance),
-            time,
-            metrics,
-            awaits);
+        await using var stream = new UnregisteredStream(heartbeat: TimeSpan.FromSeconds(15));
+        var served = await stream.FallBehindAsync();
 
-        // The writer is not started: the registration waits in its queue.
-        var tee = writer.Open(new StreamRegistration("m1", "s1", "c010", "owner", "replica", DateTimeOffset.UnixEpoch.AddHours(1)));
-        var answer = Answer();
-        var upstream = new MemoryStream(Encoding.UTF8.GetBytes(answer));
-        var pump = new StreamPump(new ChatExchange("c010", "s1", "r1", "owner"), upstream, upstream, "m1", streamOptions, time, NullLogger.Instance, metrics, tee);
-        var (context, body, lifetime) = Context();
-        try
+        // Behind, with nothing stored yet: the client waits for the registration (it says so)
+        // rather than end at once.
+        var waiting = stream.Awaits.Logged.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan);
+        await Task.WhenAny(served, waiting).DefaultTimeout();
+        if (stored)
         {
-            var served = client.ServeAsync(context, pump);
-            pump.Start();
-
-            // Both the headers and the pump wait for the registration until the operation timeout.
-            Assert.True(await time.Created.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
-            Assert.True(await time.Created.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
-            time.Advance(storeOptions.OperationTimeout);
-            Assert.Equal(StreamOutcome.Completed, await pump.Completion.DefaultTimeout());
-            Assert.True(pump.IsLiveBehind);
-
-            // Behind, with nothing stored yet: the client waits for the registration (it says so)
-            // rather than end at once.
-            var waiting = awaits.Logged.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan);
-            await Task.WhenAny(served, waiting).DefaultTimeout();
-            if (stored)
-            {
-                await writer.StartAsync(CancellationToken.None);
-            }
-            else
-            {
-                // What the writer does when the store goes away: the stream loses resume.
-                tee.Lose("store_down");
-            }
-
-            await served.DefaultTimeout();
-            var sent = Encoding.UTF8.GetString(body.ToArray());
-            if (stored)
-            {
-                Assert.Equal(answer, sent);
-            }
-            else
-            {
-                // What the client was sent live, then the typed error and [DONE].
-                var parts = Endings.Parts(sent);
-                Assert.Equal(Endings.Parts(answer).Take(parts.Count - 2), parts[..^2]);
-                Assert.Equal("[DONE]", parts[^1]);
-                var errorText = JsonDocument.Parse(JsonDocument.Parse(parts[^2]).RootElement.GetProperty("errorText").GetString()!).RootElement;
-                ErrorJson.AssertContractShape(errorText, "SERVICE_UNAVAILABLE", 503);
-                Assert.Equal("RESUME_UNAVAILABLE", errorText.GetProperty("errorCode").GetString());
-            }
-
-            Assert.False(lifetime.Aborted);
-            Assert.True(await waiting);
+            await stream.Writer.StartAsync(CancellationToken.None);
         }
-        finally
+        else
         {
-            pump.Stop(StreamOutcome.ShuttingDown);
-            await pump.Completion.DefaultTimeout();
-            await writer.StopAsync(CancellationToken.None);
+            // What the writer does when the store goes away: the stream loses resume.
+            stream.Tee.Lose("store_down");
         }
+
+        await served.DefaultTimeout();
+        if (stored)
+        {
+            Assert.Equal(Answer(), stream.Sent);
+        }
+        else
+        {
+            AssertResumeUnavailableAfterALivePrefix(stream.Sent);
+        }
+
+        Assert.False(stream.Lifetime.Aborted);
+        Assert.True(await waiting);
+    }
+
+    [Fact]
+    public async Task ClientBehindBeforeTheRegistrationIsStored_GetsHeartbeats_AndATypedErrorOnceTheLeaseIsOver()
+    {
+        // The registration never settles (a store that takes writes but never answers): the client
+        // is kept alive with heartbeats while it waits, for at most the store's lease, then told.
+        var heartbeat = TimeSpan.FromSeconds(5);
+        await using var stream = new UnregisteredStream(heartbeat);
+        var served = await stream.FallBehindAsync();
+        Assert.True(await stream.Awaits.Logged.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+
+        // The lease (15 s) in heartbeat intervals: a heartbeat after each but the last.
+        var lease = new StreamStoreOptions().LeaseDuration;
+        for (var waited = TimeSpan.Zero; waited < lease; waited += heartbeat)
+        {
+            Assert.True(await stream.Time.CreatedWith(heartbeat).WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+            Assert.False(served.IsCompleted);
+            stream.Time.Advance(heartbeat);
+        }
+
+        await served.DefaultTimeout();
+        Assert.Equal(2, stream.Sent.Split(": keep-alive\n\n").Length - 1);
+        AssertResumeUnavailableAfterALivePrefix(stream.Sent);
+        Assert.False(stream.Lifetime.Aborted);
+    }
+
+    [Fact]
+    public async Task ClientBehindBeforeTheRegistrationIsStored_LeavingWhileItWaits_EndsItsRequest()
+    {
+        await using var stream = new UnregisteredStream(heartbeat: TimeSpan.FromSeconds(15));
+        var served = await stream.FallBehindAsync();
+        Assert.True(await stream.Awaits.Logged.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+
+        stream.Lifetime.Abort();
+
+        await served.DefaultTimeout();
+        Assert.DoesNotContain("\"type\":\"error\"", stream.Sent, StringComparison.Ordinal);
+    }
+
+    /// <summary>What the client was sent live (a prefix of the answer), then a typed resume error and [DONE].</summary>
+    private static void AssertResumeUnavailableAfterALivePrefix(string sent)
+    {
+        var parts = Endings.Parts(sent);
+        Assert.Equal(Endings.Parts(Answer()).Take(parts.Count - 2), parts[..^2]);
+        Assert.Equal("[DONE]", parts[^1]);
+        var errorText = JsonDocument.Parse(JsonDocument.Parse(parts[^2]).RootElement.GetProperty("errorText").GetString()!).RootElement;
+        ErrorJson.AssertContractShape(errorText, "SERVICE_UNAVAILABLE", 503);
+        Assert.Equal("RESUME_UNAVAILABLE", errorText.GetProperty("errorCode").GetString());
     }
 
     /// <summary>A whole answer: start, five 200-byte deltas, finish, [DONE].</summary>
@@ -169,6 +172,7 @@ public sealed class LiveClientTests
     private static async Task<(bool Aborted, string Body)> ServeAsync(Microsoft.AspNetCore.Builder.WebApplication app, StreamPump pump)
     {
         var (context, body, lifetime) = Context();
+        using var _ = lifetime;
         await app.Services.GetRequiredService<LiveClient>().ServeAsync(context, pump).DefaultTimeout();
 
         return (lifetime.Aborted, Encoding.UTF8.GetString(body.ToArray()));
@@ -183,6 +187,87 @@ public sealed class LiveClientTests
         var lifetime = new AbortRecorder();
         context.Features.Set<IHttpRequestLifetimeFeature>(lifetime);
         return (context, body, lifetime);
+    }
+
+    /// <summary>
+    /// A teed stream whose registration waits in the queue of a store writer not yet started (an
+    /// in-memory store, a fake clock), served to a client that may fall 300 bytes behind.
+    /// </summary>
+    private sealed class UnregisteredStream : IAsyncDisposable
+    {
+        private readonly StreamStoreOptions _storeOptions = new();
+        private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().AddSingleton<SidecarMetrics>().BuildServiceProvider();
+        private readonly LiveClient _client;
+        private readonly StreamPump _pump;
+        private readonly HttpContext _context;
+        private readonly MemoryStream _body;
+        private readonly TimeSpan _heartbeat;
+
+        public UnregisteredStream(TimeSpan heartbeat)
+        {
+            _heartbeat = heartbeat;
+            Time = new WatchedTimers(DateTimeOffset.UnixEpoch, _storeOptions.OperationTimeout, heartbeat);
+            var metrics = _services.GetRequiredService<SidecarMetrics>();
+            var streamOptions = new StreamOptions { MaxClientBacklogBytes = 300, HeartbeatInterval = heartbeat };
+            var resumeOptions = new FixedOptions<ResumeOptions>(new ResumeOptions { EventIds = false });
+            var store = new InMemoryStreamStore(Options.Create(_storeOptions), Options.Create(streamOptions), Time);
+            Writer = new StoreWriter(store, Options.Create(_storeOptions), Time, metrics, NullLogger<StoreWriter>.Instance);
+            _client = new LiveClient(
+                new FixedOptions<StreamOptions>(streamOptions),
+                resumeOptions,
+                new StoreReplay(store, resumeOptions, new FixedOptions<StreamOptions>(streamOptions), Time, metrics, NullLogger<StoreReplay>.Instance),
+                Time,
+                metrics,
+                Awaits);
+            Tee = Writer.Open(new StreamRegistration("m1", "s1", "c010", "owner", "replica", DateTimeOffset.UnixEpoch.AddHours(1)));
+            var upstream = new MemoryStream(Encoding.UTF8.GetBytes(Answer()));
+            _pump = new StreamPump(new ChatExchange("c010", "s1", "r1", "owner"), upstream, upstream, "m1", streamOptions, Time, NullLogger.Instance, metrics, Tee);
+            (_context, _body, Lifetime) = Context();
+        }
+
+        public WatchedTimers Time { get; }
+
+        public StoreWriter Writer { get; }
+
+        public StreamTee Tee { get; }
+
+        public SignallingLogger<LiveClient> Awaits { get; } = new("LiveClientAwaitsRegistration");
+
+        public AbortRecorder Lifetime { get; }
+
+        public string Sent => Encoding.UTF8.GetString(_body.ToArray());
+
+        /// <summary>
+        /// Serves the stream; once the client's headers and the pump have waited for the registration
+        /// for the store's operation timeout, the pump reads the whole answer and the client falls
+        /// behind. Returns the serving task.
+        /// </summary>
+        public async Task<Task> FallBehindAsync()
+        {
+            var served = _client.ServeAsync(_context, _pump);
+            _pump.Start();
+
+            // Its heartbeat timer, then the waits of the headers and the pump.
+            Assert.True(await Time.CreatedWith(_heartbeat).WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+            Assert.True(await Time.Created.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+            Assert.True(await Time.Created.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
+            Time.Advance(_storeOptions.OperationTimeout);
+            Assert.Equal(StreamOutcome.Completed, await _pump.Completion.DefaultTimeout());
+            Assert.True(_pump.IsLiveBehind);
+            return served;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            // A failed assertion must leave nothing waiting.
+            Lifetime.Abort();
+            _pump.Stop(StreamOutcome.ShuttingDown);
+            await _pump.Completion.DefaultTimeout();
+            await Writer.StopAsync(CancellationToken.None);
+            Writer.Dispose();
+            await _services.DisposeAsync();
+            Lifetime.Dispose();
+        }
     }
 
     /// <summary>Signals each time the event of the given name is logged.</summary>
@@ -204,12 +289,24 @@ public sealed class LiveClientTests
         }
     }
 
-    private sealed class AbortRecorder : IHttpRequestLifetimeFeature
+    private sealed class AbortRecorder : IHttpRequestLifetimeFeature, IDisposable
     {
+        private readonly CancellationTokenSource _aborted = new();
+
         public bool Aborted { get; private set; }
 
-        public CancellationToken RequestAborted { get; set; }
+        public CancellationToken RequestAborted
+        {
+            get => _aborted.Token;
+            set => throw new NotSupportedException();
+        }
 
-        public void Abort() => Aborted = true;
+        public void Abort()
+        {
+            Aborted = true;
+            _aborted.Cancel();
+        }
+
+        public void Dispose() => _aborted.Dispose();
     }
 }

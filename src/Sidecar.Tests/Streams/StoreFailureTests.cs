@@ -196,6 +196,45 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         Assert.True(failure is HttpRequestException or IOException, failure?.ToString());
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task StopOrResume_RightAfterTheHeaders_WhileRedisHoldsTheRegistration_FindTheNewStream(bool stop)
+    {
+        // Redis takes no writes for 3 s: the stream's registration waits, and the client's headers
+        // go out without it after the operation timeout (500 ms). A stop or a resume on the same
+        // replica then waits for the registration rather than find no stream in the store.
+        await using var sidecar = await StartSidecarAsync("ErrorPart");
+        using var client = sidecar.CreateClient();
+        await ConnectedAsync(sidecar.Services.GetRequiredService<IStreamStore>());
+        var session = Chat.NewSession();
+        using (var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", "3000", "WRITE"]))
+        {
+            await pause.WaitForExitAsync().DefaultTimeout();
+        }
+
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:5");
+        await call.Record.GateReached.DefaultTimeout();
+        Assert.False(sidecar.Services.GetRequiredService<StoreWriter>().Registering(session)!.Registered.IsCompleted);
+
+        if (stop)
+        {
+            using var stopped = await client.SendAsync(Chat.Stop(session)).DefaultTimeout();
+            Assert.Equal(HttpStatusCode.NoContent, stopped.StatusCode);
+            Assert.Equal(AnswerStatus.ReaderGone, await call.Record.Ended.DefaultTimeout());
+            Assert.Equal(["{\"type\":\"abort\"}", "[DONE]"], Endings.Parts(Chat.Text(await call.Reader.ReadToEndAsync()))[^2..]);
+        }
+        else
+        {
+            using var resumed = await client.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+            Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+            call.Record.ReleaseGate();
+            var live = await call.Reader.ReadToEndAsync();
+            Assert.Equal(live, await new TestEventReader(await resumed.Content.ReadAsStreamAsync()).ReadToEndAsync());
+            Assert.Equal(Chat.WithIds(Chat.Events(call.Record.SentBytes())), live);
+        }
+    }
+
     /// <summary>
     /// Starts an answer, reads its first three events, pauses every Redis client for 3 s (store
     /// calls time out after 500 ms), lets the answer go on and reads it to its end.

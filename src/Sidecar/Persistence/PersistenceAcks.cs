@@ -25,12 +25,15 @@ internal enum AckDelivery
 /// </summary>
 internal sealed class PersistenceAcks(
     IOptionsMonitor<PersistenceOptions> options,
+    IOptions<StreamStoreOptions> storeOptions,
     IStreamStore store,
     AckProbe probe,
     TimeProvider time) : IHostedService
 {
-    // How long a message the store does not know may take to appear (its registration is written in the background).
-    private static readonly TimeSpan UnknownAfter = TimeSpan.FromSeconds(1);
+    // How long a message the store does not know may take to appear at least (its registration is
+    // written in the background); no less than the store's operation timeout, which is how long a
+    // stream's client and pump wait for its registration before they go on without it.
+    private static readonly TimeSpan UnknownAfterAtLeast = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan RegistrationPoll = TimeSpan.FromMilliseconds(50);
 
     private readonly ConcurrentDictionary<string, AckWaiter> _waiting = new(StringComparer.Ordinal);
@@ -74,9 +77,10 @@ internal sealed class PersistenceAcks(
         var json = ack.ToJson();
         await store.PublishAckAsync(messageId, json, cancellationToken);
         var started = time.GetTimestamp();
+        var unknownAfter = storeOptions.Value.OperationTimeout > UnknownAfterAtLeast ? storeOptions.Value.OperationTimeout : UnknownAfterAtLeast;
         while (await store.GetAsync(messageId, cancellationToken) is null)
         {
-            if (time.GetElapsedTime(started) >= UnknownAfter)
+            if (time.GetElapsedTime(started) >= unknownAfter)
             {
                 return AckDelivery.Unknown;
             }

@@ -55,11 +55,8 @@ internal sealed class LiveClient(
                 if (pump.Tee is { Registered.IsCompleted: false } unregistered)
                 {
                     // The headers went out without the registration (the store was slow to answer):
-                    // the store holds nothing of the stream until it is written. It settles, stored
-                    // or failed, within the writer's retry window; a failed one is lost, and the
-                    // replay then ends with a typed resume error.
-                    Log.LiveClientAwaitsRegistration(logger, pump.Exchange.SessionId, pump.State.MessageId);
-                    await unregistered.Registered.WaitAsync(aborted);
+                    // the store holds nothing of the stream until it is written.
+                    await AwaitRegistrationAsync(response.BodyWriter, pump, unregistered, aborted);
                 }
 
                 var result = await replay.CopyAsync(context, pump.Exchange.SessionId, pump.State.MessageId!, copied.Next);
@@ -99,6 +96,40 @@ internal sealed class LiveClient(
             // it cut before this client was attached (a pump that ran ahead of the request's
             // thread): a cut response must never end like a whole one.
             context.Abort();
+        }
+    }
+
+    /// <summary>
+    /// Waits for the stream's registration to settle (written, failed, or the stream lost resume),
+    /// with a heartbeat comment on every quiet interval, for at most the store's lease. Past it, the
+    /// replay finds no stream and ends with a typed resume error, as for a failed registration.
+    /// </summary>
+    private async Task AwaitRegistrationAsync(System.IO.Pipelines.PipeWriter writer, StreamPump pump, Store.StreamTee tee, CancellationToken aborted)
+    {
+        Log.LiveClientAwaitsRegistration(logger, pump.Exchange.SessionId, pump.State.MessageId);
+        var limit = tee.SettleLimit;
+        var interval = options.CurrentValue.HeartbeatInterval;
+        var started = time.GetTimestamp();
+        while (true)
+        {
+            var left = limit - time.GetElapsedTime(started);
+            if (left <= TimeSpan.Zero)
+            {
+                Log.LiveClientRegistrationUnsettled(logger, pump.Exchange.SessionId, pump.State.MessageId, limit.TotalSeconds);
+                return;
+            }
+
+            if (await tee.WaitRegisteredAsync(interval > TimeSpan.Zero && interval < left ? interval : left, aborted))
+            {
+                return;
+            }
+
+            if (interval > TimeSpan.Zero && time.GetElapsedTime(started) < limit)
+            {
+                writer.Write(SseBytes.KeepAlive);
+                await writer.FlushAsync(aborted);
+                metrics.HeartbeatSent();
+            }
         }
     }
 

@@ -31,10 +31,12 @@ internal enum StreamAccessResult
 
 /// <summary>
 /// The checks that guard resume and stop alike: ids valid before they touch a key, the
-/// session's stream looked up within the store's time box, and the caller its owner.
+/// session's stream looked up within the store's time box (once this replica's own registration
+/// of it, if pending, has settled), and the caller its owner.
 /// </summary>
 internal sealed class StreamAccess(
     IStreamStore store,
+    StoreWriter writer,
     ResumeTokenVerifier tokens,
     IOptionsMonitor<ResumeOptions> options,
     IOptions<StreamStoreOptions> storeOptions,
@@ -72,6 +74,14 @@ internal sealed class StreamAccess(
                     await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.ResumeUnavailable, time, context.TraceIdentifier, sessionId));
                     return (StreamAccessResult.StoreFailed, null, null);
             }
+        }
+
+        if (writer.Registering(sessionId) is { } registering)
+        {
+            // This replica has not yet stored the registration of the session's newest stream (the
+            // store slower than its operation timeout): looked up now, the store would give the
+            // session's previous stream, or none. Bounded; the client leaving ends the wait.
+            await registering.WaitRegisteredAsync(registering.SettleLimit, context.RequestAborted);
         }
 
         StreamRecord? stream = null;

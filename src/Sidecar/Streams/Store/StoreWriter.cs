@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -47,8 +48,8 @@ internal sealed class StoreWriter(
     // Replaced only by the writer, when empty; ops written to the old one before it is completed
     // are written before any of the new one's, so each stream's ops keep their order.
     private Channel<TeeOp> _ops = NewQueue();
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<StreamTee, byte> _open = new();
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<ITimer, byte> _recoveries = new();
+    private readonly ConcurrentDictionary<StreamTee, byte> _open = new();
+    private readonly ConcurrentDictionary<ITimer, byte> _recoveries = new();
 
     // The batch being built: the writer builds one at a time, so these are reused.
     private readonly Dictionary<StreamTee, StreamWrite> _byTee = [];
@@ -70,6 +71,11 @@ internal sealed class StoreWriter(
     // not wait (WriteDelay) before its batch. A registration queued during a wait ends it.
     private int _registrationsQueued;
     private TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // The newest stream of each session whose registration has not settled yet (written, failed
+    // or lost): a stop or resume on this replica waits for it rather than find the session's
+    // previous stream, or none.
+    private readonly ConcurrentDictionary<string, StreamTee> _registering = new(StringComparer.Ordinal);
     private long _batches;
     private long _events;
 
@@ -89,7 +95,8 @@ internal sealed class StoreWriter(
             };
         }
 
-        var tee = new StreamTee(this, registration.MessageId);
+        var tee = new StreamTee(this, registration.MessageId, registration.SessionId);
+        _registering[registration.SessionId] = tee;
         _open.TryAdd(tee, 0);
         if (!store.IsAvailable)
         {
@@ -148,6 +155,19 @@ internal sealed class StoreWriter(
 
     /// <summary>How long a client's headers and its pump's reads wait for a stream's registration at most.</summary>
     internal TimeSpan RegistrationWaitLimit => options.Value.OperationTimeout;
+
+    /// <summary>
+    /// How long what needs the stream in the store (a live client that fell behind, a stop or a
+    /// resume on this replica) waits for its registration to settle at most: the lease, the time
+    /// after which resumers take a silent producer for gone.
+    /// </summary>
+    internal TimeSpan RegistrationSettleLimit => options.Value.LeaseDuration;
+
+    /// <summary>The session's newest stream on this replica while its registration has not settled; else null.</summary>
+    public StreamTee? Registering(string sessionId) => _registering.TryGetValue(sessionId, out var tee) ? tee : null;
+
+    internal void Settled(StreamTee tee) =>
+        _registering.TryRemove(new KeyValuePair<string, StreamTee>(tee.SessionId, tee));
 
     internal TimeProvider Time => time;
 
@@ -341,13 +361,13 @@ internal sealed class StoreWriter(
         for (var i = 0; i < order.Count; i++)
         {
             var (tee, write) = order[i];
-            if (write.Begin is not null)
-            {
-                tee.RegistrationDone();
-            }
-
             if (applied[i])
             {
+                if (write.Begin is not null)
+                {
+                    tee.RegistrationDone();
+                }
+
                 if (write.End is not null)
                 {
                     // Its end is stored: nothing left to rewrite.
@@ -357,6 +377,7 @@ internal sealed class StoreWriter(
                 continue;
             }
 
+            // Lost before its registration settles: whoever waited for it sees the loss.
             tee.Lose("store_error");
             if (write.End is not null)
             {
@@ -462,7 +483,7 @@ internal sealed class StoreWriter(
 }
 
 /// <summary>One stream's side of the <see cref="StoreWriter"/>: what the pump writes through.</summary>
-internal sealed class StreamTee(StoreWriter writer, string messageId)
+internal sealed class StreamTee(StoreWriter writer, string messageId, string sessionId)
 {
     private Action? _onLost;
 
@@ -476,24 +497,39 @@ internal sealed class StreamTee(StoreWriter writer, string messageId)
     /// </summary>
     public Task Registered => _registered.Task;
 
-    internal void RegistrationDone() => _registered.TrySetResult();
+    internal void RegistrationDone()
+    {
+        writer.Settled(this);
+        _registered.TrySetResult();
+    }
 
     /// <summary>
     /// Waits until <see cref="Registered"/> completes, for at most the store's operation timeout:
     /// a store that does not answer holds neither the client's headers nor the pump's reads longer.
     /// </summary>
-    public async Task WaitRegisteredAsync(CancellationToken cancellationToken)
+    public Task WaitRegisteredAsync(CancellationToken cancellationToken) =>
+        WaitRegisteredAsync(writer.RegistrationWaitLimit, cancellationToken);
+
+    /// <summary>Waits until <see cref="Registered"/> completes, for at most <paramref name="limit"/>; whether it did.</summary>
+    public async Task<bool> WaitRegisteredAsync(TimeSpan limit, CancellationToken cancellationToken)
     {
         try
         {
-            await Registered.WaitAsync(writer.RegistrationWaitLimit, writer.Time, cancellationToken);
+            await Registered.WaitAsync(limit, writer.Time, cancellationToken);
+            return true;
         }
         catch (TimeoutException)
         {
+            return false;
         }
     }
 
+    /// <summary>How long what needs the stream in the store waits for its registration to settle at most.</summary>
+    public TimeSpan SettleLimit => writer.RegistrationSettleLimit;
+
     public string MessageId { get; } = messageId;
+
+    public string SessionId { get; } = sessionId;
 
     /// <summary>The stream has ended (its end was handed to the writer).</summary>
     public bool Ended { get; set; }
@@ -532,11 +568,13 @@ internal sealed class StreamTee(StoreWriter writer, string messageId)
 
     internal void Lose(string reason)
     {
-        _registered.TrySetResult();
         if (Interlocked.Exchange(ref _lost, 1) == 0)
         {
             writer.Lost(this, reason);
             Interlocked.Exchange(ref _onLost, null)?.Invoke();
         }
+
+        writer.Settled(this);
+        _registered.TrySetResult();
     }
 }
