@@ -56,7 +56,7 @@ public sealed class LiveClientTests
         // on. The client falls behind at once and must read on from the store, which holds nothing
         // of the stream until the registration is written: it waits for it to settle. Stored, the
         // client gets the whole answer; lost, a typed resume error; never a silent cut.
-        await using var stream = new UnregisteredStream(heartbeat: TimeSpan.FromSeconds(15));
+        await using var stream = new UnregisteredStream(heartbeat: TimeSpan.FromSeconds(13));
         var served = await stream.FallBehindAsync();
 
         // Behind, with nothing stored yet: the client waits for the registration (it says so)
@@ -97,9 +97,8 @@ public sealed class LiveClientTests
         var served = await stream.FallBehindAsync();
         Assert.True(await stream.Awaits.Logged.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
 
-        // The lease (15 s) in heartbeat intervals: a heartbeat after each but the last.
-        var lease = new StreamStoreOptions().LeaseDuration;
-        for (var waited = TimeSpan.Zero; waited < lease; waited += heartbeat)
+        // The lease (20 s) in heartbeat intervals: a heartbeat after each but the last.
+        for (var waited = TimeSpan.Zero; waited < UnregisteredStream.Lease; waited += heartbeat)
         {
             Assert.True(await stream.Time.CreatedWith(heartbeat).WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
             Assert.False(served.IsCompleted);
@@ -107,7 +106,7 @@ public sealed class LiveClientTests
         }
 
         await served.DefaultTimeout();
-        Assert.Equal(2, stream.Sent.Split(": keep-alive\n\n").Length - 1);
+        Assert.Equal(3, stream.Sent.Split(": keep-alive\n\n").Length - 1);
         AssertResumeUnavailableAfterALivePrefix(stream.Sent);
         Assert.False(stream.Lifetime.Aborted);
     }
@@ -115,14 +114,16 @@ public sealed class LiveClientTests
     [Fact]
     public async Task ClientBehindBeforeTheRegistrationIsStored_LeavingWhileItWaits_EndsItsRequest()
     {
-        await using var stream = new UnregisteredStream(heartbeat: TimeSpan.FromSeconds(15));
+        await using var stream = new UnregisteredStream(heartbeat: TimeSpan.FromSeconds(13));
         var served = await stream.FallBehindAsync();
         Assert.True(await stream.Awaits.Logged.WaitAsync(TaskTimeoutExtensions.DefaultTimeoutSpan));
 
         stream.Lifetime.Abort();
 
+        // Neither an error nor an end: the request is over, untouched.
         await served.DefaultTimeout();
         Assert.DoesNotContain("\"type\":\"error\"", stream.Sent, StringComparison.Ordinal);
+        Assert.DoesNotContain("[DONE]", stream.Sent, StringComparison.Ordinal);
     }
 
     /// <summary>What the client was sent live (a prefix of the answer), then a typed resume error and [DONE].</summary>
@@ -191,11 +192,14 @@ public sealed class LiveClientTests
 
     /// <summary>
     /// A teed stream whose registration waits in the queue of a store writer not yet started (an
-    /// in-memory store, a fake clock), served to a client that may fall 300 bytes behind.
+    /// in-memory store, a fake clock, a 20 s lease), served to a client that may fall 300 bytes behind.
     /// </summary>
     private sealed class UnregisteredStream : IAsyncDisposable
     {
-        private readonly StreamStoreOptions _storeOptions = new();
+        // A lease no other timer's due time is a fraction of (the heartbeats of these tests).
+        public static readonly TimeSpan Lease = TimeSpan.FromSeconds(20);
+
+        private readonly StreamStoreOptions _storeOptions = new() { LeaseDuration = Lease };
         private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().AddSingleton<SidecarMetrics>().BuildServiceProvider();
         private readonly LiveClient _client;
         private readonly StreamPump _pump;

@@ -201,24 +201,31 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
     [InlineData(false)]
     public async Task StopOrResume_RightAfterTheHeaders_WhileRedisHoldsTheRegistration_FindTheNewStream(bool stop)
     {
-        // Redis takes no writes for 3 s: the stream's registration waits, and the client's headers
-        // go out without it after the operation timeout (500 ms). A stop or a resume on the same
-        // replica then waits for the registration rather than find no stream in the store.
-        await using var sidecar = await StartSidecarAsync("ErrorPart");
+        // Redis takes no writes for 6 s (its reads on the sidecar's connection queue behind them):
+        // the stream's registration waits, retried for up to 9 s, and the client's headers go out
+        // without it after the operation timeout (500 ms). A stop or a resume on the same replica
+        // then waits for the registration rather than find no stream in the store (or time out).
+        await using var sidecar = await StartSidecarAsync("ErrorPart", new() { ["Sidecar:Store:WriteRetryWindow"] = "00:00:09" });
         using var client = sidecar.CreateClient();
         await ConnectedAsync(sidecar.Services.GetRequiredService<IStreamStore>());
         var session = Chat.NewSession();
-        using (var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", "3000", "WRITE"]))
+        using (var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", "6000", "WRITE"]))
         {
             await pause.WaitForExitAsync().DefaultTimeout();
         }
 
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:5");
         await call.Record.GateReached.DefaultTimeout();
-        Assert.False(sidecar.Services.GetRequiredService<StoreWriter>().Registering(session)!.Registered.IsCompleted);
+        var registering = sidecar.Services.GetRequiredService<StoreWriter>().Registering(session);
+        Assert.True(registering is { RegistrationWritten.IsCompleted: false }, "the registration was written before the test could stop or resume (a slow start)");
+
+        // Someone else's call does not wait for it.
+        using var stranger = await client.SendAsync(stop ? Chat.Stop(session, bearer: "token-of-mallory") : Chat.Resume(session, bearer: "token-of-mallory")).DefaultTimeout();
+        Assert.False(registering.RegistrationWritten.IsCompleted);
 
         if (stop)
         {
+            // 204 either way: the abort part and the upstream's end show that it stopped.
             using var stopped = await client.SendAsync(Chat.Stop(session)).DefaultTimeout();
             Assert.Equal(HttpStatusCode.NoContent, stopped.StatusCode);
             Assert.Equal(AnswerStatus.ReaderGone, await call.Record.Ended.DefaultTimeout());

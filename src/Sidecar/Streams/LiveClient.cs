@@ -52,11 +52,11 @@ internal sealed class LiveClient(
             {
                 // Fell too far behind: the rest comes from the store, ending as a resume ends.
                 timer?.Dispose();
-                if (pump.Tee is { Registered.IsCompleted: false } unregistered)
+                if (pump.Tee is { Registered.IsCompleted: false } unregistered
+                    && !await AwaitRegistrationAsync(response.BodyWriter, pump, unregistered, aborted))
                 {
-                    // The headers went out without the registration (the store was slow to answer):
-                    // the store holds nothing of the stream until it is written.
-                    await AwaitRegistrationAsync(response.BodyWriter, pump, unregistered, aborted);
+                    // The client went away while it waited.
+                    return;
                 }
 
                 var result = await replay.CopyAsync(context, pump.Exchange.SessionId, pump.State.MessageId!, copied.Next);
@@ -100,11 +100,14 @@ internal sealed class LiveClient(
     }
 
     /// <summary>
-    /// Waits for the stream's registration to settle (written, failed, or the stream lost resume),
-    /// with a heartbeat comment on every quiet interval, for at most the store's lease. Past it, the
-    /// replay finds no stream and ends with a typed resume error, as for a failed registration.
+    /// The headers went out without the stream's registration (the store slower than its operation
+    /// timeout), and the store holds nothing of the stream until it is written: waits for it to
+    /// settle (written, failed, or the stream lost resume), with a heartbeat comment on every quiet
+    /// interval, for at most the store's lease from here. Past it, the replay reads the store
+    /// anyway, and ends with a typed resume error if the stream is still not there. False when the
+    /// client went away.
     /// </summary>
-    private async Task AwaitRegistrationAsync(System.IO.Pipelines.PipeWriter writer, StreamPump pump, Store.StreamTee tee, CancellationToken aborted)
+    private async Task<bool> AwaitRegistrationAsync(System.IO.Pipelines.PipeWriter writer, StreamPump pump, Store.StreamTee tee, CancellationToken aborted)
     {
         Log.LiveClientAwaitsRegistration(logger, pump.Exchange.SessionId, pump.State.MessageId);
         var limit = tee.SettleLimit;
@@ -116,19 +119,23 @@ internal sealed class LiveClient(
             if (left <= TimeSpan.Zero)
             {
                 Log.LiveClientRegistrationUnsettled(logger, pump.Exchange.SessionId, pump.State.MessageId, limit.TotalSeconds);
-                return;
+                return true;
             }
 
             if (await tee.WaitRegisteredAsync(interval > TimeSpan.Zero && interval < left ? interval : left, aborted))
             {
-                return;
+                return true;
             }
 
             if (interval > TimeSpan.Zero && time.GetElapsedTime(started) < limit)
             {
                 writer.Write(SseBytes.KeepAlive);
-                await writer.FlushAsync(aborted);
+                var flushed = await writer.FlushAsync(aborted);
                 metrics.HeartbeatSent();
+                if (flushed.IsCompleted || flushed.IsCanceled)
+                {
+                    return false;
+                }
             }
         }
     }

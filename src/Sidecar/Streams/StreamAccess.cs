@@ -31,8 +31,8 @@ internal enum StreamAccessResult
 
 /// <summary>
 /// The checks that guard resume and stop alike: ids valid before they touch a key, the
-/// session's stream looked up within the store's time box (once this replica's own registration
-/// of it, if pending, has settled), and the caller its owner.
+/// session's stream looked up within the store's time box (once the store has answered this
+/// replica's registration of the caller's newest stream, if it has not yet), and the caller its owner.
 /// </summary>
 internal sealed class StreamAccess(
     IStreamStore store,
@@ -43,9 +43,13 @@ internal sealed class StreamAccess(
     TimeProvider time,
     ILogger<StreamAccess> logger)
 {
+    /// <summary>
+    /// As <see cref="FindOwnedAsync(HttpContext, string, string, long?)"/>, for a stop: it goes on when
+    /// its caller leaves (a user who pressed stop and closed the tab still stops the answer).
+    /// </summary>
     public async Task<(StreamAccessResult Result, StreamRecord? Stream)> FindOwnedAsync(HttpContext context, string agentId, string sessionId)
     {
-        var (result, stream, _) = await FindOwnedAsync(context, agentId, sessionId, readFrom: null);
+        var (result, stream, _) = await FindOwnedAsync(context, agentId, sessionId, readFrom: null, CancellationToken.None);
         return (result, stream);
     }
 
@@ -55,7 +59,10 @@ internal sealed class StreamAccess(
     /// read alongside its metadata, one store round trip fewer before a resume's first byte. They
     /// are given out only to the stream's owner (Found).
     /// </summary>
-    public async Task<(StreamAccessResult Result, StreamRecord? Stream, Task<IReadOnlyList<StoredEvent>>? Head)> FindOwnedAsync(HttpContext context, string agentId, string sessionId, long? readFrom)
+    public Task<(StreamAccessResult Result, StreamRecord? Stream, Task<IReadOnlyList<StoredEvent>>? Head)> FindOwnedAsync(HttpContext context, string agentId, string sessionId, long? readFrom) =>
+        FindOwnedAsync(context, agentId, sessionId, readFrom, context.RequestAborted);
+
+    private async Task<(StreamAccessResult Result, StreamRecord? Stream, Task<IReadOnlyList<StoredEvent>>? Head)> FindOwnedAsync(HttpContext context, string agentId, string sessionId, long? readFrom, CancellationToken aborted)
     {
         if (!StreamIds.IsValid(agentId) || !StreamIds.IsValid(sessionId))
         {
@@ -76,12 +83,14 @@ internal sealed class StreamAccess(
             }
         }
 
-        if (writer.Registering(sessionId) is { } registering)
+        var caller = OwnerIdentity.Hash(context.Request, sessionId, options.CurrentValue.OwnerHashKey);
+        if (writer.Registering(sessionId) is { } registering && string.Equals(registering.OwnerHash, caller, StringComparison.Ordinal))
         {
-            // This replica has not yet stored the registration of the session's newest stream (the
-            // store slower than its operation timeout): looked up now, the store would give the
-            // session's previous stream, or none. Bounded; the client leaving ends the wait.
-            await registering.WaitRegisteredAsync(registering.SettleLimit, context.RequestAborted);
+            // This replica has not yet had the store's answer to the registration of the caller's
+            // newest stream in this session (a few milliseconds after its start; longer when the
+            // store is slow): looked up now, the store would give the session's previous stream, or
+            // none. Only for its owner (anyone else learns nothing from the time taken); bounded.
+            await registering.WaitRegistrationWrittenAsync(registering.SettleLimit, aborted);
         }
 
         StreamRecord? stream = null;
@@ -89,17 +98,17 @@ internal sealed class StreamAccess(
         try
         {
             using var timeout = new CancellationTokenSource(storeOptions.Value.OperationTimeout, time);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.RequestAborted);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, aborted);
             if (await store.FindActiveIdAsync(sessionId, linked.Token) is { } messageId)
             {
                 // Sent right behind the metadata read, so that both take one round trip; bounded by
                 // the store's own timeout.
                 var metadata = store.GetAsync(messageId, linked.Token);
-                head = readFrom is { } from ? store.ReadAsync(messageId, from, StoreReplay.FirstReadBatch, context.RequestAborted) : null;
+                head = readFrom is { } from ? store.ReadAsync(messageId, from, StoreReplay.FirstReadBatch, aborted) : null;
                 stream = await metadata;
             }
         }
-        catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
+        catch (Exception ex) when (!aborted.IsCancellationRequested)
         {
             Discard(head);
             Log.ResumeStoreFailed(logger, sessionId, ex.GetType().Name);
@@ -120,7 +129,7 @@ internal sealed class StreamAccess(
             return (StreamAccessResult.NotFound, null, null);
         }
 
-        if (!string.Equals(stream.OwnerHash, OwnerIdentity.Hash(context.Request, sessionId, options.CurrentValue.OwnerHashKey), StringComparison.Ordinal))
+        if (!string.Equals(stream.OwnerHash, caller, StringComparison.Ordinal))
         {
             Discard(head);
             return (StreamAccessResult.Denied, stream, null);

@@ -42,7 +42,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 211, Level = LogLevel.Information, Message = "Live client fell behind before its stream's registration was stored: session {SessionId} message {MessageId}; it reads on from the store once it is")]
     public static partial void LiveClientAwaitsRegistration(ILogger logger, string sessionId, string? messageId);
 
-    [LoggerMessage(EventId = 212, Level = LogLevel.Warning, Message = "Stream registration not settled within {LimitSeconds} s: session {SessionId} message {MessageId}; its live client, which fell behind, gets resume unavailable")]
+    [LoggerMessage(EventId = 212, Level = LogLevel.Warning, Message = "Stream registration not settled within {LimitSeconds} s: session {SessionId} message {MessageId}; its live client, which fell behind, reads the store anyway (resume unavailable if the stream is still missing)")]
     public static partial void LiveClientRegistrationUnsettled(ILogger logger, string sessionId, string? messageId, double limitSeconds);
 
     [LoggerMessage(EventId = 206, Level = LogLevel.Warning, Message = "Releasing the upstream connection failed: session {SessionId} message {MessageId} ({ExceptionType})")]

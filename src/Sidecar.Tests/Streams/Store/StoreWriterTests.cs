@@ -297,6 +297,28 @@ public sealed class StoreWriterTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task Registering_NamesASessionsNewestStream_UntilTheStoreAnsweredItsRegistration_EvenWhenLostBefore()
+    {
+        // A stop or resume on this replica waits on it: a stream that lost resume while its
+        // registration was still queued (a backlog) is not yet in the store's view of the session.
+        var older = Open("older");
+        var newest = _writer.Open(new StreamRegistration("m-newest", "s-older", "c010", "owner", "replica", Start.AddHours(1)));
+        Assert.Same(newest, _writer.Registering("s-older"));
+        Assert.Equal("owner", newest.OwnerHash);
+
+        newest.Lose("backlog");
+        Assert.True(newest.Registered.IsCompleted);
+        Assert.False(newest.RegistrationWritten.IsCompleted);
+        Assert.Same(newest, _writer.Registering("s-older"));
+
+        await _writer.StartAsync(CancellationToken.None);
+        await newest.RegistrationWritten.DefaultTimeout();
+        await older.RegistrationWritten.DefaultTimeout();
+        Assert.Null(_writer.Registering("s-older"));
+        Assert.Equal("m-newest", (await _store.FindActiveAsync("s-older", default))!.MessageId);
+    }
+
+    [Fact]
     public async Task Gathering_EventsQueuedWhileTheWriterWaits_GoInOneBatchOnceTheDelayPassed()
     {
         await using var gathering = new GatheringWriter(_store, _services.GetRequiredService<SidecarMetrics>());

@@ -72,9 +72,9 @@ internal sealed class StoreWriter(
     private int _registrationsQueued;
     private TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    // The newest stream of each session whose registration has not settled yet (written, failed
-    // or lost): a stop or resume on this replica waits for it rather than find the session's
-    // previous stream, or none.
+    // The newest stream of each session whose registration's write has no outcome yet: a stop or
+    // resume on this replica waits for it rather than find the session's previous stream, or none.
+    // (Two streams of one session opened at once may leave the older here; the wait is the same.)
     private readonly ConcurrentDictionary<string, StreamTee> _registering = new(StringComparer.Ordinal);
     private long _batches;
     private long _events;
@@ -95,7 +95,7 @@ internal sealed class StoreWriter(
             };
         }
 
-        var tee = new StreamTee(this, registration.MessageId, registration.SessionId);
+        var tee = new StreamTee(this, registration);
         _registering[registration.SessionId] = tee;
         _open.TryAdd(tee, 0);
         if (!store.IsAvailable)
@@ -109,6 +109,7 @@ internal sealed class StoreWriter(
             // The writer has stopped (shutting down): nothing of this stream will be stored.
             Interlocked.Decrement(ref _registrationsQueued);
             tee.Lose("stopped");
+            tee.RegistrationAnswered();
         }
 
         Volatile.Read(ref _registered).TrySetResult();
@@ -163,10 +164,10 @@ internal sealed class StoreWriter(
     /// </summary>
     internal TimeSpan RegistrationSettleLimit => options.Value.LeaseDuration;
 
-    /// <summary>The session's newest stream on this replica while its registration has not settled; else null.</summary>
-    public StreamTee? Registering(string sessionId) => _registering.TryGetValue(sessionId, out var tee) ? tee : null;
+    /// <summary>The session's newest stream on this replica while the write of its registration has no outcome; else null.</summary>
+    internal StreamTee? Registering(string sessionId) => _registering.TryGetValue(sessionId, out var tee) ? tee : null;
 
-    internal void Settled(StreamTee tee) =>
+    internal void Answered(StreamTee tee) =>
         _registering.TryRemove(new KeyValuePair<string, StreamTee>(tee.SessionId, tee));
 
     internal TimeProvider Time => time;
@@ -361,28 +362,25 @@ internal sealed class StoreWriter(
         for (var i = 0; i < order.Count; i++)
         {
             var (tee, write) = order[i];
-            if (applied[i])
+            if (!applied[i])
             {
-                if (write.Begin is not null)
-                {
-                    tee.RegistrationDone();
-                }
-
+                // Lost before its registration counts as answered: whoever waited for it sees the loss.
+                tee.Lose("store_error");
                 if (write.End is not null)
                 {
-                    // Its end is stored: nothing left to rewrite.
-                    tee.Recovered();
+                    // This write carried the end: rewrite it (an earlier failure leaves the end to its own write).
+                    ScheduleRecovery(tee);
                 }
-
-                continue;
+            }
+            else if (write.End is not null)
+            {
+                // Its end is stored: nothing left to rewrite.
+                tee.Recovered();
             }
 
-            // Lost before its registration settles: whoever waited for it sees the loss.
-            tee.Lose("store_error");
-            if (write.End is not null)
+            if (write.Begin is not null)
             {
-                // This write carried the end: rewrite it (an earlier failure leaves the end to its own write).
-                ScheduleRecovery(tee);
+                tee.RegistrationAnswered();
             }
         }
 
@@ -483,11 +481,12 @@ internal sealed class StoreWriter(
 }
 
 /// <summary>One stream's side of the <see cref="StoreWriter"/>: what the pump writes through.</summary>
-internal sealed class StreamTee(StoreWriter writer, string messageId, string sessionId)
+internal sealed class StreamTee(StoreWriter writer, StreamRegistration registration)
 {
     private Action? _onLost;
 
     private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _answered = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _lost;
     private int _recoveryAttempts;
 
@@ -497,10 +496,19 @@ internal sealed class StreamTee(StoreWriter writer, string messageId, string ses
     /// </summary>
     public Task Registered => _registered.Task;
 
-    internal void RegistrationDone()
+    /// <summary>
+    /// Completes once the store answered the write of the registration (stored or failed), or it was
+    /// never sent: from then on the store's view of the session's active stream includes this one,
+    /// if it was stored. A stream that lost resume earlier may still have its registration written.
+    /// </summary>
+    public Task RegistrationWritten => _answered.Task;
+
+    /// <summary>The registration's write has its outcome (a failure was counted as a loss first).</summary>
+    internal void RegistrationAnswered()
     {
-        writer.Settled(this);
+        writer.Answered(this);
         _registered.TrySetResult();
+        _answered.TrySetResult();
     }
 
     /// <summary>
@@ -511,11 +519,18 @@ internal sealed class StreamTee(StoreWriter writer, string messageId, string ses
         WaitRegisteredAsync(writer.RegistrationWaitLimit, cancellationToken);
 
     /// <summary>Waits until <see cref="Registered"/> completes, for at most <paramref name="limit"/>; whether it did.</summary>
-    public async Task<bool> WaitRegisteredAsync(TimeSpan limit, CancellationToken cancellationToken)
+    public Task<bool> WaitRegisteredAsync(TimeSpan limit, CancellationToken cancellationToken) =>
+        WaitAsync(Registered, limit, cancellationToken);
+
+    /// <summary>Waits until <see cref="RegistrationWritten"/> completes, for at most <paramref name="limit"/>; whether it did.</summary>
+    public Task<bool> WaitRegistrationWrittenAsync(TimeSpan limit, CancellationToken cancellationToken) =>
+        WaitAsync(RegistrationWritten, limit, cancellationToken);
+
+    private async Task<bool> WaitAsync(Task task, TimeSpan limit, CancellationToken cancellationToken)
     {
         try
         {
-            await Registered.WaitAsync(limit, writer.Time, cancellationToken);
+            await task.WaitAsync(limit, writer.Time, cancellationToken);
             return true;
         }
         catch (TimeoutException)
@@ -527,9 +542,12 @@ internal sealed class StreamTee(StoreWriter writer, string messageId, string ses
     /// <summary>How long what needs the stream in the store waits for its registration to settle at most.</summary>
     public TimeSpan SettleLimit => writer.RegistrationSettleLimit;
 
-    public string MessageId { get; } = messageId;
+    public string MessageId => registration.MessageId;
 
-    public string SessionId { get; } = sessionId;
+    public string SessionId => registration.SessionId;
+
+    /// <summary>The hash of the identity of the principal that started the stream.</summary>
+    public string OwnerHash => registration.OwnerHash;
 
     /// <summary>The stream has ended (its end was handed to the writer).</summary>
     public bool Ended { get; set; }
@@ -574,7 +592,6 @@ internal sealed class StreamTee(StoreWriter writer, string messageId, string ses
             Interlocked.Exchange(ref _onLost, null)?.Invoke();
         }
 
-        writer.Settled(this);
         _registered.TrySetResult();
     }
 }
