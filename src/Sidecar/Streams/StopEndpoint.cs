@@ -23,7 +23,7 @@ internal sealed class StopEndpoint(
 {
     public async Task ServeAsync(HttpContext context, string agentId, string sessionId)
     {
-        var (result, stream) = await access.FindOwnedAsync(context, agentId, sessionId);
+        var (result, stream) = await access.FindOwnedToStopAsync(context, agentId, sessionId);
         switch (result)
         {
             case StreamAccessResult.Invalid or StreamAccessResult.StoreFailed:

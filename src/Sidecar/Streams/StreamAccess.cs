@@ -44,18 +44,19 @@ internal sealed class StreamAccess(
     ILogger<StreamAccess> logger)
 {
     /// <summary>
-    /// As <see cref="FindOwnedAsync(HttpContext, string, string, long?)"/>, for a stop: it goes on when
-    /// its caller leaves (a user who pressed stop and closed the tab still stops the answer).
+    /// As <see cref="FindOwnedAsync(HttpContext, string, string, long?)"/> without a first read, for a
+    /// stop: it goes on when its caller leaves (a user who pressed stop and closed the tab still
+    /// stops the answer).
     /// </summary>
-    public async Task<(StreamAccessResult Result, StreamRecord? Stream)> FindOwnedAsync(HttpContext context, string agentId, string sessionId)
+    public async Task<(StreamAccessResult Result, StreamRecord? Stream)> FindOwnedToStopAsync(HttpContext context, string agentId, string sessionId)
     {
         var (result, stream, _) = await FindOwnedAsync(context, agentId, sessionId, readFrom: null, CancellationToken.None);
         return (result, stream);
     }
 
     /// <summary>
-    /// As <see cref="FindOwnedAsync(HttpContext, string, string)"/>; with <paramref name="readFrom"/>,
-    /// also the stream's first events from there (<see cref="StoreReplay.FirstReadBatch"/> of them),
+    /// The session's stream, and whether the caller owns it (ended when the caller leaves); with
+    /// <paramref name="readFrom"/>, also the stream's first events from there (<see cref="StoreReplay.FirstReadBatch"/> of them),
     /// read alongside its metadata, one store round trip fewer before a resume's first byte. They
     /// are given out only to the stream's owner (Found).
     /// </summary>
