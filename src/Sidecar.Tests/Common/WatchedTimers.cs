@@ -2,7 +2,10 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Sidecar.Tests.Common;
 
-/// <summary>A fake clock that signals each timer created with a watched due time: a wait on it has begun.</summary>
+/// <summary>
+/// A fake clock that signals each timer created with a watched due time: a wait on it has begun.
+/// Any timer of that due time counts, so a test watches one that no other timer has while it waits.
+/// </summary>
 internal sealed class WatchedTimers : FakeTimeProvider
 {
     private readonly Dictionary<TimeSpan, SemaphoreSlim> _created;

@@ -209,10 +209,7 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         using var client = sidecar.CreateClient();
         await ConnectedAsync(sidecar.Services.GetRequiredService<IStreamStore>());
         var session = Chat.NewSession();
-        using (var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", "6000", "WRITE"]))
-        {
-            await pause.WaitForExitAsync().DefaultTimeout();
-        }
+        await PauseRedisAsync(6000, "WRITE");
 
         using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:5");
         await call.Record.GateReached.DefaultTimeout();
@@ -254,13 +251,17 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
             Assert.NotNull(await call.Reader.NextAsync());
         }
 
-        using (var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", "3000", "ALL"]))
-        {
-            await pause.WaitForExitAsync().DefaultTimeout();
-        }
+        await PauseRedisAsync(3000, "ALL");
 
         call.Record.ReleaseGate();
         return (call, await call.Reader.ReadToEndAsync());
+    }
+
+    /// <summary>Pauses the clients of the test's Redis (<c>CLIENT PAUSE</c>, <paramref name="mode"/> ALL or WRITE) for <paramref name="milliseconds"/>.</summary>
+    private async Task PauseRedisAsync(int milliseconds, string mode)
+    {
+        using var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", milliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture), mode]);
+        await pause.WaitForExitAsync().DefaultTimeout();
     }
 
     /// <summary>A store of the test's own on the sidecar's Redis, to look at what it stored.</summary>

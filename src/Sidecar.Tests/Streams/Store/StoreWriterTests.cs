@@ -493,7 +493,6 @@ public sealed class StoreWriterTests : IAsyncDisposable
         }
     }
 
-    /// <summary>A fake clock that signals every timer created on it for <paramref name="watched"/> (any timer of that due time: a test chooses one no other timer has while it waits).</summary>
     private static byte[] Event(string text) => Encoding.UTF8.GetBytes($"data: {text}\n\n");
 
     /// <summary>Appends event 0 to the stream, its bytes referenced from here only weakly.</summary>
