@@ -37,16 +37,16 @@ public sealed class SidecarServer : IAsyncDisposable
     /// <summary>Warnings and errors the sidecar logged (for failure messages).</summary>
     public CapturedLogs Logs { get; private set; } = new();
 
-    public static async Task<SidecarServer> StartAsync(Uri upstream, IDictionary<string, string?>? settings = null, TimeProvider? time = null, CapturedLogs? logs = null)
+    public static async Task<SidecarServer> StartAsync(Uri upstream, IDictionary<string, string?>? settings = null, TimeProvider? time = null, CapturedLogs? logs = null, Action<IServiceCollection>? services = null)
     {
         logs ??= new CapturedLogs();
-        var app = Build(upstream, settings, time, logs);
+        var app = Build(upstream, settings, time, logs, services);
         await app.StartAsync().DefaultTimeout();
         return new SidecarServer(app) { Logs = logs };
     }
 
-    /// <summary>Builds without starting (for start-up validation tests).</summary>
-    public static WebApplication Build(Uri upstream, IDictionary<string, string?>? settings = null, TimeProvider? time = null, CapturedLogs? logs = null)
+    /// <summary>Builds without starting (for start-up validation tests); <paramref name="services"/> adds to the sidecar's services.</summary>
+    public static WebApplication Build(Uri upstream, IDictionary<string, string?>? settings = null, TimeProvider? time = null, CapturedLogs? logs = null, Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
         var config = new Dictionary<string, string?>
@@ -82,6 +82,8 @@ public sealed class SidecarServer : IAsyncDisposable
             builder.Services.RemoveAll<TimeProvider>();
             builder.Services.AddSingleton(time);
         }
+
+        services?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.MapSidecar();

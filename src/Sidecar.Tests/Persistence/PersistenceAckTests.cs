@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using ChatUpstream;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Time.Testing;
 using Sidecar.Persistence;
 using Sidecar.Streams;
@@ -335,6 +336,41 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A pod draining after its readiness turned: the Service sends the service's callbacks to
+    /// another replica, which forwards them through the store. Streams whose clients have left
+    /// drain after the listeners close; their acknowledgments must still reach them.
+    /// </summary>
+    [Fact]
+    public async Task Callback_ToAnotherReplica_WhileThisOneDrains_StillDecidesTheHeldFinish()
+    {
+        var shared = new Dictionary<string, string?>
+        {
+            ["Sidecar:Store:Redis"] = RedisServer.Configuration,
+            ["Sidecar:Store:KeyPrefix"] = RedisServer.NewPrefix(),
+        };
+        // Registered after the sidecar's services, so it stops before them: once it has, the host
+        // is stopping the sidecar's own services.
+        var reached = new StopReached();
+        await using var replicaA = await StartSidecarAsync("Callback", _time, shared, services => services.AddHostedService(_ => reached));
+        await using var replicaB = await StartSidecarAsync("Callback", settings: shared);
+        using var management = new HttpClient { BaseAddress = replicaB.ManagementAddress };
+        using var client = replicaA.CreateClient();
+        var session = Chat.NewSession();
+        var ended = replicaA.PumpEnded(session);
+        var call = await Chat.StartAsync(client, _emulator, session, "/scenario deltas:2");
+        var pump = await replicaA.HeldFinishAsync(session);
+        call.Dispose();
+
+        var stopping = replicaA.StopAsync();
+        await reached.Task.DefaultTimeout();
+        Assert.Equal(HttpStatusCode.Accepted, (await PostAckAsync(management, pump.State.MessageId!, "{\"status\":\"saved\"}")).StatusCode);
+
+        // Decided by the ack, not at the drain deadline (the fake clock never gets there).
+        Assert.Equal(StreamOutcome.Completed, (await ended.DefaultTimeout()).Outcome);
+        await stopping.DefaultTimeout();
+    }
+
     [Fact]
     public async Task Callback_AuthenticationIdsBodiesAndUnknownMessages_AreRefusedWithTypedErrors()
     {
@@ -446,7 +482,7 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         Assert.Equal(Chat.Text(live), await resumed.Content.ReadAsStringAsync());
     }
 
-    private async Task<SidecarServer> StartSidecarAsync(string mode, TimeProvider? time = null, Dictionary<string, string?>? settings = null)
+    private async Task<SidecarServer> StartSidecarAsync(string mode, TimeProvider? time = null, Dictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
         var all = new Dictionary<string, string?>
         {
@@ -469,7 +505,7 @@ public sealed class PersistenceAckTests : IAsyncLifetime
             all[key] = value;
         }
 
-        return await SidecarServer.StartAsync(_emulator.Address, all, time);
+        return await SidecarServer.StartAsync(_emulator.Address, all, time, services: services);
     }
 
     private void UseCallbackOf(SidecarServer sidecar)
@@ -490,5 +526,21 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         }
 
         return management.SendAsync(request).DefaultTimeout();
+    }
+
+    private sealed class StopReached : TaskCompletionSource, IHostedService
+    {
+        public StopReached()
+            : base(TaskCreationOptions.RunContinuationsAsynchronously)
+        {
+        }
+
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken)
+        {
+            TrySetResult();
+            return Task.CompletedTask;
+        }
     }
 }

@@ -26,10 +26,11 @@ public static class SidecarServiceCollectionExtensions
         services.AddSidecarHosting();
         services.AddSidecarTelemetry(configuration);
         // Before the streams: hosted services stop in reverse order, and the quota ledger must hear
-        // the streams that end while they drain.
+        // the streams that end while they drain, as the acknowledgments must reach them (a callback
+        // to another replica arrives through the store).
         services.AddSidecarQuota();
-        services.AddSidecarStreams();
         services.AddSidecarPersistence();
+        services.AddSidecarStreams();
         services.AddSidecarProxy(configuration);
 
         // Streams get their drain time at shutdown; the host must wait at least that long.
