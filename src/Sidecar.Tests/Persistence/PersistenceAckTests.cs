@@ -371,6 +371,63 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         await stopping.DefaultTimeout();
     }
 
+    /// <summary>
+    /// The service writes its resume error after finish when its own resume registration fails;
+    /// it comes before the save's callback and says nothing of the save.
+    /// </summary>
+    [Theory]
+    [InlineData("callback:saved resume-error", false)]
+    [InlineData("callback:failed resume-error", true)]
+    public async Task Callback_TheUpstreamsResumeErrorAfterFinish_DoesNotDecideTheSave(string scenario, bool failed)
+    {
+        await using var sidecar = await StartSidecarAsync("Callback");
+        UseCallbackOf(sidecar);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario " + scenario);
+        var (body, record) = (answer.Body, answer.Record);
+
+        await record.Ended.DefaultTimeout();
+        Assert.Equal(202, record.CallbackStatus);
+        if (failed)
+        {
+            // The failed save is the first error the client reads; the resume error is not sent.
+            var parts = Endings.Parts(Chat.Text(body));
+            Assert.Equal("{\"type\":\"finish\"}", parts[^3]);
+            Endings.AssertErrorEnding(parts, "SERVER_ERROR", "persistence", "persistence_failed");
+            Assert.DoesNotContain(parts, p => p.Contains("stream resume", StringComparison.Ordinal));
+            Assert.Equal(StreamOutcome.PersistenceFailed, (await ended.DefaultTimeout()).Outcome);
+        }
+        else
+        {
+            Assert.Equal(Chat.Text(record.SentBytes()), Chat.Text(body));
+            Assert.Equal(StreamOutcome.Completed, (await ended.DefaultTimeout()).Outcome);
+        }
+    }
+
+    [Fact]
+    public async Task Probe_NeverSaved_ThePersistenceErrorGoesBeforeTheUpstreamsResumeError()
+    {
+        await using var sidecar = await StartSidecarAsync("Probe", _time);
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario save:failed resume-error deltas:2");
+        var pump = await sidecar.HeldFinishAsync(session);
+        // The upstream's resume error and [DONE] are read (held behind finish) before the deadline.
+        Assert.True(SpinWait.SpinUntil(() => pump.State.DoneSeen, TaskTimeoutExtensions.DefaultTimeoutSpan));
+
+        _time.Advance(TimeSpan.FromSeconds(5));
+
+        var parts = Endings.Parts(Chat.Text(await call.Reader.ReadToEndAsync()));
+        Assert.Equal("{\"type\":\"finish\"}", parts[^3]);
+        Endings.AssertErrorEnding(parts, "SERVER_ERROR", "persistence", "persistence_unacknowledged");
+        Assert.DoesNotContain(parts, p => p.Contains("stream resume", StringComparison.Ordinal));
+        Assert.Equal(StreamOutcome.PersistenceUnacknowledged, (await ended.DefaultTimeout()).Outcome);
+    }
+
     [Fact]
     public async Task Callback_AuthenticationIdsBodiesAndUnknownMessages_AreRefusedWithTypedErrors()
     {

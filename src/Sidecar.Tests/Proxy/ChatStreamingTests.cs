@@ -98,6 +98,8 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
     [Theory]
     [InlineData("", "Completed", true, true, 0)]
     [InlineData("persist-error", "UpstreamErrorPart", true, true, 0)]
+    // The service's resume error after finish leaves the answer whole (its quota is confirmed).
+    [InlineData("resume-error", "Completed", true, true, 0)]
     [InlineData("stream-error:6", "UpstreamErrorPart", false, true, 0)]
     [InlineData("end:7", "EndedWithoutFinish", false, true, 0)]
     [InlineData("malformed:no-final-blank", "Completed", true, true, 0)]

@@ -92,6 +92,33 @@ internal readonly record struct UiPart(UiPartType Type, string? MessageId = null
         }
     }
 
+    /// <summary>
+    /// Whether an <c>error</c> part is the service's resume error: its <c>errorText</c> is the
+    /// contract's error shape with <c>category</c> <c>resume</c> (its own resume registration
+    /// failed; the answer and its save are not in question).
+    /// </summary>
+    public static bool IsResumeError(ReadOnlyMemory<byte> data)
+    {
+        try
+        {
+            using var part = JsonDocument.Parse(data);
+            if (part.RootElement.ValueKind != JsonValueKind.Object
+                || !part.RootElement.TryGetProperty("errorText", out var text) || text.ValueKind != JsonValueKind.String)
+            {
+                return false;
+            }
+
+            using var error = JsonDocument.Parse(text.GetString()!);
+            return error.RootElement.ValueKind == JsonValueKind.Object
+                && error.RootElement.TryGetProperty("category", out var category)
+                && category.ValueKind == JsonValueKind.String && category.ValueEquals("resume"u8);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
     // The part types the sidecar acts on, the most frequent first; every other type is Other.
     private static readonly (byte[] Name, UiPartType Type)[] KnownTypes =
     [

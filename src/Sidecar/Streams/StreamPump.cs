@@ -451,7 +451,7 @@ internal sealed class StreamPump
             pipe.AdvanceTo(buffer.Start, buffer.End);
             if (result.IsCompleted)
             {
-                return State.ErrorSeen ? StreamOutcome.UpstreamErrorPart
+                return State.FailedByErrorPart ? StreamOutcome.UpstreamErrorPart
                     : State.FinishSeen ? StreamOutcome.Completed
                     : StreamOutcome.EndedWithoutFinish;
             }
@@ -511,8 +511,9 @@ internal sealed class StreamPump
                 }
 
                 return;
-            case UiPartType.Error:
-                // The upstream's own error after finish (its persistence error): a failed save, said by the upstream.
+            case UiPartType.Error when !UiPart.IsResumeError(evt.Data):
+                // The upstream's own error after finish (its persistence error): a failed save, said
+                // by the upstream. Its resume error says nothing of the save: it waits with finish.
                 _held!.Add(evt);
                 var failed = new PersistenceAck(AckStatus.Failed, "upstream_error");
                 if (_ack!.TrySet(failed))
@@ -579,6 +580,8 @@ internal sealed class StreamPump
     /// <summary>
     /// Lets held parts out. Saved: unchanged. Otherwise: up to the upstream's own error part if it
     /// sent one (only the first error counts), else the contract's persistence error, then [DONE].
+    /// The persistence error goes where the service puts its own, before its resume error: the
+    /// client reads only the first error, and the failed save is what it must hear of.
     /// </summary>
     private void ReleaseHeld(bool saved)
     {
@@ -586,7 +589,7 @@ internal sealed class StreamPump
         _held = null;
         foreach (var evt in held)
         {
-            if (_ended || (!saved && evt.Part.Type == UiPartType.Done))
+            if (_ended || (!saved && (evt.Part.Type == UiPartType.Done || (evt.Part.Type == UiPartType.Error && UiPart.IsResumeError(evt.Data)))))
             {
                 break;
             }

@@ -25,6 +25,12 @@ internal sealed class StreamState
     /// <summary>Whether an <c>error</c> part came before <c>finish</c> (some providers send finish after their error).</summary>
     public bool ErrorSeenBeforeFinish => ErrorSeen && !_errorAfterFinish;
 
+    /// <summary>
+    /// Whether an error part of the upstream's failed the answer: any but the service's resume
+    /// error after <c>finish</c>, which leaves the answer whole.
+    /// </summary>
+    public bool FailedByErrorPart { get; private set; }
+
     private bool _errorAfterFinish;
 
     /// <summary>An artifact was cleared (<c>data-clear</c>) and not yet finished (<c>data-finish</c>).</summary>
@@ -63,6 +69,11 @@ internal sealed class StreamState
             case UiPartType.Error:
                 _errorAfterFinish = !ErrorSeen && FinishSeen;
                 ErrorSeen = true;
+                if (!FinishSeen || !UiPart.IsResumeError(evt.Data))
+                {
+                    FailedByErrorPart = true;
+                }
+
                 break;
             case UiPartType.DataClear:
                 ArtifactOpen = true;
