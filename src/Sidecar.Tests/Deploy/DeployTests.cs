@@ -67,6 +67,51 @@ public class DeployTests
     }
 
     [Fact]
+    public void ChatContainer_OutlivesTheSidecarsDrain_WithinTheGracePeriod()
+    {
+        var documents = RenderKustomization();
+        var pod = Map(documents.Single(d => Scalar(d, "kind") == "Deployment" && Scalar(d, "metadata", "name") == "c010-chat"), "spec", "template", "spec");
+        var chat = Seq(pod, "containers").Children.OfType<YamlMappingNode>().Single(c => c["name"].ToString() == "chat");
+        var config = documents.Single(d => Scalar(d, "kind") == "ConfigMap");
+        var drain = TimeSpan.Parse(Scalar(config, "data", "Sidecar__Streams__DrainTimeout"), System.Globalization.CultureInfo.InvariantCulture);
+        var delay = TimeSpan.Parse(Scalar(config, "data", "Sidecar__Streams__ShutdownDelay"), System.Globalization.CultureInfo.InvariantCulture);
+
+        // Both containers get SIGTERM at once: the service waits until the sidecar's streams have
+        // drained and its last settlements (15 s) are made, and then still has time to exit.
+        var wait = int.Parse(Scalar(chat, "lifecycle", "preStop", "sleep", "seconds"), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(wait >= (drain + delay).TotalSeconds + 15, $"the chat container stops after {wait} s");
+        Assert.True(int.Parse(Scalar(pod, "terminationGracePeriodSeconds"), System.Globalization.CultureInfo.InvariantCulture) >= wait + 10);
+    }
+
+    [Fact]
+    public void BundledRedis_MakesRoomBeforeItsLimit_AndNeverEvictsTheQuotaOutbox()
+    {
+        var redis = RenderKustomization().Single(d => Scalar(d, "kind") == "Deployment" && Scalar(d, "metadata", "name") == "c010-redis");
+        var container = Seq(redis, "spec", "template", "spec", "containers").Children.OfType<YamlMappingNode>().Single();
+        var args = Seq(container, "args").Children.Select(a => a.ToString()).ToList();
+        string Arg(string name) => args[args.IndexOf(name) + 1];
+
+        Assert.Matches("^[0-9]+mb$", Arg("--maxmemory"));
+        var cap = long.Parse(Arg("--maxmemory")[..^2], System.Globalization.CultureInfo.InvariantCulture) * 1024 * 1024;
+        var limit = Scalar(container, "resources", "limits", "memory");
+        Assert.Matches("^[0-9]+Gi$", limit);
+        // Room for an AOF rewrite's fork beside the data.
+        Assert.True(cap <= long.Parse(limit[..^2], System.Globalization.CultureInfo.InvariantCulture) * 1024 * 1024 * 1024 * 7 / 10);
+        // Only keys with a time to live: the outbox's keys have none.
+        Assert.StartsWith("volatile-", Arg("--maxmemory-policy"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ConfigMap_LeavesOffWhatNeedsTheServicesSide()
+    {
+        // The service sends no acknowledgment and has no quota API today: on, every answer would
+        // end with a persistence error, every settlement would fail.
+        var config = RenderKustomization().Single(d => Scalar(d, "kind") == "ConfigMap");
+        Assert.Equal("None", Scalar(config, "data", "Sidecar__Persistence__Mode"));
+        Assert.Equal(string.Empty, Scalar(config, "data", "Sidecar__Quota__BaseUrl"));
+    }
+
+    [Fact]
     public void ConfigMapAndSecretKeys_AreSettingsTheSidecarReads()
     {
         var known = Configuration.ConfigurationDocs.Settings().Select(s => s.EnvironmentVariable).ToHashSet(StringComparer.Ordinal);
