@@ -448,6 +448,7 @@ public sealed class PersistenceAckTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.NotFound, (await PostAckAsync(management, "unknownmessage01", "{\"status\":\"saved\"}")).StatusCode);
         using var unauthorized = await PostAckAsync(management, messageId, "{\"status\":\"saved\"}", token: null);
         ErrorJson.AssertContractShape(await ErrorJson.ReadAsync(unauthorized), "AUTHENTICATION", 401);
+        Assert.Equal("Bearer", unauthorized.Headers.WwwAuthenticate.Single().Scheme);
 
         // A known (finished) message: accepted, and a duplicate is as harmless.
         Assert.Equal(HttpStatusCode.Accepted, (await PostAckAsync(management, messageId, "{\"status\":\"saved\"}")).StatusCode);

@@ -6,6 +6,8 @@ namespace Sidecar.Configuration;
 /// <summary>The checks data annotations cannot express; each failure names its configuration key.</summary>
 internal sealed class SidecarOptionsValidator : IValidateOptions<SidecarOptions>
 {
+    private static readonly SectionValidator<ListenOptions> ListenValidator = new(SidecarOptions.SectionName + ":Listen");
+
     public ValidateOptionsResult Validate(string? name, SidecarOptions options)
     {
         var failures = new List<string>();
@@ -19,12 +21,11 @@ internal sealed class SidecarOptionsValidator : IValidateOptions<SidecarOptions>
             failures.Add($"Sidecar:Listen:Address must be an IP address (0.0.0.0, ::, 127.0.0.1, ...); got '{options.Listen.Address}'.");
         }
 
-        foreach (var (key, port) in new[] { ("PublicPort", options.Listen.PublicPort), ("ManagementPort", options.Listen.ManagementPort) })
+        // The nested section's own annotations (ports, timeouts, the connection limit): the root's
+        // validation does not descend into it.
+        if (ListenValidator.Validate(name, options.Listen) is { Failed: true } listen)
         {
-            if (port is < 0 or > 65535)
-            {
-                failures.Add($"Sidecar:Listen:{key} must be a port number (0 picks a free one); got {port}.");
-            }
+            failures.AddRange(listen.Failures);
         }
 
         if (options.Listen.PublicPort != 0 && options.Listen.PublicPort == options.Listen.ManagementPort)

@@ -44,8 +44,8 @@ internal static class AckEndpoint
         {
             metrics.AckCallback("unauthorized");
             Log.AckRejected(logger, "unauthorized");
-            context.Response.Headers.WWWAuthenticate = "Bearer";
-            await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.AckUnauthorized, time, context.TraceIdentifier));
+            await ErrorResponses.WriteAsync(context, SidecarErrors.Create(SidecarError.AckUnauthorized, time, context.TraceIdentifier),
+                response => response.Headers.WWWAuthenticate = "Bearer");
             return;
         }
 
