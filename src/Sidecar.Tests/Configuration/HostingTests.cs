@@ -89,4 +89,28 @@ public class HostingTests
         Assert.IsType<OptionsValidationException>(failure);
         Assert.Contains(named, failure.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    // The sweep would release reservations whose answers may still stream, or wait for their save.
+    [InlineData("Sidecar:Quota:StuckAfter", "00:20:00", null, null, "Sidecar:Quota:StuckAfter")]
+    [InlineData("Sidecar:Quota:StuckAfter", "01:00:00", "Sidecar:Streams:MaxDuration", "01:00:00", "Sidecar:Quota:StuckAfter")]
+    // A save repair's call (the probe's attempt timeout) must fit a claim's lease.
+    [InlineData("Sidecar:Persistence:RepairSaveUrl", "http://127.0.0.1:3000/save/{messageId}", "Sidecar:Persistence:ProbeAttemptTimeout", "00:00:10", "Sidecar:Quota:ClaimLease")]
+    public async Task Start_SettingsThatContradictEachOther_FailNamingTheKey(string key, string value, string? otherKey, string? otherValue, string named)
+    {
+        var settings = new Dictionary<string, string?> { [key] = value };
+        if (otherKey is not null)
+        {
+            settings[otherKey] = otherValue;
+        }
+
+        var failure = await Record.ExceptionAsync(async () =>
+        {
+            await using var app = SidecarServer.Build(new Uri("http://127.0.0.1:3000"), settings);
+            await app.StartAsync().DefaultTimeout();
+        });
+
+        Assert.IsType<OptionsValidationException>(failure);
+        Assert.Contains(named, failure.Message, StringComparison.Ordinal);
+    }
 }

@@ -48,7 +48,11 @@ internal sealed class MessageRepair
             })
             .AddTimeout(options.CurrentValue.ProbeAttemptTimeout)
             .Build();
+        AttemptTimeout = options.CurrentValue.ProbeAttemptTimeout;
     }
+
+    /// <summary>The longest one save call takes (the probe's attempt timeout, fixed at start).</summary>
+    public TimeSpan AttemptTimeout { get; }
 
     public async Task<(RepairResult Result, int? Status)> SaveAsync(QuotaItem item, CancellationToken cancellationToken)
     {

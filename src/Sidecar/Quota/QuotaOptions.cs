@@ -58,7 +58,7 @@ public sealed class QuotaOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>How long a claim on an outbox item lasts; a replica that dies holding it loses it after this.</summary>
+    /// <summary>How long a claim on an outbox item lasts; a replica that dies holding it loses it after this. At least four times the longest call (<c>AttemptTimeout</c>, and <c>Persistence:ProbeAttemptTimeout</c> with save repair).</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan ClaimLease { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -98,7 +98,7 @@ public sealed class QuotaOptions
     [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>How long a reservation may stay <c>reserved</c> before the sweep releases it (when no stream of it is live).</summary>
+    /// <summary>How long a reservation may stay <c>reserved</c> before the sweep releases it (when no stream of it is live); longer than <c>Streams:MaxDuration</c> plus <c>Persistence:AckTimeout</c>.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan StuckAfter { get; set; } = TimeSpan.FromMinutes(45);
 }

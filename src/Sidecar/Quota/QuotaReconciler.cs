@@ -140,7 +140,8 @@ internal sealed class QuotaReconciler(
 
             try
             {
-                if (leaseEnd - time.GetUtcNow() < o.AttemptTimeout + o.AttemptTimeout)
+                var attempt = item.Action == QuotaAction.Save ? repair.AttemptTimeout : o.AttemptTimeout;
+                if (leaseEnd - time.GetUtcNow() < attempt + attempt)
                 {
                     // Not enough of the lease left for a call: handed back rather than raced with
                     // the replica that may take it over.

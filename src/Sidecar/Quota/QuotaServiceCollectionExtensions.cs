@@ -61,7 +61,7 @@ internal sealed class QuotaHostedServices(IOptions<QuotaOptions> options, IOptio
 }
 
 /// <summary>Checks that data annotations cannot express; failures name their keys.</summary>
-internal sealed class QuotaOptionsValidator : IValidateOptions<QuotaOptions>
+internal sealed class QuotaOptionsValidator(IOptions<Persistence.PersistenceOptions> persistence, IOptions<Streams.StreamOptions> streams) : IValidateOptions<QuotaOptions>
 {
     public ValidateOptionsResult Validate(string? name, QuotaOptions options)
     {
@@ -83,6 +83,20 @@ internal sealed class QuotaOptionsValidator : IValidateOptions<QuotaOptions>
         if (options.ClaimLease < options.AttemptTimeout * 4)
         {
             failures.Add("Sidecar:Quota:ClaimLease must be at least four times Sidecar:Quota:AttemptTimeout (a claimed item is handed back when less than two attempts' time is left).");
+        }
+
+        if (!string.IsNullOrWhiteSpace(persistence.Value.RepairSaveUrl) && options.ClaimLease < persistence.Value.ProbeAttemptTimeout * 4)
+        {
+            failures.Add("Sidecar:Quota:ClaimLease must be at least four times Sidecar:Persistence:ProbeAttemptTimeout when Sidecar:Persistence:RepairSaveUrl is set (a save repair's call takes up to that).");
+        }
+
+        // A reservation's answer may stream for the longest stream, then wait for its save's
+        // acknowledgment: the sweep must not release it meanwhile (its stream may be live on a
+        // replica whose store registration failed, where the sweep cannot see it).
+        var longest = streams.Value.MaxDuration + persistence.Value.AckTimeout;
+        if (options.StuckAfter <= longest)
+        {
+            failures.Add($"Sidecar:Quota:StuckAfter must be longer than Sidecar:Streams:MaxDuration plus Sidecar:Persistence:AckTimeout ({longest}); got {options.StuckAfter}.");
         }
 
         if (options.MaxRetryDelay < options.RetryDelay)
