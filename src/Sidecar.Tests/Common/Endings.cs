@@ -21,6 +21,16 @@ internal static class Endings
         return parts;
     }
 
+    /// <summary>The typed resume error (it has no reason of its own), then [DONE], end the parts.</summary>
+    public static void AssertResumeUnavailableEnding(IReadOnlyList<string> parts)
+    {
+        Assert.Equal("[DONE]", parts[^1]);
+        var errorText = JsonDocument.Parse(JsonDocument.Parse(parts[^2]).RootElement.GetProperty("errorText").GetString()!).RootElement;
+        ErrorJson.AssertContractShape(errorText, "SERVICE_UNAVAILABLE", 503);
+        Assert.Equal("resume", errorText.GetProperty("category").GetString());
+        Assert.Equal("RESUME_UNAVAILABLE", errorText.GetProperty("errorCode").GetString());
+    }
+
     /// <summary>
     /// Asserts that the stream ends with the sidecar's terminal parts: <c>data-finish</c> when an artifact
     /// was open, one <c>error</c> part of exactly the client's schema whose errorText is the contract's

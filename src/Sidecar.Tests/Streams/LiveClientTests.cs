@@ -131,10 +131,7 @@ public sealed class LiveClientTests
     {
         var parts = Endings.Parts(sent);
         Assert.Equal(Endings.Parts(Answer()).Take(parts.Count - 2), parts[..^2]);
-        Assert.Equal("[DONE]", parts[^1]);
-        var errorText = JsonDocument.Parse(JsonDocument.Parse(parts[^2]).RootElement.GetProperty("errorText").GetString()!).RootElement;
-        ErrorJson.AssertContractShape(errorText, "SERVICE_UNAVAILABLE", 503);
-        Assert.Equal("RESUME_UNAVAILABLE", errorText.GetProperty("errorCode").GetString());
+        Endings.AssertResumeUnavailableEnding(parts);
     }
 
     /// <summary>A whole answer: start, five 200-byte deltas, finish, [DONE].</summary>
@@ -219,7 +216,7 @@ public sealed class LiveClientTests
             _client = new LiveClient(
                 new FixedOptions<StreamOptions>(streamOptions),
                 resumeOptions,
-                new StoreReplay(store, resumeOptions, new FixedOptions<StreamOptions>(streamOptions), Time, metrics, NullLogger<StoreReplay>.Instance),
+                new StoreReplay(store, resumeOptions, new FixedOptions<StreamOptions>(streamOptions), Options.Create(_storeOptions), Time, metrics, NullLogger<StoreReplay>.Instance),
                 Time,
                 metrics,
                 Awaits);

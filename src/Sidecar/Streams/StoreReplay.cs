@@ -36,10 +36,14 @@ internal sealed class StoreReplay(
     IStreamStore store,
     IOptionsMonitor<ResumeOptions> options,
     IOptionsMonitor<StreamOptions> streamOptions,
+    IOptions<StreamStoreOptions> storeOptions,
     TimeProvider time,
     SidecarMetrics metrics,
     ILogger<StoreReplay> logger)
 {
+    // A store call that failed is tried again at once, then after growing delays up to this.
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(1);
+
     // The first read is small so that the first events go out at once; the rest come in reads of
     // about ReadBytes by the largest event seen so far (artifact parts carry whole documents), each
     // at most twice the previous one, within bounds.
@@ -133,6 +137,52 @@ internal sealed class StoreReplay(
             var poll = options.CurrentValue.FollowPollInterval;
             var wait = heartbeat > TimeSpan.Zero && heartbeat < poll ? heartbeat : poll;
             var quietSince = time.GetTimestamp();
+
+            // A store that fails for less than the writer's retry window (a stall, a failover, a
+            // slow answer under load) is waited for, as the writer waits for it: nothing is lost
+            // meanwhile, so the replay reads on. Past the window the failure ends the replay.
+            async Task<T> RetryAsync<T>(Func<int, Task<T>> call)
+            {
+                long failingSince = 0;
+                var delay = TimeSpan.Zero;
+                for (var attempt = 0; ; attempt++)
+                {
+                    try
+                    {
+                        return await call(attempt);
+                    }
+                    catch (Exception ex) when (!token.IsCancellationRequested)
+                    {
+                        var window = storeOptions.Value.EffectiveWriteRetryWindow;
+                        if (attempt == 0)
+                        {
+                            failingSince = time.GetTimestamp();
+                            Log.ReplayStoreRetrying(logger, messageId, ex.GetType().Name, window.TotalSeconds);
+                        }
+
+                        if (time.GetElapsedTime(failingSince) + delay >= window)
+                        {
+                            throw;
+                        }
+                    }
+
+                    if (heartbeat > TimeSpan.Zero && time.GetElapsedTime(quietSince) >= heartbeat)
+                    {
+                        writer.Write(SseBytes.KeepAlive);
+                        await writer.FlushAsync(token);
+                        metrics.HeartbeatSent();
+                        quietSince = time.GetTimestamp();
+                    }
+
+                    if (delay > TimeSpan.Zero)
+                    {
+                        await Task.Delay(delay, time, token);
+                    }
+
+                    delay = delay == TimeSpan.Zero ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
+                }
+            }
+
             var from = cursor.Next;
             var missed = false;
             long largest = 0;
@@ -146,8 +196,9 @@ internal sealed class StoreReplay(
                     : (int)Math.Clamp(Math.Min(ReadBytes / largest, 2L * lastBatch), MinReadBatch, MaxReadBatch);
                 lastBatch = batch;
                 // The first read may have been sent already, with the stream's metadata.
-                var events = head is not null ? await head.WaitAsync(token) : await store.ReadAsync(messageId, cursor.Next, batch, token);
+                var sent = head;
                 head = null;
+                var events = await RetryAsync(attempt => attempt == 0 && sent is not null ? sent.WaitAsync(token) : store.ReadAsync(messageId, cursor.Next, batch, token));
                 if (!CopyEvents(writer, events, eventIds, cursor, ref largest))
                 {
                     // A gap (the store lost events): never skip over it.
@@ -177,7 +228,7 @@ internal sealed class StoreReplay(
                     }
                 }
 
-                var current = await store.GetAsync(messageId, token);
+                var current = await RetryAsync(_ => store.GetAsync(messageId, token));
                 if (current is null || current.Incomplete)
                 {
                     // Expired, evicted, or lost a write: the store no longer holds the whole answer.
@@ -204,7 +255,7 @@ internal sealed class StoreReplay(
                     return (current.State, null);
                 }
 
-                if (time.GetUtcNow() > current.LeaseExpiresAt && await StoreProducerLostAsync(context, current, token))
+                if (time.GetUtcNow() > current.LeaseExpiresAt && await RetryAsync(_ => StoreProducerLostAsync(context, current, token)))
                 {
                     // The producing replica stopped renewing its lease: it is gone. Its ending is now
                     // stored for every resumer; replay it like any other event.
@@ -214,7 +265,7 @@ internal sealed class StoreReplay(
                 if (follower is null)
                 {
                     // Caught up: follow from here on, and read once more for what came meanwhile.
-                    follower = await store.FollowAsync(messageId, token);
+                    follower = await RetryAsync(_ => store.FollowAsync(messageId, token));
                     continue;
                 }
 

@@ -120,6 +120,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "Resume of session {SessionId} failed: the store did not answer ({ExceptionType})")]
     public static partial void ResumeStoreFailed(ILogger logger, string sessionId, string exceptionType);
 
+    [LoggerMessage(EventId = 312, Level = LogLevel.Information, Message = "A replay of message {MessageId} could not read the store ({ExceptionType}); trying again for up to {WindowSeconds} s")]
+    public static partial void ReplayStoreRetrying(ILogger logger, string messageId, string exceptionType, double windowSeconds);
+
     [LoggerMessage(EventId = 305, Level = LogLevel.Warning, Message = "The replica {ReplicaId} producing session {SessionId} message {MessageId} let its lease lapse: the stream is ended for its resumers")]
     public static partial void ProducerLost(ILogger logger, string sessionId, string messageId, string replicaId);
 

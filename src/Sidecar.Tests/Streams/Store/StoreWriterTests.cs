@@ -416,7 +416,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
     }
 
     /// <summary>A store whose writes each wait for the test (until it is opened), saying when one has come.</summary>
-    private sealed class GatedStore(IStreamStore inner) : IStreamStore
+    private sealed class GatedStore(IStreamStore inner) : DelegatingStreamStore(inner)
     {
         private volatile bool _open;
 
@@ -426,16 +426,6 @@ public sealed class StoreWriterTests : IAsyncDisposable
         /// <summary>Released by the test to let one write through.</summary>
         public SemaphoreSlim Release { get; } = new(0);
 
-        public bool IsAvailable => inner.IsAvailable;
-
-        public event Action? Unavailable { add => inner.Unavailable += value; remove => inner.Unavailable -= value; }
-
-        public event Action? Available { add => inner.Available += value; remove => inner.Available -= value; }
-
-        public event Action<string>? StopRequested { add => inner.StopRequested += value; remove => inner.StopRequested -= value; }
-
-        public event Action<string, string>? AckPublished { add => inner.AckPublished += value; remove => inner.AckPublished -= value; }
-
         /// <summary>From now on every write goes through at once.</summary>
         public void Open()
         {
@@ -443,7 +433,7 @@ public sealed class StoreWriterTests : IAsyncDisposable
             Release.Release();
         }
 
-        public async Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken)
+        public override async Task<bool[]> WriteAsync(IReadOnlyList<StreamWrite> writes, CancellationToken cancellationToken)
         {
             if (!_open)
             {
@@ -451,26 +441,8 @@ public sealed class StoreWriterTests : IAsyncDisposable
                 await Release.WaitAsync(cancellationToken);
             }
 
-            return await inner.WriteAsync(writes, cancellationToken);
+            return await base.WriteAsync(writes, cancellationToken);
         }
-
-        public Task RequestStopAsync(string messageId, CancellationToken cancellationToken) => inner.RequestStopAsync(messageId, cancellationToken);
-
-        public Task PublishAckAsync(string messageId, string ack, CancellationToken cancellationToken) => inner.PublishAckAsync(messageId, ack, cancellationToken);
-
-        public Task<bool> EndAbandonedAsync(string messageId, long eventCount, ReadOnlyMemory<byte> ending, DateTimeOffset now, CancellationToken cancellationToken) =>
-            inner.EndAbandonedAsync(messageId, eventCount, ending, now, cancellationToken);
-
-        public Task<StreamRecord?> FindActiveAsync(string sessionId, CancellationToken cancellationToken) => inner.FindActiveAsync(sessionId, cancellationToken);
-
-        public Task<string?> FindActiveIdAsync(string sessionId, CancellationToken cancellationToken) => inner.FindActiveIdAsync(sessionId, cancellationToken);
-
-        public Task<StreamRecord?> GetAsync(string messageId, CancellationToken cancellationToken) => inner.GetAsync(messageId, cancellationToken);
-
-        public Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken) =>
-            inner.ReadAsync(messageId, fromSequence, maxCount, cancellationToken);
-
-        public Task<IStreamFollower> FollowAsync(string messageId, CancellationToken cancellationToken) => inner.FollowAsync(messageId, cancellationToken);
     }
 
     /// <summary>An upstream body over fixed bytes that counts its reads.</summary>

@@ -42,7 +42,8 @@ public sealed class StreamStoreOptions
     /// How long a batch whose store call failed or timed out (Redis slow or stalled, a failover, a
     /// lost connection) is sent again, with a growing delay, before its streams lose resume. Writes are idempotent, so
     /// a late first attempt and its retry store each event once. Later batches wait behind it,
-    /// within <see cref="MaxPendingBytes"/>. Zero: no retry.
+    /// within <see cref="MaxPendingBytes"/>. A replay (a resume, a client that fell behind) waits as
+    /// long for a failing store before it ends with the resume error. Zero: no retry.
     /// </summary>
     /// <remarks>
     /// Lease renewals queue behind a batch being retried (and wait in the gathering wait,
