@@ -202,6 +202,7 @@ internal sealed class StoreReplay(
                 if (!CopyEvents(writer, events, eventIds, cursor, ref largest))
                 {
                     // A gap (the store lost events): never skip over it.
+                    Log.ReplayStoreLacks(logger, messageId, cursor.Next, "the store's next event is not the next one (a gap)");
                     return (null, SidecarError.ResumeUnavailable);
                 }
 
@@ -232,6 +233,7 @@ internal sealed class StoreReplay(
                 if (current is null || current.Incomplete)
                 {
                     // Expired, evicted, or lost a write: the store no longer holds the whole answer.
+                    Log.ReplayStoreLacks(logger, messageId, cursor.Next, current is null ? "the stream is not in the store" : "the stream's stored copy is incomplete");
                     return (null, SidecarError.ResumeUnavailable);
                 }
 
@@ -241,6 +243,7 @@ internal sealed class StoreReplay(
                     // nothing to read means the events are gone (evicted) while the count stayed.
                     if (events.Count == 0 && missed)
                     {
+                        Log.ReplayStoreLacks(logger, messageId, cursor.Next, $"the store counts {current.EventCount} events but has none from here");
                         return (null, SidecarError.ResumeUnavailable);
                     }
 

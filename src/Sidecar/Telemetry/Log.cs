@@ -123,6 +123,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 312, Level = LogLevel.Information, Message = "A replay of message {MessageId} could not read the store ({ExceptionType}); trying again for up to {WindowSeconds} s")]
     public static partial void ReplayStoreRetrying(ILogger logger, string messageId, string exceptionType, double windowSeconds);
 
+    [LoggerMessage(EventId = 313, Level = LogLevel.Warning, Message = "A replay of message {MessageId} ends with the resume error at event {Next}: {Reason}")]
+    public static partial void ReplayStoreLacks(ILogger logger, string messageId, long next, string reason);
+
     [LoggerMessage(EventId = 305, Level = LogLevel.Warning, Message = "The replica {ReplicaId} producing session {SessionId} message {MessageId} let its lease lapse: the stream is ended for its resumers")]
     public static partial void ProducerLost(ILogger logger, string sessionId, string messageId, string replicaId);
 
