@@ -91,26 +91,30 @@ public class HostingTests
     }
 
     [Theory]
-    // The sweep would release reservations whose answers may still stream, or wait for their save.
-    [InlineData("Sidecar:Quota:StuckAfter", "00:20:00", null, null, "Sidecar:Quota:StuckAfter")]
-    [InlineData("Sidecar:Quota:StuckAfter", "01:00:00", "Sidecar:Streams:MaxDuration", "01:00:00", "Sidecar:Quota:StuckAfter")]
+    // With the sweep on, it would release reservations whose answers may still stream, or wait for their save.
+    [InlineData("Sidecar:Quota:StuckAfter", "Sidecar:Quota:StuckAfter=00:20:00")]
+    [InlineData("Sidecar:Quota:StuckAfter", "Sidecar:Quota:StuckAfter=01:00:00", "Sidecar:Streams:MaxDuration=01:00:00")]
     // A save repair's call (the probe's attempt timeout) must fit a claim's lease.
-    [InlineData("Sidecar:Persistence:RepairSaveUrl", "http://127.0.0.1:3000/save/{messageId}", "Sidecar:Persistence:ProbeAttemptTimeout", "00:00:10", "Sidecar:Quota:ClaimLease")]
-    public async Task Start_SettingsThatContradictEachOther_FailNamingTheKey(string key, string value, string? otherKey, string? otherValue, string named)
+    [InlineData("Sidecar:Quota:ClaimLease", "Sidecar:Persistence:RepairSaveUrl=http://127.0.0.1:3000/save/{messageId}", "Sidecar:Persistence:ProbeAttemptTimeout=00:00:10")]
+    public async Task Start_SettingsThatContradictEachOther_FailNamingTheKey(string named, params string[] settings)
     {
-        var settings = new Dictionary<string, string?> { [key] = value };
-        if (otherKey is not null)
-        {
-            settings[otherKey] = otherValue;
-        }
-
-        var failure = await Record.ExceptionAsync(async () =>
-        {
-            await using var app = SidecarServer.Build(new Uri("http://127.0.0.1:3000"), settings);
-            await app.StartAsync().DefaultTimeout();
-        });
+        var failure = await Record.ExceptionAsync(() => StartAsync(["Sidecar:Quota:BaseUrl=http://127.0.0.1:3000/api/internal/quota", .. settings]));
 
         Assert.IsType<OptionsValidationException>(failure);
         Assert.Contains(named, failure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_LongStreamsWithoutQuotaReconciliation_AreValid()
+    {
+        // The sweep's bound matters only with a quota API.
+        Assert.Null(await Record.ExceptionAsync(() => StartAsync(["Sidecar:Streams:MaxDuration=02:00:00"])));
+    }
+
+    private static async Task StartAsync(string[] settings)
+    {
+        await using var app = SidecarServer.Build(new Uri("http://127.0.0.1:3000"), settings.Select(s => s.Split('=', 2)).ToDictionary(p => p[0], p => (string?)p[1]));
+        await app.StartAsync().DefaultTimeout();
+        await app.StopAsync().DefaultTimeout();
     }
 }

@@ -60,6 +60,20 @@ public sealed class PersistenceAckTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task InBand_Saved_WithTheAckPartKept_ClientGetsTheAnswerWithIt()
+    {
+        await using var sidecar = await StartSidecarAsync("InBand", settings: new() { ["Sidecar:Persistence:RemoveInBandAck"] = "false" });
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = sidecar.PumpEnded(session);
+
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario ack:saved deltas:2");
+
+        Assert.Equal(Chat.Text(answer.Record.SentBytes()), Chat.Text(answer.Body));
+        Assert.Equal(StreamOutcome.Completed, (await ended.DefaultTimeout()).Outcome);
+    }
+
+    [Fact]
     public async Task InBand_NoAckBeforeTheDeadline_FinishIsHeldThenThePersistenceErrorFollows()
     {
         await using var sidecar = await StartSidecarAsync("InBand", _time);

@@ -77,8 +77,8 @@ public sealed class StoreReplayTests : IAsyncDisposable
     public async Task StoreFailsLongerThanTheRetryWindow_TheReplayEndsWithTheTypedResumeError()
     {
         await StoreAnswerAsync();
-        // Each failed read takes the whole window (a call that timed out late).
-        _store.FailFromRead(2, count: int.MaxValue, taking: _storeOptions.EffectiveWriteRetryWindow);
+        // Each failed read takes half the window (a call that timed out late).
+        _store.FailFromRead(2, count: int.MaxValue, taking: _storeOptions.EffectiveWriteRetryWindow / 2);
 
         var (result, sent) = await ReplayAsync();
 
@@ -87,7 +87,8 @@ public sealed class StoreReplayTests : IAsyncDisposable
         var parts = Endings.Parts(sent);
         Assert.Equal(Endings.Parts(Answer()).Take(StoreReplay.FirstReadBatch), parts[..^2]);
         Endings.AssertResumeUnavailableEnding(parts);
-        // Tried once more, at once, before the window was over.
+        // Tried once more, at once; that call's failure came as the window, counted from the
+        // start of the first failed call, was over.
         Assert.Equal(3, _store.Reads);
     }
 

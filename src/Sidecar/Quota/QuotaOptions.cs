@@ -98,7 +98,7 @@ public sealed class QuotaOptions
     [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>How long a reservation may stay <c>reserved</c> before the sweep releases it (when no stream of it is live); longer than <c>Streams:MaxDuration</c> plus <c>Persistence:AckTimeout</c>.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    /// <summary>How long a reservation may stay <c>reserved</c> before the sweep releases it (when no stream of it is live); with the sweep on, longer than <c>Streams:MaxDuration</c> plus <c>Persistence:AckTimeout</c>.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
     public TimeSpan StuckAfter { get; set; } = TimeSpan.FromMinutes(45);
 }

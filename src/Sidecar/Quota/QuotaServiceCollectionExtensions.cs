@@ -90,11 +90,11 @@ internal sealed class QuotaOptionsValidator(IOptions<Persistence.PersistenceOpti
             failures.Add("Sidecar:Quota:ClaimLease must be at least four times Sidecar:Persistence:ProbeAttemptTimeout when Sidecar:Persistence:RepairSaveUrl is set (a save repair's call takes up to that).");
         }
 
-        // A reservation's answer may stream for the longest stream, then wait for its save's
-        // acknowledgment: the sweep must not release it meanwhile (its stream may be live on a
+        // With the sweep on: a reservation's answer may stream for the longest stream, then wait
+        // for its save's acknowledgment, and the sweep must not release it meanwhile (its stream may be live on a
         // replica whose store registration failed, where the sweep cannot see it).
         var longest = streams.Value.MaxDuration + persistence.Value.AckTimeout;
-        if (options.StuckAfter <= longest)
+        if (!string.IsNullOrWhiteSpace(options.BaseUrl) && options.SweepInterval > TimeSpan.Zero && options.StuckAfter <= longest)
         {
             failures.Add($"Sidecar:Quota:StuckAfter must be longer than Sidecar:Streams:MaxDuration plus Sidecar:Persistence:AckTimeout ({longest}); got {options.StuckAfter}.");
         }

@@ -147,6 +147,8 @@ internal sealed class StoreReplay(
                 var delay = TimeSpan.Zero;
                 for (var attempt = 0; ; attempt++)
                 {
+                    // The window counts from the start of the first failed call, as the writer's does.
+                    var started = time.GetTimestamp();
                     try
                     {
                         return await call(attempt);
@@ -156,7 +158,7 @@ internal sealed class StoreReplay(
                         var window = storeOptions.Value.EffectiveWriteRetryWindow;
                         if (attempt == 0)
                         {
-                            failingSince = time.GetTimestamp();
+                            failingSince = started;
                             Log.ReplayStoreRetrying(logger, messageId, ex.GetType().Name, window.TotalSeconds);
                         }
 

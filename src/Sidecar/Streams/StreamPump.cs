@@ -504,12 +504,13 @@ internal sealed class StreamPump
         switch (evt.Part.Type)
         {
             case UiPartType.DataPersistence when _inBandAcks:
-                NoteInBandAck(evt);
                 if (!_removeInBandAck)
                 {
+                    // Held before it decides: the decision lets the held parts out, this one with them.
                     _held!.Add(evt);
                 }
 
+                NoteInBandAck(evt);
                 return;
             case UiPartType.Error when !UiPart.IsResumeError(evt.Data):
                 // The upstream's own error after finish (its persistence error): a failed save, said

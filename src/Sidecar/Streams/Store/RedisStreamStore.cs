@@ -458,7 +458,16 @@ internal sealed class RedisStreamStore : IStreamStore
             return false;
         }
 
-        await redis.PublishAsync(NotifyChannel(messageId), 1).WaitAsync(cancellationToken);
+        try
+        {
+            await redis.PublishAsync(NotifyChannel(messageId), 1).WaitAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // The ending is stored: followers find it at their next poll. Failing here would have
+            // the caller try again and find the stream no longer live, as if another had ended it.
+        }
+
         return true;
     }
 
