@@ -296,6 +296,13 @@ public static class EmulatorApp
                     return AnswerStatus.StalledThenAbandoned;
                 }
 
+                if (i == s.DoneAfter)
+                {
+                    // As an AI SDK stream closed without finish does: [DONE], then the end.
+                    await WriteAsync(body, AnswerScript.Done(s.Crlf), s.ChunkBytes, record, recordBodies, aborted);
+                    return AnswerStatus.EndedEarly;
+                }
+
                 if (i == s.EndAfter)
                 {
                     return AnswerStatus.EndedEarly;

@@ -17,6 +17,8 @@ public sealed record Scenario
     public int? DropAfter { get; init; }
     public int? StallAfter { get; init; }
     public int? EndAfter { get; init; }
+
+    public int? DoneAfter { get; init; }
     public int? HalfAfter { get; init; }
     public int? GateAfter { get; init; }
     public bool GateBeforeHeaders { get; init; }
@@ -75,6 +77,7 @@ public sealed record Scenario
                     case "drop": scenario = scenario with { DropAfter = Number(1) }; break;
                     case "stall": scenario = scenario with { StallAfter = Number(1) }; break;
                     case "end": scenario = scenario with { EndAfter = Number(1) }; break;
+                    case "done-early": scenario = scenario with { DoneAfter = Number(1) }; break;
                     case "half": scenario = scenario with { HalfAfter = Number(1) }; break;
                     case "gate" when arg == "headers": scenario = scenario with { GateBeforeHeaders = true }; break;
                     case "gate": scenario = scenario with { GateAfter = Number(1) }; break;

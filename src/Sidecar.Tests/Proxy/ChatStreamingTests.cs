@@ -149,6 +149,31 @@ public class ChatStreamingTests(ProxyFixture fixture) : IClassFixture<ProxyFixtu
         Assert.False(pump.State.ArtifactOpen);
     }
 
+    [Theory]
+    [InlineData("done-early:7", false)]
+    [InlineData("artifact done-early:11", true)]
+    public async Task Post_UpstreamSendsDoneBeforeFinish_ClientGetsThePrefixThenATypedEnding(string scenario, bool artifactOpen)
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario " + scenario);
+        var (response, body, record) = (answer.Response, answer.Body, answer.Record);
+        var (pump, outcome) = await ended.DefaultTimeout();
+
+        // The client skips [DONE]: without the sidecar it would end "ready" on half an answer.
+        var events = Chat.Events(record.SentBytes());
+        Assert.Equal("data: [DONE]\n\n", Chat.Text(events[^1]));
+        var prefix = events[..^1].SelectMany(e => e).ToArray();
+        Assert.Equal(prefix, body[..prefix.Length]);
+        var ending = Endings.Parts(Chat.Text(body[prefix.Length..]));
+        Assert.Equal(artifactOpen ? 3 : 2, ending.Count);
+        Endings.AssertErrorEnding(ending, "SERVER_ERROR", "stream", "ended_without_finish", artifactOpen, response.Headers.GetValues("x-message-id").Single());
+        Assert.Equal(StreamOutcome.EndedWithoutFinish, outcome);
+        Assert.False(pump.State.ArtifactOpen);
+    }
+
     [Fact]
     public async Task Post_UpstreamDropsMidStream_ClientGetsThePrefixThenATypedErrorAndDone()
     {

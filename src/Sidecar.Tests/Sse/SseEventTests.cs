@@ -71,4 +71,30 @@ public class SseEventTests
         Assert.Equal(type, part.Type.ToString());
         Assert.Equal(messageId, part.MessageId);
     }
+
+    [Theory]
+    [InlineData("data: {}", "data: {}\n\n")]
+    [InlineData("data: {}\n", "data: {}\n\n")]
+    [InlineData("data: {}\r\n", "data: {}\r\n\n")]
+    // CR line endings: another CR makes the blank line (an LF would only make the CR a CRLF).
+    [InlineData("data: {}\r", "data: {}\r\r")]
+    public void Terminate_AFragment_EndsItWithABlankLine(string fragment, string terminated)
+    {
+        var evt = SseEvent.Terminate(SseEvent.Parse(new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes(fragment)), terminated: false));
+
+        Assert.Equal(terminated, Encoding.UTF8.GetString(evt.Raw));
+        Assert.True(evt.IsTerminated);
+        Assert.Equal("{}", Encoding.UTF8.GetString(evt.Data.Span));
+    }
+
+    [Theory]
+    [InlineData("{\"type\":\"error\",\"errorText\":\"{\\\"category\\\":\\\"resume\\\"}\"}", true)]
+    [InlineData("{\"type\":\"error\",\"errorText\":\"{\\\"category\\\":\\\"persistence\\\"}\"}", false)]
+    [InlineData("{\"type\":\"error\",\"errorText\":\"not json\"}", false)]
+    // A lone surrogate (a string cut inside an emoji) cannot be unescaped: not a resume error, no throw.
+    [InlineData("{\"type\":\"error\",\"errorText\":\"\\ud800\"}", false)]
+    public void IsResumeError_ReadsTheCategoryOfTheErrorText(string json, bool resume)
+    {
+        Assert.Equal(resume, UiPart.IsResumeError(Encoding.UTF8.GetBytes(json)));
+    }
 }

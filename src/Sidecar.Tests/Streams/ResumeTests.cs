@@ -237,6 +237,28 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
     }
 
     [Fact]
+    public async Task Stop_WhileAnArtifactStreams_ClosesItBeforeTheAbort()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var ended = _sidecar.PumpEnded(session);
+        // start, start-step, 3 tool-input parts, kind, id, title, clear, a code delta: the artifact is open.
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario artifact gate:10");
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.NotNull(await call.Reader.NextAsync());
+        }
+
+        using var stop = await client.SendAsync(Chat.Stop(session)).DefaultTimeout();
+
+        Assert.Equal(HttpStatusCode.NoContent, stop.StatusCode);
+        Assert.Equal(StreamOutcome.Stopped, (await ended.DefaultTimeout()).Outcome);
+        var parts = Endings.Parts(Chat.Text(await call.Reader.ReadToEndAsync()));
+        // The client's artifact leaves "streaming" only on data-finish.
+        Assert.Equal(["{\"type\":\"data-finish\",\"data\":null,\"transient\":true}", "{\"type\":\"abort\"}", "[DONE]"], parts[^3..]);
+    }
+
+    [Fact]
     public async Task Stop_ByAnotherPrincipal_StopsNothingAndSaysNothing()
     {
         using var client = _sidecar.CreateClient();

@@ -51,7 +51,9 @@ internal sealed class SseEvent
     public static SseEvent Terminate(SseEvent fragment)
     {
         var raw = fragment.Raw;
-        var ending = raw.Length > 0 && raw[^1] is (byte)'\n' or (byte)'\r' ? "\n"u8 : "\n\n"u8;
+        // Ending in a line break, one more makes the blank line: LF after LF (or CRLF), CR after a
+        // CR alone (LF after it would only make it a CRLF, one line break).
+        var ending = raw.Length == 0 ? "\n\n"u8 : raw[^1] == (byte)'\n' ? "\n"u8 : raw[^1] == (byte)'\r' ? "\r"u8 : "\n\n"u8;
         return Parse(new ReadOnlySequence<byte>([.. raw, .. ending]), terminated: true);
     }
 

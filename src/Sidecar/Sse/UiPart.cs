@@ -113,8 +113,9 @@ internal readonly record struct UiPart(UiPartType Type, string? MessageId = null
                 && error.RootElement.TryGetProperty("category", out var category)
                 && category.ValueKind == JsonValueKind.String && category.ValueEquals("resume"u8);
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: an errorText the reader cannot unescape (a lone surrogate).
             return false;
         }
     }

@@ -20,6 +20,8 @@ internal sealed class StreamPump
 {
     private const int NoCause = -1;
 
+    private static ReadOnlySpan<byte> DataFinish => "data: {\"type\":\"data-finish\",\"data\":null,\"transient\":true}\n\n"u8;
+
     // Two readers: the live client, and DetachLiveClient draining what the client will not read.
     // One item per upstream read (all the events it framed), and the waiting client continues on
     // the thread that queued it (the read loop; for an ending, an ack's continuation; for a
@@ -57,6 +59,11 @@ internal sealed class StreamPump
     private bool _ackTimedOut;
     private bool _resumeLostUnsaid;
     private bool _teeEnded;
+
+    // What the stream's ending already made of it for its client, whatever the upstream does
+    // after (it may reset, stall or overflow while it is drained): Completed once [DONE] went out
+    // after finish with no failing error, EndedWithoutFinish for a [DONE] before any of them.
+    private StreamOutcome? _settled;
     private Action? _liveClientTooSlow;
 
     // Guards the call of _liveClientTooSlow against its clearing by the live client.
@@ -336,6 +343,11 @@ internal sealed class StreamPump
             {
                 outcome = StreamOutcome.PersistenceUnacknowledged;
             }
+            else if (_settled is { } settled)
+            {
+                // The client had its ending before the upstream's own end: that is the outcome.
+                outcome = settled;
+            }
             else if (_ackResult is { Status: AckStatus.Saved } && outcome is StreamOutcome.Stopped or StreamOutcome.ShuttingDown)
             {
                 // Stopped after the whole answer was there and saved: it completed.
@@ -361,6 +373,12 @@ internal sealed class StreamPump
             _stoppedEnding = true;
             if (!State.FinishSeen && !State.ErrorSeen)
             {
+                if (State.ArtifactOpen)
+                {
+                    // The client's artifact leaves "streaming" only on data-finish.
+                    EmitOwn(DataFinish.ToArray(), "stopped");
+                }
+
                 EmitOwn("data: {\"type\":\"abort\"}\n\n"u8.ToArray(), "stopped");
             }
         }
@@ -369,7 +387,7 @@ internal sealed class StreamPump
             if (State.ArtifactOpen)
             {
                 // The client's artifact leaves "streaming" only on data-finish.
-                EmitOwn("data: {\"type\":\"data-finish\",\"data\":null,\"transient\":true}\n\n"u8.ToArray(), outcome.Tag());
+                EmitOwn(DataFinish.ToArray(), outcome.Tag());
             }
 
             if (beforeError is not null)
@@ -492,6 +510,15 @@ internal sealed class StreamPump
                 {
                     return;
                 }
+            }
+
+            if (evt.Part.Type == UiPartType.Done && !State.FinishSeen && !State.ErrorSeen && !State.AbortSeen)
+            {
+                // [DONE] with no finish, error or abort before it: the client skips [DONE] and
+                // would end "ready" on half an answer. Ended as a body that ends before finish is.
+                _settled = StreamOutcome.EndedWithoutFinish;
+                EndStream(StreamOutcome.EndedWithoutFinish, null);
+                return;
             }
 
             Emit(evt);
@@ -639,6 +666,10 @@ internal sealed class StreamPump
         if (evt.Part.Type == UiPartType.Done)
         {
             _ended = true;
+            if (State.FinishSeen && !State.FailedByErrorPart)
+            {
+                _settled ??= StreamOutcome.Completed;
+            }
         }
     }
 

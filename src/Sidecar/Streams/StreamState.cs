@@ -31,6 +31,9 @@ internal sealed class StreamState
     /// </summary>
     public bool FailedByErrorPart { get; private set; }
 
+    /// <summary>Whether an <c>abort</c> part was seen (the answer was stopped: it ends without finish by design).</summary>
+    public bool AbortSeen { get; private set; }
+
     private bool _errorAfterFinish;
 
     /// <summary>An artifact was cleared (<c>data-clear</c>) and not yet finished (<c>data-finish</c>).</summary>
@@ -65,6 +68,9 @@ internal sealed class StreamState
                 break;
             case UiPartType.Done:
                 DoneSeen = true;
+                break;
+            case UiPartType.Abort:
+                AbortSeen = true;
                 break;
             case UiPartType.Error:
                 _errorAfterFinish = !ErrorSeen && FinishSeen;
