@@ -346,6 +346,8 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
     [InlineData("abc")]
     [InlineData("-1")]
     [InlineData("99999999999999999999")]
+    // Parses, but no event can follow it.
+    [InlineData("9223372036854775807")]
     public async Task Resume_InvalidLastEventId_IsRefusedWithATypedError(string lastEventId)
     {
         using var client = _sidecar.CreateClient();
@@ -354,6 +356,29 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("INVALID_LAST_EVENT_ID", (await ErrorJson.ReadAsync(response)).GetProperty("errorCode").GetString());
+    }
+
+    [Fact]
+    public async Task Resume_OfAFailedStream_FromItsLastEvent_HasNothingToSend()
+    {
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+
+        // Ends without finish: stored Failed with the sidecar's ending.
+        using var answer = await Chat.PostToEndAsync(client, _emulator, session, "/scenario end:7");
+        await StoreProbe.WaitForEndAsync(_sidecar.Services.GetRequiredService<IStreamStore>(), session);
+        var stream = await _sidecar.Services.GetRequiredService<IStreamStore>().FindActiveAsync(session, CancellationToken.None);
+        Assert.Equal(StoredStreamState.Failed, stream!.State);
+        var last = (stream.EventCount - 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        using var fromLast = await client.SendAsync(Chat.Resume(session, last)).DefaultTimeout();
+        using var fromBefore = await client.SendAsync(Chat.Resume(session, (stream.EventCount - 2).ToString(System.Globalization.CultureInfo.InvariantCulture))).DefaultTimeout();
+
+        // A client that has the ending gets no second, invented one (an EventSource would reconnect on a 200).
+        Assert.Equal(HttpStatusCode.NoContent, fromLast.StatusCode);
+        // One that lacks the ending gets it, the stored one.
+        Assert.Equal(HttpStatusCode.OK, fromBefore.StatusCode);
+        Assert.Equal(["[DONE]"], Endings.Parts(await fromBefore.Content.ReadAsStringAsync()));
     }
 
     [Fact]

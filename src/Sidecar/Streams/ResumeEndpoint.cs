@@ -64,8 +64,10 @@ internal sealed class ResumeEndpoint(
     /// <summary>Answers the stream's owner: no content for a finished stream, "resume unavailable" for an incomplete one, else the replay.</summary>
     private async Task AnswerAsync(HttpContext context, string sessionId, StreamRecord stream, long from, Task<IReadOnlyList<StoredEvent>>? head)
     {
-        if (stream.State == StoredStreamState.Completed)
+        if (stream.State == StoredStreamState.Completed || (stream.State != StoredStreamState.Live && from >= stream.EventCount))
         {
+            // Finished, or ended and the client has every event already (its ending included): a
+            // replay would have nothing to send but an ending of its own invention.
             Done(sessionId, "no_stream");
             StreamAccess.NoContent(context);
             return;
@@ -134,8 +136,9 @@ internal sealed class ResumeEndpoint(
             return true;
         }
 
-        if (value.Length > 19 || !long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var last))
+        if (value.Length > 19 || !long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var last) || last == long.MaxValue)
         {
+            // The next position must exist: long.MaxValue + 1 would wrap to a negative one.
             return false;
         }
 
