@@ -257,12 +257,50 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         return (call, await call.Reader.ReadToEndAsync());
     }
 
-    /// <summary>Pauses the clients of the test's Redis (<c>CLIENT PAUSE</c>, <paramref name="mode"/> ALL or WRITE) for <paramref name="milliseconds"/>.</summary>
-    private async Task PauseRedisAsync(int milliseconds, string mode)
+    /// <summary>
+    /// The session's pointer to its active stream lives in another hash slot (on a Cluster, maybe
+    /// another node). Refused there, it must not pass as written: the session would still point to
+    /// its previous stream, and a reload would resume that.
+    /// </summary>
+    [Fact]
+    public async Task SessionPointerRefused_TheStreamLosesResume_RatherThanLeaveTheOldPointer()
     {
-        using var pause = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "CLIENT", "PAUSE", milliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture), mode]);
-        await pause.WaitForExitAsync().DefaultTimeout();
+        // A user that may do everything but SET (the pointer is written with SET ... PX).
+        await RedisCliAsync("ACL", "SETUSER", "nopointer", "on", ">no-pointer-password", "~*", "&*", "+@all", "-set", "-setex", "-psetex");
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, new Dictionary<string, string?>
+        {
+            ["Sidecar:Store:Redis"] = _redis.Configuration + ",user=nopointer,password=no-pointer-password",
+            ["Sidecar:Store:KeyPrefix"] = _prefix,
+            ["Sidecar:Store:OperationTimeout"] = "00:00:00.500",
+            ["Sidecar:Store:WriteRetryWindow"] = "00:00:00.300",
+            ["Sidecar:Resume:UnavailableSignal"] = "ErrorPart",
+            ["Sidecar:Streams:HeartbeatInterval"] = "00:00:00",
+        });
+        using var client = sidecar.CreateClient();
+        using var lost = new InstrumentCounter(sidecar, "sidecar.store.lost");
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:5");
+
+        await lost.WaitForTotalAsync(1).DefaultTimeout();
+        call.Record.ReleaseGate();
+        var parts = Endings.Parts(Chat.Text(await call.Reader.ReadToEndAsync()));
+
+        // The live client hears that resume is lost: the resume error part before [DONE].
+        Assert.Equal("[DONE]", parts[^1]);
+        AssertErrorPart("data: " + parts[^2] + "\n\n", "resume", "We couldn't enable stream resume for this session.");
     }
+
+    /// <summary>Runs a command on the test's Redis.</summary>
+    private async Task RedisCliAsync(params string[] command)
+    {
+        using var cli = System.Diagnostics.Process.Start("redis-cli", ["-p", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. command]);
+        await cli.WaitForExitAsync().DefaultTimeout();
+        Assert.Equal(0, cli.ExitCode);
+    }
+
+    /// <summary>Pauses the clients of the test's Redis (<c>CLIENT PAUSE</c>, <paramref name="mode"/> ALL or WRITE) for <paramref name="milliseconds"/>.</summary>
+    private Task PauseRedisAsync(int milliseconds, string mode) =>
+        RedisCliAsync("CLIENT", "PAUSE", milliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture), mode);
 
     /// <summary>A store of the test's own on the sidecar's Redis, to look at what it stored.</summary>
     private RedisConnection OpenStore(out RedisStreamStore store)

@@ -260,8 +260,10 @@ internal sealed class RedisStreamStore : IStreamStore
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            // A lost pointer or notification: resumers poll, and a session without its pointer is
-            // resumed by the upstream (204), as before the sidecar.
+            // A session pointer not set would leave the session's previous stream as its active
+            // one: a reload would resume that. The batch is sent again (its writes are idempotent;
+            // the registration resets its stream, and the batch holds every event since).
+            throw new RedisException("A session pointer write failed: " + ex.Message, ex);
         }
 
         return applied;
