@@ -252,11 +252,17 @@ public abstract class StreamStoreContractTests
         var second = await Store.EndAbandonedAsync(id, 2, ending, lapsed, default);
         var third = await Store.EndAbandonedAsync(id, 3, ending, lapsed, default);
         var producerWritesOn = await Store.WriteAsync([Append(id, 3, 1)], default);
+        // The producer's own last event and end, at the position the ending took: not applied
+        // (its client saw an answer the store does not hold).
+        var producerEnd = Append(id, 2, 1);
+        producerEnd.End = StoredStreamState.Completed;
+        var producerEnds = await Store.WriteAsync([producerEnd], default);
 
         Assert.True(first);
         Assert.False(second);
         Assert.False(third);
         Assert.False(producerWritesOn.Single());
+        Assert.False(producerEnds.Single());
         var stream = await Store.GetAsync(id, default);
         Assert.Equal(StoredStreamState.Failed, stream!.State);
         Assert.Equal(3, stream.EventCount);

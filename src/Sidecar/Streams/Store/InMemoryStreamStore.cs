@@ -112,8 +112,9 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
 
         if (entry.Stream.State != StoredStreamState.Live)
         {
-            // Changes nothing; a write sent again whose end is already stored counts as applied.
-            return write.End is not null
+            // Changes nothing; a write sent again whose end is already stored counts as applied
+            // (not one whose stream a resumer ended meanwhile, with an ending of its own).
+            return write.End is not null && write.End == entry.Stream.State
                 && (write.Events.Count == 0 || entry.Events.Count == write.Events[0].Sequence + write.Events.Count);
         }
 

@@ -30,7 +30,8 @@ internal sealed class RedisStreamStore : IStreamStore
     // is unknown or no longer live change nothing: once a resumer has ended a lapsed stream, its
     // producer cannot append behind the ending. Events are appended only when they continue the
     // stream. A write sent again (its first attempt timed out, then landed late) applies only what
-    // is missing, and counts as applied when the stream has already ended with all of its events.
+    // is missing, and counts as applied when the stream has already ended with all of its events
+    // in the state it asks for (not when a resumer ended it meanwhile, with an ending of its own).
     // KEYS: meta and events of each stream. ARGV: lifetime ms, retention ms, then per stream: begin
     // (1/0), lease ms (0: keep), incomplete (1/0), end state (-1: none), first sequence, wake the
     // followers (1/0), the number of events, then (with begin only) session, agent, owner,
@@ -52,7 +53,7 @@ internal sealed class RedisStreamStore : IStreamStore
           local known = redis.call('HMGET', meta, 'state', 'count')
           local state = known[1]
           if state ~= '0' then
-            if state and ARGV[a + 3] ~= '-1'
+            if state and ARGV[a + 3] ~= '-1' and state == ARGV[a + 3]
               and (n == 0 or tonumber(known[2]) == first + n) then return 1 end
             return 0
           end
