@@ -33,5 +33,8 @@ internal class DelegatingStreamStore(IStreamStore inner) : IStreamStore
     public virtual Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken) =>
         inner.ReadAsync(messageId, fromSequence, maxCount, cancellationToken);
 
+    public virtual Task<IReadOnlyList<StoredEvent>> ReadIfOwnedAsync(string messageId, string ownerHash, long fromSequence, int maxCount, CancellationToken cancellationToken) =>
+        inner.ReadIfOwnedAsync(messageId, ownerHash, fromSequence, maxCount, cancellationToken);
+
     public virtual Task<IStreamFollower> FollowAsync(string messageId, CancellationToken cancellationToken) => inner.FollowAsync(messageId, cancellationToken);
 }

@@ -206,6 +206,41 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
     }
 
     [Fact]
+    public async Task Resume_TheFirstEventsComeWithTheLookup_ReadForTheOwnerOnly()
+    {
+        CountingReads? store = null;
+        await using var sidecar = await SidecarServer.StartAsync(_emulator.Address, services: services =>
+        {
+            var made = services.Last(d => d.ServiceType == typeof(IStreamStore));
+            services.AddSingleton<IStreamStore>(sp => store = new CountingReads((IStreamStore)made.ImplementationFactory!(sp)));
+        });
+        using var client = sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var post = Chat.Post(session, "/scenario end:7");
+        post.Headers.Authorization = new("Bearer", "token-of-alice");
+        using (var answer = await client.SendAsync(post).DefaultTimeout())
+        {
+            await answer.Content.ReadAsStringAsync();
+        }
+
+        await StoreProbe.WaitForEndAsync(sidecar.Services.GetRequiredService<IStreamStore>(), session);
+        var stored = (await store!.FindActiveAsync(session, CancellationToken.None))!.EventCount;
+
+        using var mallory = await client.SendAsync(Chat.Resume(session, bearer: "token-of-mallory")).DefaultTimeout();
+        var (strangerReads, strangerEvents) = store.Take();
+        using var alice = await client.SendAsync(Chat.Resume(session, bearer: "token-of-alice")).DefaultTimeout();
+        await alice.Content.ReadAsStringAsync();
+        var (ownerReads, ownerEvents) = store.Take();
+
+        // The stranger's request made the store read no event.
+        Assert.Equal(HttpStatusCode.NoContent, mallory.StatusCode);
+        Assert.Equal((0, 0L), (strangerReads, strangerEvents));
+        // The owner's whole (short) answer came with the lookup: no read after it.
+        Assert.Equal(HttpStatusCode.OK, alice.StatusCode);
+        Assert.Equal((0, stored), (ownerReads, ownerEvents));
+    }
+
+    [Fact]
     public async Task Stop_ByTheOwner_EndsLiveAndResumingClientsWithAbort_AndCancelsTheUpstream()
     {
         using var client = _sidecar.CreateClient();
@@ -419,5 +454,28 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         await (await _emulator.Journal.ForSession(session).DefaultTimeout()).GateReached.DefaultTimeout();
         await StoredAsync(session, 2, sidecar);
         return response;
+    }
+
+    /// <summary>Counts the store's plain reads, and the events its owner-only reads returned.</summary>
+    private sealed class CountingReads(IStreamStore inner) : DelegatingStreamStore(inner)
+    {
+        private int _reads;
+        private long _ownedEvents;
+
+        /// <summary>The counts since the last call, reset.</summary>
+        public (int Reads, long OwnedEvents) Take() => (Interlocked.Exchange(ref _reads, 0), Interlocked.Exchange(ref _ownedEvents, 0));
+
+        public override Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _reads);
+            return base.ReadAsync(messageId, fromSequence, maxCount, cancellationToken);
+        }
+
+        public override async Task<IReadOnlyList<StoredEvent>> ReadIfOwnedAsync(string messageId, string ownerHash, long fromSequence, int maxCount, CancellationToken cancellationToken)
+        {
+            var events = await base.ReadIfOwnedAsync(messageId, ownerHash, fromSequence, maxCount, cancellationToken);
+            Interlocked.Add(ref _ownedEvents, events.Count);
+            return events;
+        }
     }
 }

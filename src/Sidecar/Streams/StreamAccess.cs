@@ -103,9 +103,10 @@ internal sealed class StreamAccess(
             if (await store.FindActiveIdAsync(sessionId, linked.Token) is { } messageId)
             {
                 // Sent right behind the metadata read, so that both take one round trip; bounded by
-                // the store's own timeout.
+                // the store's own timeout. It reads only for the stream's owner: a stranger's
+                // request makes the store read nothing.
                 var metadata = store.GetAsync(messageId, linked.Token);
-                head = readFrom is { } from ? store.ReadAsync(messageId, from, StoreReplay.FirstReadBatch, aborted) : null;
+                head = readFrom is { } from ? store.ReadIfOwnedAsync(messageId, caller, from, StoreReplay.FirstReadBatch, aborted) : null;
                 stream = await metadata;
             }
         }

@@ -241,6 +241,25 @@ public abstract class StreamStoreContractTests
     }
 
     [Fact]
+    public async Task ReadIfOwned_ReadsForTheStreamsOwnerOnly()
+    {
+        var id = NewId();
+        // Several events per write: stored as one entry of several events on Redis.
+        await WriteOkAsync(Begin(id, "s-" + id), Append(id, 0, 3));
+        await WriteOkAsync(Append(id, 3, 3));
+
+        var all = await Store.ReadAsync(id, 1, 4, default);
+        var owned = await Store.ReadIfOwnedAsync(id, "owner-hash", 1, 4, default);
+        var stranger = await Store.ReadIfOwnedAsync(id, "someone-else", 1, 4, default);
+        var unknown = await Store.ReadIfOwnedAsync(NewId(), "owner-hash", 0, 4, default);
+
+        Assert.Equal([1L, 2, 3, 4], all.Select(e => e.Sequence));
+        Assert.Equal(all.Select(e => (e.Sequence, Encoding.UTF8.GetString(e.Raw.Span))), owned.Select(e => (e.Sequence, Encoding.UTF8.GetString(e.Raw.Span))));
+        Assert.Empty(stranger);
+        Assert.Empty(unknown);
+    }
+
+    [Fact]
     public async Task EndAbandoned_AfterTheLeaseLapsed_StoresTheEndingOnce()
     {
         var id = NewId();

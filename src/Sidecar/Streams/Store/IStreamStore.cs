@@ -140,6 +140,13 @@ public interface IStreamStore
     Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken);
 
     /// <summary>
+    /// As <see cref="ReadAsync"/>, only when the stream's owner is <paramref name="ownerHash"/>
+    /// (else nothing), checked where the events are: a read sent before the caller's ownership is
+    /// known costs nothing for a stranger.
+    /// </summary>
+    Task<IReadOnlyList<StoredEvent>> ReadIfOwnedAsync(string messageId, string ownerHash, long fromSequence, int maxCount, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Starts following a stream's changes (appends, state), until disposed: one subscription
     /// however often its owner waits.
     /// </summary>

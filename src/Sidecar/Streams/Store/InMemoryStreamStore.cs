@@ -254,6 +254,19 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
         }
     }
 
+    public Task<IReadOnlyList<StoredEvent>> ReadIfOwnedAsync(string messageId, string ownerHash, long fromSequence, int maxCount, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (!_streams.TryGetValue(messageId, out var entry) || !string.Equals(entry.Stream.OwnerHash, ownerHash, StringComparison.Ordinal))
+            {
+                return Task.FromResult<IReadOnlyList<StoredEvent>>([]);
+            }
+        }
+
+        return ReadAsync(messageId, fromSequence, maxCount, cancellationToken);
+    }
+
     public Task<IStreamFollower> FollowAsync(string messageId, CancellationToken cancellationToken) =>
         Task.FromResult<IStreamFollower>(new Follower(this, messageId, time));
 

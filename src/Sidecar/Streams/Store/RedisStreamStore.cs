@@ -509,6 +509,53 @@ internal sealed class RedisStreamStore : IStreamStore
             TraceParent: Text("trace") is { Length: > 0 } trace ? trace : null);
     }
 
+    // ReadAsync's two ranges, only for the stream's owner. KEYS: meta, events. ARGV: owner, the
+    // first range's ids and count, the second's first id. Returns nil for anyone else.
+    private const string ReadIfOwnedScript = """
+        if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return false end
+        return {redis.call('XRANGE', KEYS[2], ARGV[2], ARGV[3], 'COUNT', ARGV[4]), redis.call('XRANGE', KEYS[2], ARGV[5], '+', 'COUNT', 1)}
+        """;
+
+    public async Task<IReadOnlyList<StoredEvent>> ReadIfOwnedAsync(string messageId, string ownerHash, long fromSequence, int maxCount, CancellationToken cancellationToken)
+    {
+        var from = Math.Max(0, fromSequence);
+        if (maxCount <= 0 || from > long.MaxValue - 2 - maxCount)
+        {
+            return [];
+        }
+
+        var end = from + maxCount;
+        var redis = await DatabaseAsync(cancellationToken);
+        var result = await redis.ScriptEvaluateAsync(
+            ReadIfOwnedScript,
+            [MetaKey(messageId), EventsKey(messageId)],
+            [ownerHash, EntryId(from), EntryId(end - 1), maxCount, EntryId(end)]).WaitAsync(cancellationToken);
+        if (result.IsNull)
+        {
+            return [];
+        }
+
+        var ranges = (RedisResult[])result!;
+        var events = new List<StoredEvent>(Math.Min(maxCount, 1024));
+        foreach (var range in ranges)
+        {
+            foreach (var entry in (RedisResult[])range!)
+            {
+                var parts = (RedisResult[])entry!;
+                var fields = (RedisResult[])parts[1]!;
+                var values = new NameValueEntry[fields.Length / 2];
+                for (var i = 0; i < values.Length; i++)
+                {
+                    values[i] = new NameValueEntry((RedisValue)fields[2 * i], (RedisValue)fields[(2 * i) + 1]);
+                }
+
+                Unpack(new StreamEntry((RedisValue)parts[0], values), from, end, events);
+            }
+        }
+
+        return events;
+    }
+
     public async Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken)
     {
         // An entry's id is its last event's position plus one, so the entries that end inside the
