@@ -83,11 +83,12 @@ public sealed record Scenario
                     case "gate": scenario = scenario with { GateAfter = Number(1) }; break;
                     case "stream-error": scenario = scenario with { StreamErrorAfter = Number(1) }; break;
                     case "stream-error-finish": scenario = scenario with { StreamErrorThenFinishAfter = Number(1) }; break;
-                    case "persist-error": scenario = scenario with { PersistenceError = true }; break;
+                    // The service says its save failed only when appendMessage failed: the probe sees no message either.
+                    case "persist-error": scenario = scenario with { PersistenceError = true, SaveFails = true }; break;
                     case "resume-error": scenario = scenario with { ResumeError = true }; break;
-                    case "ack" when arg is "saved" or "failed": scenario = scenario with { InBandAck = arg }; break;
-                    case "callback" when arg is "saved" or "failed": scenario = scenario with { CallbackAck = arg }; break;
-                    case "callback-early" when arg is "saved" or "failed": scenario = scenario with { CallbackAck = arg, CallbackEarly = true }; break;
+                    case "ack" when arg is "saved" or "failed": scenario = scenario with { InBandAck = arg, SaveFails = scenario.SaveFails || arg == "failed" }; break;
+                    case "callback" when arg is "saved" or "failed": scenario = scenario with { CallbackAck = arg, SaveFails = scenario.SaveFails || arg == "failed" }; break;
+                    case "callback-early" when arg is "saved" or "failed": scenario = scenario with { CallbackAck = arg, CallbackEarly = true, SaveFails = scenario.SaveFails || arg == "failed" }; break;
                     case "ack-delay": scenario = scenario with { AckDelayMs = Number(0) }; break;
                     case "save" when arg == "failed": scenario = scenario with { SaveFails = true }; break;
                     case "saved-after": scenario = scenario with { SavedAfterMs = Number(0) }; break;
