@@ -37,7 +37,7 @@ internal static class ResumeBench
             var (peerB, peerBPort) = await StartPeerAsync(peerDirectory, redisPort);
             peers.Add(peerB);
             var emulatorPort = ChildProcess.FreePort();
-            using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
+            using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0", "--Emulator:ResumableStreams=false"], emulatorPort, "/");
             string[] shared = [$"--Sidecar:Store:Redis=127.0.0.1:{redisPort}", "--Sidecar:Store:LeaseDuration=00:00:03", "--Sidecar:Streams:HeartbeatInterval=00:00:00"];
             var (sidecarA, sidecarAPort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, [.. shared, "--Sidecar:Resume:ReplicaId=a"]);
             using var sidecarAProcess = sidecarA;

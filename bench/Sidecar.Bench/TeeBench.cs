@@ -24,7 +24,7 @@ internal static partial class TeeBench
         {
             await WaitForPortAsync(redisPort);
             var emulatorPort = ChildProcess.FreePort();
-            using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0"], emulatorPort, "/");
+            using var emulator = await ChildProcess.StartAsync(emulatorDll, ["--urls", $"http://127.0.0.1:{emulatorPort}", "--Emulator:DefaultPaceMs=0", "--Emulator:ResumableStreams=false"], emulatorPort, "/");
             var totals = new Dictionary<string, string> { ["Logging__LogLevel__Sidecar.Streams.Store.StoreWriter"] = "Information" };
             var (untee, unteePort) = await ChildProcess.StartSidecarAsync(sidecarDll, emulatorPort, ["--Sidecar:Store:Enabled=false"], totals);
             using var noTeeSidecar = untee;

@@ -228,6 +228,11 @@ public static class EmulatorApp
         var headers = request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
         var record = new AnswerRecord(messageId, sessionId, headers, frames.Count);
         journal.Add(record);
+        if (o.ResumableStreams)
+        {
+            record.KeepForResume();
+            journal.Started(record);
+        }
 
         response.StatusCode = 200;
         response.ContentType = "text/event-stream";
@@ -251,6 +256,7 @@ public static class EmulatorApp
             SelfRelease(reservation, time);
         }
 
+        journal.Finished(record);
         record.End(ended);
     }
 
@@ -434,8 +440,11 @@ public static class EmulatorApp
         record.FrameCompleted();
     }
 
-    /// <summary>Resume as the service does it with nothing to resume: 204 with only Cache-Control.</summary>
-    private static async Task GetResume(HttpContext context, string agentId, string sessionId, TimeProvider time)
+    /// <summary>
+    /// Resume as the service does it: while the session's answer runs, 200 with a full replay from
+    /// its first byte, then its live parts to its end; otherwise 204 with only Cache-Control.
+    /// </summary>
+    private static async Task GetResume(HttpContext context, string agentId, string sessionId, EmulatorJournal journal, TimeProvider time)
     {
         if (agentId != "c010")
         {
@@ -444,8 +453,50 @@ public static class EmulatorApp
             return;
         }
 
-        context.Response.StatusCode = 204;
-        context.Response.Headers.CacheControl = "no-cache";
+        var response = context.Response;
+        if (journal.Running(sessionId) is not { } record)
+        {
+            response.StatusCode = 204;
+            response.Headers.CacheControl = "no-cache";
+            return;
+        }
+
+        response.StatusCode = 200;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers.Connection = "keep-alive";
+        response.Headers.ContentEncoding = "none";
+        response.Headers["x-request-id"] = Guid.NewGuid().ToString();
+        response.Headers["x-session-id"] = sessionId;
+        response.Headers["x-agent-id"] = agentId;
+        response.Headers["x-message-id"] = record.MessageId;
+        var token = context.RequestAborted;
+        var offset = 0;
+        try
+        {
+            while (true)
+            {
+                var (bytes, more) = record.ReplayFrom(offset);
+                if (bytes.Length > 0)
+                {
+                    offset += bytes.Length;
+                    await response.Body.WriteAsync(bytes, token);
+                    await response.Body.FlushAsync(token);
+                    continue;
+                }
+
+                if (record.Ended.IsCompleted)
+                {
+                    return;
+                }
+
+                await Task.WhenAny(more, record.Ended).WaitAsync(token);
+            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            // The client left.
+        }
     }
 
     private static async Task InvalidPath(HttpContext context, TimeProvider time)

@@ -73,6 +73,34 @@ public sealed class AnswerRecord(string messageId, string sessionId, IReadOnlyDi
         {
             lock (_sent) { _sent.Write(frame); }
         }
+
+        if (_replay is not null)
+        {
+            TaskCompletionSource more;
+            lock (_replay)
+            {
+                _replay.Write(frame);
+                more = _more;
+                _more = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+
+            more.TrySetResult();
+        }
+    }
+
+    // What a resume replays while the answer runs (as resumable-stream keeps it in the producer's memory).
+    private ArrayBufferWriter<byte>? _replay;
+    private TaskCompletionSource _more = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    internal void KeepForResume() => _replay = new ArrayBufferWriter<byte>();
+
+    /// <summary>Copies what was sent from <paramref name="offset"/> on, and the signal of the next write.</summary>
+    internal (byte[] Bytes, Task More) ReplayFrom(int offset)
+    {
+        lock (_replay!)
+        {
+            return (_replay.WrittenSpan[offset..].ToArray(), _more.Task);
+        }
     }
 
     internal void FrameCompleted() => Interlocked.Increment(ref _framesSent);
@@ -106,6 +134,15 @@ public sealed class EmulatorJournal
     /// <summary>The first answer streamed for a session (tests name each session uniquely).</summary>
     public Task<AnswerRecord> ForSession(string sessionId) =>
         _bySession.GetOrAdd(sessionId, _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+
+    private readonly ConcurrentDictionary<string, AnswerRecord> _running = new();
+
+    /// <summary>The session's answer that is running now, if any (what a resume replays).</summary>
+    internal AnswerRecord? Running(string sessionId) => _running.TryGetValue(sessionId, out var r) ? r : null;
+
+    internal void Started(AnswerRecord record) => _running[record.SessionId] = record;
+
+    internal void Finished(AnswerRecord record) => _running.TryRemove(new KeyValuePair<string, AnswerRecord>(record.SessionId, record));
 
     internal void Add(AnswerRecord record)
     {

@@ -36,6 +36,14 @@ public sealed class EmulatorOptions
     /// </summary>
     public bool SelfSettle { get; set; }
 
+    /// <summary>
+    /// Resume as the service does it (contract section 4): each answer's bytes are kept in memory
+    /// while it runs, and a GET for its session answers 200 with a full replay, then the live
+    /// parts to its end; with no answer running, 204. Off: GET always answers 204 (the benchmarks
+    /// turn it off, so that the copy costs the emulator nothing there).
+    /// </summary>
+    public bool ResumableStreams { get; set; } = true;
+
     /// <summary>The contract's request body limit.</summary>
     public long MaxRequestBodyBytes { get; set; } = 1_000_000;
 }

@@ -205,6 +205,38 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         record.ReleaseGate();
     }
 
+    /// <summary>
+    /// Replicas with in-memory stores (no Redis): a resume on a replica whose store lacks the
+    /// session is the upstream's to answer, and its replay reaches the client as it sent it.
+    /// </summary>
+    [Fact]
+    public async Task Resume_OnAReplicaWhoseStoreLacksTheSession_PassesTheUpstreamsReplayThrough()
+    {
+        await using var other = await SidecarServer.StartAsync(_emulator.Address);
+        using var client = _sidecar.CreateClient();
+        using var otherClient = other.CreateClient();
+        var session = Chat.NewSession();
+        using var call = await Chat.StartAsync(client, _emulator, session, "/scenario gate:3 deltas:5");
+        await call.Record.GateReached.DefaultTimeout();
+
+        using var resumed = await otherClient.SendAsync(Chat.Resume(session), HttpCompletionOption.ResponseHeadersRead).DefaultTimeout();
+        var reader = new TestEventReader(await resumed.Content.ReadAsStreamAsync());
+        for (var i = 0; i < 3; i++)
+        {
+            // The replay so far arrives before the answer goes on: nothing is buffered.
+            Assert.NotNull(await reader.NextAsync());
+        }
+
+        call.Record.ReleaseGate();
+        var body = await reader.ReadToEndAsync();
+
+        Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+        Assert.Equal(call.Record.MessageId, resumed.Headers.GetValues("x-message-id").Single());
+        Assert.Equal("none", Assert.Single(resumed.Content.Headers.ContentEncoding));
+        Assert.False(resumed.Headers.Contains("x-vercel-ai-ui-message-stream"));
+        Assert.Equal(Chat.Text(call.Record.SentBytes()), Chat.Text(body));
+    }
+
     [Fact]
     public async Task Resume_TheFirstEventsComeWithTheLookup_ReadForTheOwnerOnly()
     {
