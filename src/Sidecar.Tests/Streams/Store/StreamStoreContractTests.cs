@@ -662,7 +662,9 @@ public sealed class RedisStreamStoreTests : StreamStoreContractTests, IDisposabl
 
         Assert.Equal([0L, 1, 2, 10, 11], (await Store.ReadAsync(id, 0, 100, default)).Select(e => e.Sequence));
         Assert.Empty(await Store.ReadAsync(id, 4, 3, default));
-        Assert.Equal([10L], (await Store.ReadAsync(id, 5, 6, default)).Select(e => e.Sequence));
+        // The only entry is the one after the window, past a hole: left, as one appended between
+        // the read's two ranges is (a replay reads again, and finds the hole by the stored count).
+        Assert.Empty(await Store.ReadAsync(id, 5, 6, default));
     }
 
     [Theory]

@@ -536,24 +536,20 @@ internal sealed class RedisStreamStore : IStreamStore
         }
 
         var ranges = (RedisResult[])result!;
-        var events = new List<StoredEvent>(Math.Min(maxCount, 1024));
-        foreach (var range in ranges)
+        return Merge(Entries(ranges[0]), Entries(ranges[1]), from, end, maxCount);
+
+        static StreamEntry[] Entries(RedisResult range) => [.. ((RedisResult[])range!).Select(entry =>
         {
-            foreach (var entry in (RedisResult[])range!)
+            var parts = (RedisResult[])entry!;
+            var fields = (RedisResult[])parts[1]!;
+            var values = new NameValueEntry[fields.Length / 2];
+            for (var i = 0; i < values.Length; i++)
             {
-                var parts = (RedisResult[])entry!;
-                var fields = (RedisResult[])parts[1]!;
-                var values = new NameValueEntry[fields.Length / 2];
-                for (var i = 0; i < values.Length; i++)
-                {
-                    values[i] = new NameValueEntry((RedisValue)fields[2 * i], (RedisValue)fields[(2 * i) + 1]);
-                }
-
-                Unpack(new StreamEntry((RedisValue)parts[0], values), from, end, events);
+                values[i] = new NameValueEntry((RedisValue)fields[2 * i], (RedisValue)fields[(2 * i) + 1]);
             }
-        }
 
-        return events;
+            return new StreamEntry((RedisValue)parts[0], values);
+        })];
     }
 
     public async Task<IReadOnlyList<StoredEvent>> ReadAsync(string messageId, long fromSequence, int maxCount, CancellationToken cancellationToken)
@@ -577,13 +573,33 @@ internal sealed class RedisStreamStore : IStreamStore
         batch.Execute();
         // Both awaited together, so that a failure of one never leaves the other unobserved.
         await Task.WhenAll(inside, after).WaitAsync(cancellationToken);
-        var entries = inside.Result;
-        var next = after.Result;
+        return Merge(inside.Result, after.Result, from, end, maxCount);
+    }
 
+    /// <summary>
+    /// The events in [<paramref name="from"/>, <paramref name="end"/>) of the entries that end in
+    /// the window and of the entry after them, as long as they run on without a hole. The two
+    /// ranges are read one after the other, and a producer may append between them: the entry
+    /// after is then not the one that follows the first range's, and is left for the next read
+    /// (its events would come after a gap).
+    /// </summary>
+    internal static List<StoredEvent> Merge(StreamEntry[] entries, StreamEntry[] next, long from, long end, int maxCount)
+    {
         var events = new List<StoredEvent>(Math.Min(maxCount, 1024));
-        foreach (var entry in next.Length > 0 ? entries.Append(next[0]) : entries)
+        foreach (var entry in entries)
         {
             Unpack(entry, from, end, events);
+        }
+
+        if (next.Length > 0)
+        {
+            var count = events.Count;
+            Unpack(next[0], from, end, events);
+            var expected = count == 0 ? from : events[count - 1].Sequence + 1;
+            if (events.Count > count && events[count].Sequence != expected)
+            {
+                events.RemoveRange(count, events.Count - count);
+            }
         }
 
         return events;
