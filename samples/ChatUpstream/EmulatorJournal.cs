@@ -30,6 +30,10 @@ public sealed class AnswerRecord(string messageId, string sessionId, IReadOnlyDi
     private int _framesSent;
     private long _savedAt = long.MaxValue;
 
+    // What a resume replays while the answer runs (as resumable-stream keeps it in the producer's memory).
+    private ArrayBufferWriter<byte>? _replay;
+    private TaskCompletionSource _more = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public string MessageId { get; } = messageId;
     public string SessionId { get; } = sessionId;
     public IReadOnlyDictionary<string, string> RequestHeaders { get; } = requestHeaders;
@@ -87,10 +91,6 @@ public sealed class AnswerRecord(string messageId, string sessionId, IReadOnlyDi
             more.TrySetResult();
         }
     }
-
-    // What a resume replays while the answer runs (as resumable-stream keeps it in the producer's memory).
-    private ArrayBufferWriter<byte>? _replay;
-    private TaskCompletionSource _more = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     internal void KeepForResume() => _replay = new ArrayBufferWriter<byte>();
 
