@@ -205,6 +205,30 @@ public class ResumeTests(DefaultSidecarFixture fixture) : IClassFixture<DefaultS
         record.ReleaseGate();
     }
 
+    [Fact]
+    public async Task Resume_OfAnIncompleteEndedStream_PastWhatItStored_SaysResumeIsUnavailable()
+    {
+        // A stream that lost a write: its client was sent more than the store counts.
+        using var client = _sidecar.CreateClient();
+        var session = Chat.NewSession();
+        var messageId = "m" + Guid.NewGuid().ToString("N")[..15];
+        var owner = OwnerIdentity.Hash(new Microsoft.AspNetCore.Http.DefaultHttpContext().Request, session);
+        var write = new StreamWrite(messageId)
+        {
+            Begin = new StreamRegistration(messageId, session, "c010", owner, "replica", DateTimeOffset.UtcNow.AddMinutes(1)),
+            MarkIncomplete = true,
+            End = StoredStreamState.Failed,
+        };
+        write.Events.Add(new StoredEvent(0, "data: {\"type\":\"start\"}\n\n"u8.ToArray()));
+        Assert.All(await _sidecar.Services.GetRequiredService<IStreamStore>().WriteAsync([write], CancellationToken.None), Assert.True);
+
+        using var resumed = await client.SendAsync(Chat.Resume(session, "5")).DefaultTimeout();
+
+        // Not "nothing to resume" (204): the client would keep a cut answer with no error.
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, resumed.StatusCode);
+        Assert.Equal("resume", (await ErrorJson.ReadAsync(resumed)).GetProperty("category").GetString());
+    }
+
     /// <summary>
     /// Replicas with in-memory stores (no Redis): a resume on a replica whose store lacks the
     /// session is the upstream's to answer, and its replay reaches the client as it sent it.

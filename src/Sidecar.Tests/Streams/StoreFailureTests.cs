@@ -288,6 +288,18 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         // The live client hears that resume is lost: the resume error part before [DONE].
         Assert.Equal("[DONE]", parts[^1]);
         AssertErrorPart("data: " + parts[^2] + "\n\n", "resume", "We couldn't enable stream resume for this session.");
+
+        // In one batch, only the write whose pointer was refused is not applied.
+        using var connection = OpenStore(out var store, _redis.Configuration + ",user=nopointer,password=no-pointer-password");
+        using var allowed = OpenStore(out var registrar);
+        var registration = new StreamRegistration("m-registered", "s-registered", "c010", "owner", "replica", DateTimeOffset.UtcNow.AddMinutes(1));
+        Assert.All(await registrar.WriteAsync([new StreamWrite("m-registered") { Begin = registration }], CancellationToken.None), Assert.True);
+        var appended = new StreamWrite("m-registered");
+        appended.Events.Add(new StoredEvent(0, "data: {}\n\n"u8.ToArray()));
+        var applied = await store.WriteAsync(
+            [new StreamWrite("m-new") { Begin = registration with { MessageId = "m-new", SessionId = "s-new" } }, appended],
+            CancellationToken.None);
+        Assert.Equal([false, true], applied);
     }
 
     /// <summary>Runs a command on the test's Redis.</summary>
@@ -303,9 +315,9 @@ public sealed class StoreFailureTests : IAsyncLifetime, IDisposable
         RedisCliAsync("CLIENT", "PAUSE", milliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture), mode);
 
     /// <summary>A store of the test's own on the sidecar's Redis, to look at what it stored.</summary>
-    private RedisConnection OpenStore(out RedisStreamStore store)
+    private RedisConnection OpenStore(out RedisStreamStore store, string? configuration = null)
     {
-        var options = Microsoft.Extensions.Options.Options.Create(new StreamStoreOptions { Redis = _redis.Configuration, KeyPrefix = _prefix, OperationTimeout = TimeSpan.FromSeconds(5) });
+        var options = Microsoft.Extensions.Options.Options.Create(new StreamStoreOptions { Redis = configuration ?? _redis.Configuration, KeyPrefix = _prefix, OperationTimeout = TimeSpan.FromSeconds(5) });
         var connection = new RedisConnection(options);
         store = new RedisStreamStore(connection, options, Microsoft.Extensions.Options.Options.Create(new Sidecar.Streams.StreamOptions()), TimeProvider.System);
         return connection;

@@ -64,10 +64,11 @@ internal sealed class ResumeEndpoint(
     /// <summary>Answers the stream's owner: no content for a finished stream, "resume unavailable" for an incomplete one, else the replay.</summary>
     private async Task AnswerAsync(HttpContext context, string sessionId, StreamRecord stream, long from, Task<IReadOnlyList<StoredEvent>>? head)
     {
-        if (stream.State == StoredStreamState.Completed || (stream.State != StoredStreamState.Live && from >= stream.EventCount))
+        if (stream.State == StoredStreamState.Completed || (!stream.Incomplete && stream.State != StoredStreamState.Live && from >= stream.EventCount))
         {
-            // Finished, or ended and the client has every event already (its ending included): a
-            // replay would have nothing to send but an ending of its own invention.
+            // Finished, or ended whole and the client has every event already (its ending
+            // included): a replay would have nothing to send but an ending of its own invention.
+            // An incomplete copy counts fewer events than its client may have had: said below.
             Done(sessionId, "no_stream");
             StreamAccess.NoContent(context);
             return;

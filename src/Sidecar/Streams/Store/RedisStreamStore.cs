@@ -30,8 +30,9 @@ internal sealed class RedisStreamStore : IStreamStore
     // is unknown or no longer live change nothing: once a resumer has ended a lapsed stream, its
     // producer cannot append behind the ending. Events are appended only when they continue the
     // stream. A write sent again (its first attempt timed out, then landed late) applies only what
-    // is missing, and counts as applied when the stream has already ended with all of its events
-    // in the state it asks for (not when a resumer ended it meanwhile, with an ending of its own).
+    // is missing, and counts as applied when the stream has already ended: an end alone always, one
+    // with events when they are all there and the stream ended as it asks (not when a resumer ended
+    // it meanwhile, with an ending of its own, unless that was a failure too).
     // KEYS: meta and events of each stream. ARGV: lifetime ms, retention ms, then per stream: begin
     // (1/0), lease ms (0: keep), incomplete (1/0), end state (-1: none), first sequence, wake the
     // followers (1/0), the number of events, then (with begin only) session, agent, owner,
@@ -53,8 +54,8 @@ internal sealed class RedisStreamStore : IStreamStore
           local known = redis.call('HMGET', meta, 'state', 'count')
           local state = known[1]
           if state ~= '0' then
-            if state and ARGV[a + 3] ~= '-1' and state == ARGV[a + 3]
-              and (n == 0 or tonumber(known[2]) == first + n) then return 1 end
+            if state and ARGV[a + 3] ~= '-1'
+              and (n == 0 or (state == ARGV[a + 3] and tonumber(known[2]) == first + n)) then return 1 end
             return 0
           end
           local applied = 1
@@ -187,7 +188,7 @@ internal sealed class RedisStreamStore : IStreamStore
         var parts = Split(writes);
         var groups = new List<(List<int> Parts, Task<RedisResult> Result)>();
         var rented = new List<byte[]>();
-        var others = new List<Task>();
+        var pointers = new List<(int Write, Task Set)>();
         var lifetime = (long)(_streams.MaxDuration + _options.Retention).TotalMilliseconds;
         foreach (var group in Group(connection, writes, parts))
         {
@@ -197,7 +198,7 @@ internal sealed class RedisStreamStore : IStreamStore
                 if (parts[p].First && writes[parts[p].Write].Begin is { } begin)
                 {
                     // Another hash slot (the session's): a separate command.
-                    others.Add(batch.StringSetAsync(ActiveKey(begin.SessionId), begin.MessageId, TimeSpan.FromMilliseconds(lifetime)));
+                    pointers.Add((parts[p].Write, batch.StringSetAsync(ActiveKey(begin.SessionId), begin.MessageId, TimeSpan.FromMilliseconds(lifetime))));
                 }
 
                 if (parts[p].Last && writes[parts[p].Write].End is not null)
@@ -255,16 +256,19 @@ internal sealed class RedisStreamStore : IStreamStore
             ArrayPool<byte>.Shared.Return(buffer);
         }
 
-        try
+        foreach (var (write, set) in pointers)
         {
-            await Task.WhenAll(others).WaitAsync(cancellationToken);
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            // A session pointer not set would leave the session's previous stream as its active
-            // one: a reload would resume that. The batch is sent again (its writes are idempotent;
-            // the registration resets its stream, and the batch holds every event since).
-            throw new RedisException("A session pointer write failed: " + ex.Message, ex);
+            try
+            {
+                await set.WaitAsync(cancellationToken);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                // The session's pointer (another slot, on a Cluster maybe another node) still names
+                // its previous stream: a resume by the session would not find this one. Its write
+                // is not applied, so the stream loses resume and says so; the other writes stand.
+                applied[write] = false;
+            }
         }
 
         return applied;
