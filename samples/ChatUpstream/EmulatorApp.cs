@@ -249,15 +249,23 @@ public static class EmulatorApp
             reservation.Settle("confirmed", "service");
         }
 
-        var ended = await StreamAsync(context, scenario, frames, record, info, journal.RecordBodies, o, time);
-        if (reservation is not null && o.SelfSettle && (ended != AnswerStatus.Completed || scenario.StreamErrorAfter is not null || scenario.PersistenceError))
+        var ended = AnswerStatus.EndedEarly;
+        try
         {
-            // An error mid-stream: release, which mostly loses the race with the confirm.
-            SelfRelease(reservation, time);
+            ended = await StreamAsync(context, scenario, frames, record, info, journal.RecordBodies, o, time);
+            if (reservation is not null && o.SelfSettle && (ended != AnswerStatus.Completed || scenario.StreamErrorAfter is not null || scenario.PersistenceError))
+            {
+                // An error mid-stream: release, which mostly loses the race with the confirm.
+                SelfRelease(reservation, time);
+            }
         }
-
-        journal.Finished(record);
-        record.End(ended);
+        finally
+        {
+            // Whatever ended the answer (a failed callback too), resumes stop following it.
+            journal.Finished(record);
+            record.EndReplay();
+            record.End(ended);
+        }
     }
 
     private static bool IsSignedIn(HttpRequest request) =>
@@ -454,7 +462,7 @@ public static class EmulatorApp
         }
 
         var response = context.Response;
-        if (journal.Running(sessionId) is not { } record)
+        if (journal.Running(sessionId) is not { } record || !record.OpenReplay())
         {
             response.StatusCode = 204;
             response.Headers.CacheControl = "no-cache";
@@ -496,6 +504,10 @@ public static class EmulatorApp
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
             // The client left.
+        }
+        finally
+        {
+            record.CloseReplay();
         }
     }
 

@@ -33,6 +33,9 @@ public sealed class AnswerRecord(string messageId, string sessionId, IReadOnlyDi
     // What a resume replays while the answer runs (as resumable-stream keeps it in the producer's memory).
     private ArrayBufferWriter<byte>? _replay;
     private TaskCompletionSource _more = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _replayGate = new();
+    private int _replayReaders;
+    private bool _replayDone;
 
     public string MessageId { get; } = messageId;
     public string SessionId { get; } = sessionId;
@@ -93,6 +96,46 @@ public sealed class AnswerRecord(string messageId, string sessionId, IReadOnlyDi
     }
 
     internal void KeepForResume() => _replay = new ArrayBufferWriter<byte>();
+
+    /// <summary>A resume starts reading the answer; false once its bytes are let go (it has ended).</summary>
+    internal bool OpenReplay()
+    {
+        lock (_replayGate)
+        {
+            if (_replay is null || _replayDone)
+            {
+                return false;
+            }
+
+            _replayReaders++;
+            return true;
+        }
+    }
+
+    /// <summary>A resume is done reading: the bytes go once the answer has ended and nobody reads them.</summary>
+    internal void CloseReplay()
+    {
+        lock (_replayGate)
+        {
+            if (--_replayReaders == 0 && _replayDone)
+            {
+                _replay = null;
+            }
+        }
+    }
+
+    /// <summary>The answer has ended: its bytes go once the resumes reading them are done.</summary>
+    internal void EndReplay()
+    {
+        lock (_replayGate)
+        {
+            _replayDone = true;
+            if (_replayReaders == 0)
+            {
+                _replay = null;
+            }
+        }
+    }
 
     /// <summary>Copies what was sent from <paramref name="offset"/> on, and the signal of the next write.</summary>
     internal (byte[] Bytes, Task More) ReplayFrom(int offset)
