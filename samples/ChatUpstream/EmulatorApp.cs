@@ -495,6 +495,9 @@ public static class EmulatorApp
 
                 if (record.Ended.IsCompleted)
                 {
+                    // The last frames may have gone out between the read above and the end.
+                    var (rest, _) = record.ReplayFrom(offset);
+                    await response.Body.WriteAsync(rest, token);
                     return;
                 }
 

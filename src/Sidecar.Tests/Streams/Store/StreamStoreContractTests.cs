@@ -276,15 +276,18 @@ public abstract class StreamStoreContractTests
         var producerEnd = Append(id, 2, 1);
         producerEnd.End = StoredStreamState.Completed;
         var producerEnds = await Store.WriteAsync([producerEnd], default);
-        // An end alone (a recovery's, sent again after the first landed late) has nothing to add.
-        var endAlone = await Store.WriteAsync([new StreamWrite(id) { End = StoredStreamState.Completed, MarkIncomplete = true }], default);
+        // A failed end alone (a recovery's) has nothing to add; the producer's completed end alone
+        // would claim an ending the store does not hold.
+        var recovery = await Store.WriteAsync([new StreamWrite(id) { End = StoredStreamState.Failed, MarkIncomplete = true }], default);
+        var completedAlone = await Store.WriteAsync([new StreamWrite(id) { End = StoredStreamState.Completed }], default);
 
         Assert.True(first);
         Assert.False(second);
         Assert.False(third);
         Assert.False(producerWritesOn.Single());
         Assert.False(producerEnds.Single());
-        Assert.True(endAlone.Single());
+        Assert.True(recovery.Single());
+        Assert.False(completedAlone.Single());
         var stream = await Store.GetAsync(id, default);
         Assert.Equal(StoredStreamState.Failed, stream!.State);
         Assert.Equal(3, stream.EventCount);

@@ -112,11 +112,13 @@ internal sealed class InMemoryStreamStore(IOptions<StreamStoreOptions> options, 
 
         if (entry.Stream.State != StoredStreamState.Live)
         {
-            // Changes nothing. A write sent again whose end is already stored counts as applied: an
-            // end alone always, one with events when they are all there and the stream ended as it
-            // asks (not when a resumer ended it meanwhile, unless that was a failure too).
-            return write.End is not null
-                && (write.Events.Count == 0 || (write.End == entry.Stream.State && entry.Events.Count == write.Events[0].Sequence + write.Events.Count));
+            // Changes nothing. A write sent again whose end is already stored counts as applied when
+            // the stream ended as it asks with all of its events (not when a resumer ended it
+            // meanwhile, unless that was a failure too), or when it is a failed end alone (a
+            // recovery's: the stream ended either way).
+            return write.End is { } end
+                && (end == entry.Stream.State || (write.Events.Count == 0 && end == StoredStreamState.Failed))
+                && (write.Events.Count == 0 || entry.Events.Count == write.Events[0].Sequence + write.Events.Count);
         }
 
         var (applied, full) = AppendTo(entry, write.Events);

@@ -30,9 +30,9 @@ internal sealed class RedisStreamStore : IStreamStore
     // is unknown or no longer live change nothing: once a resumer has ended a lapsed stream, its
     // producer cannot append behind the ending. Events are appended only when they continue the
     // stream. A write sent again (its first attempt timed out, then landed late) applies only what
-    // is missing, and counts as applied when the stream has already ended: an end alone always, one
-    // with events when they are all there and the stream ended as it asks (not when a resumer ended
-    // it meanwhile, with an ending of its own, unless that was a failure too).
+    // is missing, and counts as applied when the stream has already ended as it asks with all of its
+    // events (not when a resumer ended it meanwhile with an ending of its own, unless that was a
+    // failure too), or when it is a failed end alone (a recovery's: the stream ended either way).
     // KEYS: meta and events of each stream. ARGV: lifetime ms, retention ms, then per stream: begin
     // (1/0), lease ms (0: keep), incomplete (1/0), end state (-1: none), first sequence, wake the
     // followers (1/0), the number of events, then (with begin only) session, agent, owner,
@@ -54,8 +54,8 @@ internal sealed class RedisStreamStore : IStreamStore
           local known = redis.call('HMGET', meta, 'state', 'count')
           local state = known[1]
           if state ~= '0' then
-            if state and ARGV[a + 3] ~= '-1'
-              and (n == 0 or (state == ARGV[a + 3] and tonumber(known[2]) == first + n)) then return 1 end
+            if state and ARGV[a + 3] ~= '-1' and (state == ARGV[a + 3] or (n == 0 and ARGV[a + 3] == '2'))
+              and (n == 0 or tonumber(known[2]) == first + n) then return 1 end
             return 0
           end
           local applied = 1
@@ -262,12 +262,20 @@ internal sealed class RedisStreamStore : IStreamStore
             {
                 await set.WaitAsync(cancellationToken);
             }
+            catch (RedisServerException)
+            {
+                // Refused (a permission, a full node): the session's pointer (another slot, on a
+                // Cluster maybe another node) still names its previous stream, and a resume by the
+                // session would not find this one. Sending it again would be refused again: its
+                // write is not applied, so the stream loses resume and says so; the others stand.
+                applied[write] = false;
+            }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
-                // The session's pointer (another slot, on a Cluster maybe another node) still names
-                // its previous stream: a resume by the session would not find this one. Its write
-                // is not applied, so the stream loses resume and says so; the other writes stand.
-                applied[write] = false;
+                // Not answered (a lost connection, a failover): the batch is sent again, as for a
+                // failed script; its writes are idempotent, and the registration's carries every
+                // event since it.
+                throw new RedisException("A session pointer write failed: " + ex.Message, ex);
             }
         }
 
