@@ -138,6 +138,19 @@ internal sealed class StoreReplay(
             var wait = heartbeat > TimeSpan.Zero && heartbeat < poll ? heartbeat : poll;
             var quietSince = time.GetTimestamp();
 
+            // A comment on a connection quiet for the heartbeat interval, so that nothing between
+            // the client and here takes it for dead.
+            async Task KeepAliveIfQuietAsync()
+            {
+                if (heartbeat > TimeSpan.Zero && time.GetElapsedTime(quietSince) >= heartbeat)
+                {
+                    writer.Write(SseBytes.KeepAlive);
+                    await writer.FlushAsync(token);
+                    metrics.HeartbeatSent();
+                    quietSince = time.GetTimestamp();
+                }
+            }
+
             // A store that fails for less than the writer's retry window (a stall, a failover, a
             // slow answer under load) is waited for, as the writer waits for it: nothing is lost
             // meanwhile, so the replay reads on. Past the window the failure ends the replay.
@@ -168,13 +181,7 @@ internal sealed class StoreReplay(
                         }
                     }
 
-                    if (heartbeat > TimeSpan.Zero && time.GetElapsedTime(quietSince) >= heartbeat)
-                    {
-                        writer.Write(SseBytes.KeepAlive);
-                        await writer.FlushAsync(token);
-                        metrics.HeartbeatSent();
-                        quietSince = time.GetTimestamp();
-                    }
+                    await KeepAliveIfQuietAsync();
 
                     if (delay > TimeSpan.Zero)
                     {
@@ -274,13 +281,7 @@ internal sealed class StoreReplay(
                     continue;
                 }
 
-                if (heartbeat > TimeSpan.Zero && time.GetElapsedTime(quietSince) >= heartbeat)
-                {
-                    writer.Write(SseBytes.KeepAlive);
-                    await writer.FlushAsync(token);
-                    metrics.HeartbeatSent();
-                    quietSince = time.GetTimestamp();
-                }
+                await KeepAliveIfQuietAsync();
 
                 await follower.WaitAsync(mark, wait, token);
             }
